@@ -1,0 +1,267 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Postern.Dns;
+using Postern.Inbound;
+
+namespace Postern.Admin;
+
+/// <summary>
+/// The one configuration model: the daemon, the CLI and (later) the web UI all read and
+/// write this shape. Version lets later releases migrate older files.
+/// </summary>
+public sealed class PosternConfig
+{
+    public int Version { get; set; } = 1;
+    /// <summary>Name used in the SMTP greeting, EHLO, Received headers and DSNs.</summary>
+    public string Hostname { get; set; } = "postern.localdomain";
+    public string DataDirectory { get; set; } = "postern-data";
+    public LogLevel LogLevel { get; set; } = LogLevel.Info;
+    public DnsSettings Dns { get; set; } = new();
+    public List<ListenerSettings> Listeners { get; set; } = new();
+    public Dictionary<string, MailFlowPolicy> MailFlowPolicies { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Recipient Access Table: the domains public listeners accept mail for.</summary>
+    public List<RatEntry> RecipientAccessTable { get; set; } = new();
+    public DeliverySettings Delivery { get; set; } = new();
+    public BounceProfile BounceProfile { get; set; } = new();
+    public MailLogSettings MailLog { get; set; } = new();
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    public static PosternConfig Load(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"cannot read configuration file {path}: {e.Message}");
+        }
+        PosternConfig? config;
+        try { config = JsonSerializer.Deserialize<PosternConfig>(text, JsonOptions); }
+        catch (JsonException e)
+        {
+            var where = e.LineNumber is { } line ? $" (line {line + 1})" : "";
+            throw new ConfigException($"configuration file {path} is not valid{where}: {e.Message}");
+        }
+        if (config is null) throw new ConfigException($"configuration file {path} is empty");
+        config.Validate();
+        return config;
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>The embedded default: loopback listeners on unprivileged ports, SQLite under ./postern-data.</summary>
+    public static PosternConfig CreateDefault()
+    {
+        var config = new PosternConfig
+        {
+            Hostname = "postern.localdomain",
+            MailFlowPolicies =
+            {
+                ["ACCEPTED"] = new MailFlowPolicy { Action = PolicyAction.Accept, Tls = InboundTls.Preferred },
+                ["RELAYED"] = new MailFlowPolicy { Action = PolicyAction.Relay, Tls = InboundTls.Preferred },
+                ["BLOCKED"] = new MailFlowPolicy { Action = PolicyAction.Reject },
+            },
+            RecipientAccessTable = { new RatEntry { Domain = "localdomain", Action = RatAction.Accept } },
+            Listeners =
+            {
+                new ListenerSettings
+                {
+                    Name = "IncomingMail", Type = ListenerType.Public, Address = "127.0.0.1", Port = 2525,
+                    DefaultPolicy = "ACCEPTED",
+                },
+                new ListenerSettings
+                {
+                    Name = "OutgoingMail", Type = ListenerType.Private, Address = "127.0.0.1", Port = 2587,
+                    SenderGroups = { new SenderGroup { Name = "RELAYLIST", Senders = { "127.0.0.0/8", "::1" }, Policy = "RELAYED" } },
+                    DefaultPolicy = "BLOCKED",
+                },
+            },
+        };
+        config.Validate();
+        return config;
+    }
+
+    /// <summary>Rejects a configuration that is incomplete, out of range or would open a relay.</summary>
+    public void Validate()
+    {
+        var errors = new List<string>();
+        if (Version != 1) errors.Add($"version {Version} is not supported (expected 1)");
+        if (string.IsNullOrWhiteSpace(Hostname) || !DomainNames.IsValidHostname(Hostname))
+            errors.Add($"hostname '{Hostname}' is not a valid host name");
+        if (string.IsNullOrWhiteSpace(DataDirectory)) errors.Add("dataDirectory must be set");
+        foreach (var server in Dns.Servers)
+            if (!IPEndPoint.TryParse(server, out _)) errors.Add($"dns server '{server}' is not an address[:port]");
+        if (Dns.TimeoutSeconds is < 1 or > 120) errors.Add("dns.timeoutSeconds must be 1-120");
+        if (Listeners.Count == 0) errors.Add("at least one listener is required");
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, policy) in MailFlowPolicies) policy.Validate(name, errors);
+        foreach (var listener in Listeners)
+        {
+            if (!names.Add(listener.Name)) errors.Add($"listener name '{listener.Name}' is used twice");
+            listener.Validate(this, errors);
+        }
+        foreach (var rat in RecipientAccessTable)
+            if (!DomainNames.IsValidDomainPattern(rat.Domain)) errors.Add($"RAT domain '{rat.Domain}' is not a domain or .domain pattern");
+        Delivery.Validate(errors);
+        BounceProfile.Validate(errors);
+        if (MailLog.MaxFileBytes < 64 * 1024) errors.Add("mailLog.maxFileBytes must be at least 65536");
+        if (errors.Count > 0) throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", errors));
+    }
+
+    public MailFlowPolicy Policy(string name) => MailFlowPolicies[name];
+}
+
+public sealed class ConfigException(string message) : Exception(message);
+
+public enum LogLevel { Info, Debug }
+
+public sealed class DnsSettings
+{
+    /// <summary>Resolver addresses as "ip" or "ip:port"; empty means the system's resolvers.</summary>
+    public List<string> Servers { get; set; } = new();
+    public int TimeoutSeconds { get; set; } = 5;
+}
+
+public enum ListenerType { Public, Private }
+
+public sealed class ListenerSettings
+{
+    public string Name { get; set; } = "";
+    public ListenerType Type { get; set; } = ListenerType.Public;
+    public string Address { get; set; } = "127.0.0.1";
+    public int Port { get; set; } = 25;
+    public int MaxConcurrency { get; set; } = 50;
+    /// <summary>PEM files for this listener's STARTTLS certificate; empty = the global/demo certificate.</summary>
+    public string? CertificateFile { get; set; }
+    public string? PrivateKeyFile { get; set; }
+    /// <summary>Host Access Table: ordered sender groups, first match wins.</summary>
+    public List<SenderGroup> SenderGroups { get; set; } = new();
+    public string DefaultPolicy { get; set; } = "ACCEPTED";
+
+    internal void Validate(PosternConfig config, List<string> errors)
+    {
+        var label = $"listener '{Name}'";
+        if (string.IsNullOrWhiteSpace(Name)) errors.Add("a listener has no name");
+        if (!IPAddress.TryParse(Address, out _)) errors.Add($"{label}: address '{Address}' is not an IP address");
+        if (Port is < 1 or > 65535) errors.Add($"{label}: port {Port} is out of range 1-65535");
+        if (MaxConcurrency is < 1 or > 10000) errors.Add($"{label}: maxConcurrency must be 1-10000");
+        if ((CertificateFile is null) != (PrivateKeyFile is null))
+            errors.Add($"{label}: certificateFile and privateKeyFile go together");
+        foreach (var policyName in SenderGroups.Select(g => g.Policy).Append(DefaultPolicy))
+        {
+            if (!config.MailFlowPolicies.TryGetValue(policyName, out var policy))
+                errors.Add($"{label}: mail flow policy '{policyName}' is not defined");
+            else if (policy.Action == PolicyAction.Relay && Type == ListenerType.Public)
+                errors.Add($"{label}: a public listener cannot use relay policy '{policyName}' (relaying needs a private listener)");
+        }
+        foreach (var group in SenderGroups)
+        {
+            if (group.Senders.Count == 0) errors.Add($"{label}: sender group '{group.Name}' has no senders");
+            foreach (var sender in group.Senders)
+                if (!SenderPattern.TryParse(sender, out _)) errors.Add($"{label}: sender group '{group.Name}': '{sender}' is not an IP, CIDR or host-name pattern");
+        }
+    }
+}
+
+public sealed class SenderGroup
+{
+    public string Name { get; set; } = "";
+    /// <summary>IP addresses, CIDR ranges, host names ("mail.example.com") or domain patterns (".example.com").</summary>
+    public List<string> Senders { get; set; } = new();
+    public string Policy { get; set; } = "ACCEPTED";
+}
+
+public enum PolicyAction { Accept, Relay, Reject, TcpRefuse }
+public enum InboundTls { No, Preferred, Required }
+
+public sealed class MailFlowPolicy
+{
+    public PolicyAction Action { get; set; } = PolicyAction.Accept;
+    public InboundTls Tls { get; set; } = InboundTls.No;
+    public long MaxMessageSize { get; set; } = 20 * 1024 * 1024;
+    public int MaxRecipientsPerMessage { get; set; } = 1000;
+    public int MaxMessagesPerConnection { get; set; } = 1000;
+    /// <summary>Longest accepted message text line, CRLF included (RFC 5321 §4.5.3.1.6 says 1000; real mail often exceeds it).</summary>
+    public int MaxLineLength { get; set; } = 10000;
+    public int CommandTimeoutSeconds { get; set; } = 300;
+    public int DataTimeoutSeconds { get; set; } = 600;
+
+    internal void Validate(string name, List<string> errors)
+    {
+        var label = $"mail flow policy '{name}'";
+        if (MaxMessageSize is < 1024 or > 1L << 31) errors.Add($"{label}: maxMessageSize must be 1024-2147483648");
+        if (MaxRecipientsPerMessage is < 1 or > 100000) errors.Add($"{label}: maxRecipientsPerMessage must be 1-100000");
+        if (MaxMessagesPerConnection is < 1 or > 100000) errors.Add($"{label}: maxMessagesPerConnection must be 1-100000");
+        if (MaxLineLength is < 1000 or > 65536) errors.Add($"{label}: maxLineLength must be 1000-65536");
+        if (CommandTimeoutSeconds is < 1 or > 3600) errors.Add($"{label}: commandTimeoutSeconds must be 1-3600");
+        if (DataTimeoutSeconds is < 1 or > 3600) errors.Add($"{label}: dataTimeoutSeconds must be 1-3600");
+    }
+}
+
+public enum RatAction { Accept, Reject }
+
+public sealed class RatEntry
+{
+    /// <summary>"example.com" for the domain itself, ".example.com" for its subdomains.</summary>
+    public string Domain { get; set; } = "";
+    public RatAction Action { get; set; } = RatAction.Accept;
+}
+
+public enum OutboundTls { No, Preferred, Required }
+
+public sealed class DeliverySettings
+{
+    /// <summary>TCP port of the next hop; 25 except in labs.</summary>
+    public int Port { get; set; } = 25;
+    /// <summary>Source address for outbound connections; null lets the kernel choose.</summary>
+    public string? SourceAddress { get; set; }
+    public OutboundTls Tls { get; set; } = OutboundTls.Preferred;
+    public int ConcurrentConnectionsPerDomain { get; set; } = 500;
+    public int MaxMessagesPerConnection { get; set; } = 50;
+    public int ConnectTimeoutSeconds { get; set; } = 30;
+    public int CommandTimeoutSeconds { get; set; } = 300;
+    public int TotalConcurrentConnections { get; set; } = 2000;
+
+    internal void Validate(List<string> errors)
+    {
+        if (Port is < 1 or > 65535) errors.Add("delivery.port out of range 1-65535");
+        if (SourceAddress is not null && !IPAddress.TryParse(SourceAddress, out _)) errors.Add("delivery.sourceAddress is not an IP address");
+        if (ConcurrentConnectionsPerDomain is < 1 or > 1000) errors.Add("delivery.concurrentConnectionsPerDomain must be 1-1000");
+        if (MaxMessagesPerConnection is < 1 or > 1000) errors.Add("delivery.maxMessagesPerConnection must be 1-1000");
+        if (ConnectTimeoutSeconds is < 1 or > 600) errors.Add("delivery.connectTimeoutSeconds must be 1-600");
+        if (CommandTimeoutSeconds is < 1 or > 3600) errors.Add("delivery.commandTimeoutSeconds must be 1-3600");
+        if (TotalConcurrentConnections is < 1 or > 100000) errors.Add("delivery.totalConcurrentConnections must be 1-100000");
+    }
+}
+
+/// <summary>Retry schedule and queue lifetime (the appliance's default bounce profile).</summary>
+public sealed class BounceProfile
+{
+    public int InitialRetrySeconds { get; set; } = 60;
+    public int MaxRetrySeconds { get; set; } = 3600;
+    public int MaxTimeInQueueSeconds { get; set; } = 259200;
+    public int MaxRetries { get; set; } = 100;
+    public bool SendBounces { get; set; } = true;
+
+    internal void Validate(List<string> errors)
+    {
+        if (InitialRetrySeconds is < 1 or > 86400) errors.Add("bounceProfile.initialRetrySeconds must be 1-86400");
+        if (MaxRetrySeconds < InitialRetrySeconds || MaxRetrySeconds > 86400) errors.Add("bounceProfile.maxRetrySeconds must be initialRetrySeconds-86400");
+        if (MaxTimeInQueueSeconds is < 1 or > 30 * 86400) errors.Add("bounceProfile.maxTimeInQueueSeconds must be 1-2592000");
+        if (MaxRetries is < 0 or > 10000) errors.Add("bounceProfile.maxRetries must be 0-10000");
+    }
+}
+
+public sealed class MailLogSettings
+{
+    public long MaxFileBytes { get; set; } = 100L * 1024 * 1024;
+}

@@ -1,0 +1,97 @@
+using Postern.Admin;
+using Postern.Dns;
+using Postern.Inbound;
+using Postern.Observability;
+using Postern.Outbound;
+using Postern.Queue;
+using Postern.Security;
+
+namespace Postern;
+
+/// <summary>
+/// The running gateway: inbound listeners → durable queue → outbound delivery, with the
+/// event stream feeding the mail log. Used by `postern serve` and by in-process tests.
+/// </summary>
+public sealed class Gateway : IAsyncDisposable
+{
+    public PosternConfig Config { get; }
+    public MailEventStream Events { get; }
+    public IQueueStore Store { get; }
+    public MailLog MailLog { get; }
+    public IReadOnlyList<Listener> Listeners => _listeners;
+    public DeliveryAgent Delivery { get; }
+    public QueueManager Queue { get; }
+    public string DataDirectory { get; }
+
+    private readonly List<Listener> _listeners = new();
+
+    private Gateway(PosternConfig config, string dataDirectory, MailEventStream events, IQueueStore store, MailLog mailLog, DeliveryAgent delivery, QueueManager queue)
+    {
+        Config = config;
+        Events = events;
+        DataDirectory = dataDirectory;
+        Store = store;
+        MailLog = mailLog;
+        Delivery = delivery;
+        Queue = queue;
+    }
+
+    public static string StorePath(string dataDirectory) => Path.Combine(dataDirectory, "queue", "queue.db");
+
+    public static Gateway Start(PosternConfig config, TextWriter? console = null)
+    {
+        var data = Path.GetFullPath(config.DataDirectory);
+        Directory.CreateDirectory(data);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var store = new SqliteQueueStore(StorePath(data));
+        var mailLog = new MailLog(Path.Combine(data, "logs"), config.MailLog, config.LogLevel);
+        var events = new MailEventStream();
+        mailLog.Attach(events);
+        var dns = new DnsResolver(config.Dns, events);
+        var delivery = new DeliveryAgent(config, new RouteResolver(dns), store, events);
+        var queue = new QueueManager(config, store, delivery, events);
+        var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue);
+        events.Publish(new SystemNotice($"Postern starting: hostname {config.Hostname}, data {data}"));
+
+        ServerCertificate? demo = null;
+        try
+        {
+            foreach (var settings in config.Listeners)
+            {
+                ServerCertificate? certificate;
+                if (settings.CertificateFile is not null)
+                    certificate = ServerCertificate.FromPemFiles(settings.CertificateFile, settings.PrivateKeyFile!);
+                else
+                {
+                    demo ??= ServerCertificate.LoadOrCreateDemo(Path.Combine(data, "certs"), config.Hostname);
+                    certificate = demo;
+                    var warning = $"listener {settings.Name} uses the demo certificate; assign a real certificate before production use";
+                    events.Publish(new SystemWarning(warning));
+                    console?.WriteLine("WARNING: " + warning);
+                }
+                var listener = new Listener(settings, config, store, events, dns, certificate, queue.Wake);
+                gateway._listeners.Add(listener);
+                listener.Start();
+                events.Publish(new SystemNotice($"listener {settings.Name} ({settings.Type.ToString().ToLowerInvariant()}) on {listener.LocalEndPoint}"));
+                console?.WriteLine($"listener {settings.Name} ({settings.Type.ToString().ToLowerInvariant()}) on {listener.LocalEndPoint}");
+            }
+        }
+        catch
+        {
+            gateway.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
+        queue.Start();
+        return gateway;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
+        await Delivery.DisposeAsync().ConfigureAwait(false);
+        await Queue.DisposeAsync().ConfigureAwait(false);
+        await Store.DisposeAsync().ConfigureAwait(false);
+        Events.Publish(new SystemNotice("Postern stopped"));
+        await MailLog.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,166 @@
+using System.Net;
+using System.Net.Sockets;
+using Postern.Admin;
+using Postern.Dns;
+using Postern.Observability;
+using Postern.Queue;
+using Postern.Security;
+
+namespace Postern.Inbound;
+
+/// <summary>The HAT's verdict for one connecting host.</summary>
+public sealed record HatDecision(string Group, string PolicyName, MailFlowPolicy Policy, string? MatchedBy);
+
+/// <summary>Recipient Access Table: which domains public listeners accept mail for.</summary>
+public sealed class RecipientAccessTable(IReadOnlyList<RatEntry> entries)
+{
+    public bool Accepts(string domain)
+    {
+        foreach (var e in entries)
+            if (DomainNames.MatchesPattern(domain, e.Domain)) return e.Action == RatAction.Accept;
+        return false;
+    }
+}
+
+/// <summary>One SMTP listener: a bound socket, its Host Access Table and its sessions.</summary>
+public sealed class Listener : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly List<(SenderGroup Group, List<SenderPattern> Patterns)> _groups;
+    private readonly bool _needsHostNames;
+    private readonly IDnsResolver _dns;
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _acceptLoop;
+    private int _active;
+    private readonly HashSet<Task> _sessions = new();
+
+    public ListenerSettings Settings { get; }
+    public PosternConfig Config { get; }
+    public IQueueStore Store { get; }
+    public MailEventStream Events { get; }
+    public RecipientAccessTable Rat { get; }
+    public ServerCertificate? Certificate { get; }
+    public Action QueueWakeup { get; }
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+
+    public Listener(ListenerSettings settings, PosternConfig config, IQueueStore store, MailEventStream events,
+        IDnsResolver dns, ServerCertificate? certificate, Action queueWakeup)
+    {
+        Settings = settings;
+        Config = config;
+        Store = store;
+        Events = events;
+        _dns = dns;
+        Certificate = certificate;
+        QueueWakeup = queueWakeup;
+        Rat = new RecipientAccessTable(config.RecipientAccessTable);
+        _groups = settings.SenderGroups
+            .Select(g => (g, g.Senders.Select(s => { SenderPattern.TryParse(s, out var p); return p; }).ToList()))
+            .ToList();
+        _needsHostNames = _groups.Any(g => g.Patterns.Any(p => p.NeedsHostName));
+        var address = IPAddress.Parse(settings.Address);
+        _socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        try
+        {
+            _socket.Bind(new IPEndPoint(address, settings.Port));
+            _socket.Listen(512);
+        }
+        catch (SocketException e)
+        {
+            _socket.Dispose();
+            throw new ConfigException($"listener '{settings.Name}' cannot bind {settings.Address}:{settings.Port}: {e.Message}");
+        }
+    }
+
+    public void Start() => _acceptLoop = Task.Run(AcceptLoop);
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try { client = await _socket.AcceptAsync(_stop.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { break; }
+            catch (SocketException) { continue; }
+            catch (ObjectDisposedException) { break; }
+            var task = Task.Run(() => HandleAsync(client));
+            lock (_sessions) _sessions.Add(task);
+            _ = task.ContinueWith(t => { lock (_sessions) _sessions.Remove(t); }, TaskScheduler.Default);
+        }
+    }
+
+    private async Task HandleAsync(Socket client)
+    {
+        client.NoDelay = true;
+        var remote = (IPEndPoint)client.RemoteEndPoint!;
+        var local = (IPEndPoint)client.LocalEndPoint!;
+        var remoteAddress = remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address;
+        var icid = await Store.NextIdAsync(IdKind.InboundConnection).ConfigureAwait(false);
+        var active = Interlocked.Increment(ref _active);
+        try
+        {
+            await using var stream = new NetworkStream(client, ownsSocket: true);
+            if (active > Settings.MaxConcurrency)
+            {
+                Events.Publish(new ConnectionRefused(icid, remoteAddress, $"listener {Settings.Name} at its limit of {Settings.MaxConcurrency} connections"));
+                await stream.WriteAsync("421 4.3.2 Too many concurrent connections, try again later\r\n"u8.ToArray()).ConfigureAwait(false);
+                return;
+            }
+            var (hostName, verified) = _needsHostNames ? await ReverseLookupAsync(remoteAddress).ConfigureAwait(false) : (null, false);
+            Events.Publish(new ConnectionOpened(icid, Settings.Name, local, remoteAddress, hostName, verified));
+            var decision = Evaluate(remoteAddress, verified ? hostName : null);
+            Events.Publish(new SenderGroupMatched(icid, decision.Policy.Action.ToString(), decision.Group, decision.PolicyName, decision.MatchedBy));
+            if (decision.Policy.Action == PolicyAction.TcpRefuse)
+            {
+                Events.Publish(new ConnectionClosed(icid, "TCP refused by HAT"));
+                return;
+            }
+            var session = new SmtpSession(this, stream, local, remoteAddress is null ? remote : new IPEndPoint(remoteAddress, remote.Port), icid, decision, _stop.Token);
+            await session.RunAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            Events.Publish(new ConnectionClosed(icid, "connection lost: " + e.Message));
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _active);
+        }
+    }
+
+    /// <summary>HAT: first sender group with a matching entry wins; else the default policy.</summary>
+    public HatDecision Evaluate(IPAddress client, string? verifiedHostName)
+    {
+        foreach (var (group, patterns) in _groups)
+            for (var i = 0; i < patterns.Count; i++)
+                if (patterns[i].Matches(client, verifiedHostName))
+                    return new HatDecision(group.Name, group.Policy, Config.Policy(group.Policy), group.Senders[i]);
+        return new HatDecision("ALL", Settings.DefaultPolicy, Config.Policy(Settings.DefaultPolicy), null);
+    }
+
+    /// <summary>Forward-confirmed reverse DNS: the PTR name counts only if it resolves back to the client.</summary>
+    private async Task<(string? Name, bool Verified)> ReverseLookupAsync(IPAddress address)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(Config.Dns.TimeoutSeconds * 2));
+        try
+        {
+            var ptr = await _dns.QueryPtrAsync(address, cts.Token).ConfigureAwait(false);
+            if (ptr.Records.Count == 0) return (null, false);
+            var name = ptr.Records[0];
+            var forward = await _dns.QueryAddressesAsync(name, address.AddressFamily == AddressFamily.InterNetworkV6, cts.Token).ConfigureAwait(false);
+            return (name, forward.Records.Contains(address));
+        }
+        catch (OperationCanceledException) { return (null, false); }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _socket.Dispose();
+        if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
+        Task[] sessions;
+        lock (_sessions) sessions = _sessions.ToArray();
+        await Task.WhenAll(sessions).WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+    }
+}

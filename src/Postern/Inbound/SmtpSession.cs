@@ -1,0 +1,595 @@
+using System.Buffers;
+using System.Globalization;
+using System.Net;
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Text;
+using Postern.Admin;
+using Postern.Dns;
+using Postern.Observability;
+using Postern.Queue;
+
+namespace Postern.Inbound;
+
+/// <summary>One inbound SMTP conversation (RFC 5321, 3207, 1870, 6152, 2920, 2034, 6531, 3461, 3030).</summary>
+public sealed class SmtpSession
+{
+    private const int CommandLineLimit = 2048;   // 512 in RFC 5321, plus room for ESMTP parameters
+    private static readonly Encoding Utf8 = new UTF8Encoding(false, false);
+
+    private readonly Listener _listener;
+    private readonly Stream _network;
+    private readonly IPEndPoint _local;
+    private readonly IPEndPoint _remote;
+    private readonly long _icid;
+    private readonly HatDecision _hat;
+    private readonly MailFlowPolicy _policy;
+    private readonly SmtpLineReader _reader;
+    private Stream _stream;
+    private readonly ArrayBufferWriter<byte> _out = new(4096);
+    private readonly CancellationToken _shutdown;
+    private readonly MailEventStream _events;
+
+    // session state
+    private string? _helo;
+    private bool _esmtp;
+    private SslStream? _tls;
+    private string _tlsSummary = "";
+    private int _messagesThisSession;
+
+    // transaction state
+    private long _mid;
+    private string? _sender;
+    private readonly List<QueuedRecipient> _recipients = new();
+    private DsnRet _ret;
+    private string? _envid;
+    private bool _smtpUtf8;
+    private string _bodyType = "7BIT";
+    private MemoryStream? _bdat;
+    private bool _bdatFailed;
+    private string? _bdatError;
+
+    public SmtpSession(Listener listener, Stream network, IPEndPoint local, IPEndPoint remote, long icid, HatDecision hat, CancellationToken shutdown)
+    {
+        _listener = listener;
+        _network = _stream = network;
+        _local = local;
+        _remote = remote;
+        _icid = icid;
+        _hat = hat;
+        _policy = hat.Policy;
+        _reader = new SmtpLineReader(network);
+        _shutdown = shutdown;
+        _events = listener.Events;
+    }
+
+    private string Hostname => _listener.Config.Hostname;
+    private bool TlsOffered => _policy.Tls != InboundTls.No && _tls is null && _listener.Certificate is not null;
+
+    public async Task RunAsync()
+    {
+        var closeReason = "";
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_shutdown);
+        try
+        {
+            if (_policy.Action == PolicyAction.Reject)
+            {
+                // RFC 5321 §3.1: a 554 greeting, then only QUIT is honoured.
+                Reply($"554 5.7.1 {Hostname} Access denied");
+                await FlushAsync().ConfigureAwait(false);
+                await RefusedLoopAsync(timeout).ConfigureAwait(false);
+                closeReason = "access denied by HAT";
+                return;
+            }
+            Reply($"220 {Hostname} ESMTP Postern");
+            await FlushAsync().ConfigureAwait(false);
+            closeReason = await CommandLoopAsync(timeout).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_shutdown.IsCancellationRequested)
+        {
+            await TryFinalReplyAsync($"421 4.3.2 {Hostname} Service shutting down").ConfigureAwait(false);
+            closeReason = "shutdown";
+        }
+        catch (OperationCanceledException)
+        {
+            await TryFinalReplyAsync($"421 4.4.2 {Hostname} Error: timeout exceeded").ConfigureAwait(false);
+            closeReason = "timeout";
+        }
+        catch (Exception e) when (e is IOException or AuthenticationException or ObjectDisposedException)
+        {
+            closeReason = "connection lost: " + e.Message;
+        }
+        finally
+        {
+            _events.Publish(new ConnectionClosed(_icid, closeReason));
+            _tls?.Dispose();
+        }
+    }
+
+    private async Task TryFinalReplyAsync(string line)
+    {
+        try
+        {
+            _out.Clear();
+            Reply(line);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _stream.WriteAsync(_out.WrittenMemory, cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception) { /* the peer is gone */ }
+    }
+
+    private async Task RefusedLoopAsync(CancellationTokenSource timeout)
+    {
+        while (true)
+        {
+            var line = await ReadCommandAsync(timeout).ConfigureAwait(false);
+            if (line is null) return;
+            if (Verb(line) == "QUIT") { Reply($"221 2.0.0 {Hostname} closing connection"); await FlushAsync().ConfigureAwait(false); return; }
+            Reply("503 5.7.1 Access denied; only QUIT is accepted");
+            await FlushAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static string Verb(string line)
+    {
+        var sp = line.IndexOf(' ');
+        return (sp < 0 ? line : line[..sp]).ToUpperInvariant();
+    }
+
+    private async Task<string?> ReadCommandAsync(CancellationTokenSource timeout)
+    {
+        if (_reader.Buffered == 0) await FlushAsync().ConfigureAwait(false);
+        timeout.CancelAfter(TimeSpan.FromSeconds(_policy.CommandTimeoutSeconds));
+        var line = await _reader.ReadLineAsync(CommandLineLimit, timeout.Token).ConfigureAwait(false);
+        if (line.EndOfStream) return null;
+        if (line.TooLong) return "\0toolong";
+        return Utf8.GetString(_reader.Buffer, line.Start, line.Length);
+    }
+
+    private async Task<string> CommandLoopAsync(CancellationTokenSource timeout)
+    {
+        while (true)
+        {
+            var line = await ReadCommandAsync(timeout).ConfigureAwait(false);
+            if (line is null) return "peer closed";
+            if (line == "\0toolong") { Reply("500 5.5.2 Error: command line too long"); continue; }
+            var verb = Verb(line);
+            var arg = line.Length > verb.Length ? line[(verb.Length + 1)..] : "";
+
+            if (_policy.Tls == InboundTls.Required && _tls is null && verb is not ("NOOP" or "EHLO" or "QUIT" or "STARTTLS"))
+            {
+                // RFC 3207 §4: everything but NOOP, EHLO, STARTTLS and QUIT waits for TLS.
+                _events.Publish(new InboundTlsRequired(_icid, verb));
+                Reply("530 5.7.0 Must issue a STARTTLS command first");
+                if (verb == "BDAT") return "BDAT before STARTTLS";   // the chunk that follows cannot be told from commands
+                continue;
+            }
+
+            switch (verb)
+            {
+                case "EHLO": Ehlo(arg, true); break;
+                case "HELO": Ehlo(arg, false); break;
+                case "NOOP": Reply("250 2.0.0 Ok"); break;
+                case "RSET": ResetTransaction(); Reply("250 2.0.0 Ok"); break;
+                case "VRFY": Reply("252 2.1.5 Cannot VRFY user, but will accept message and attempt delivery"); break;
+                case "HELP": Reply("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS"); break;
+                case "QUIT":
+                    Reply($"221 2.0.0 {Hostname} closing connection");
+                    await FlushAsync().ConfigureAwait(false);
+                    return "quit";
+                case "STARTTLS":
+                    if (!await StartTlsAsync(arg, timeout).ConfigureAwait(false)) return "TLS failed";
+                    break;
+                case "MAIL": await MailAsync(arg).ConfigureAwait(false); break;
+                case "RCPT": Rcpt(arg); break;
+                case "DATA":
+                    if (!await DataAsync(arg, timeout).ConfigureAwait(false)) return "bare CR or LF in message data";
+                    break;
+                case "BDAT":
+                    if (!await BdatAsync(arg, timeout).ConfigureAwait(false)) return "BDAT failed";
+                    break;
+                default: Reply("502 5.5.2 Error: command not recognized"); break;
+            }
+        }
+    }
+
+    private void Ehlo(string arg, bool extended)
+    {
+        var name = arg.Trim();
+        if (name.Length == 0) { Reply($"501 5.5.4 Syntax: {(extended ? "EHLO" : "HELO")} hostname"); return; }
+        ResetTransaction();
+        _helo = name;
+        _esmtp = extended;
+        if (!extended) { Reply($"250 {Hostname}"); return; }
+        var lines = new List<string>
+        {
+            Hostname,
+            "PIPELINING",
+            $"SIZE {_policy.MaxMessageSize}",
+            "8BITMIME",
+            "ENHANCEDSTATUSCODES",
+        };
+        if (TlsOffered) lines.Add("STARTTLS");
+        lines.Add("DSN");
+        lines.Add("SMTPUTF8");
+        lines.Add("CHUNKING");
+        for (var i = 0; i < lines.Count; i++) Reply($"250{(i == lines.Count - 1 ? ' ' : '-')}{lines[i]}");
+    }
+
+    private async Task<bool> StartTlsAsync(string arg, CancellationTokenSource timeout)
+    {
+        if (arg.Length > 0) { Reply("501 5.5.4 Syntax: STARTTLS"); return true; }
+        if (_tls is not null) { Reply("503 5.5.1 Error: TLS already active"); return true; }
+        if (!TlsOffered) { Reply("454 4.7.0 TLS not available"); return true; }
+        Reply("220 2.0.0 Ready to start TLS");
+        await FlushAsync().ConfigureAwait(false);
+        if (_reader.Buffered > 0)
+        {
+            // Plaintext pipelined after STARTTLS would be taken as sent under TLS (CVE-2011-0411 class).
+            _events.Publish(new ProtocolViolation(_icid, "command pipelining after STARTTLS"));
+            return false;
+        }
+        var ssl = new SslStream(_network, leaveInnerStreamOpen: false);
+        try
+        {
+            timeout.CancelAfter(TimeSpan.FromSeconds(Math.Min(_policy.CommandTimeoutSeconds, 60)));
+            await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+            {
+                ServerCertificateContext = _listener.Certificate!.Context,
+                ClientCertificateRequired = false,
+                EncryptionPolicy = EncryptionPolicy.RequireEncryption,
+            }, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !_shutdown.IsCancellationRequested)
+        {
+            _events.Publish(new InboundTlsFailed(_icid, e.Message));
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            return false;
+        }
+        _tls = ssl;
+        _stream = ssl;
+        _reader.ReplaceStream(ssl);
+        var protocol = TlsNames.Protocol(ssl.SslProtocol);
+        var cipher = TlsNames.Cipher(ssl);
+        _tlsSummary = $"{protocol} with cipher {cipher}";
+        _events.Publish(new InboundTlsNegotiated(_icid, protocol, cipher));
+        // RFC 3207 §4.2: forget everything learned before TLS.
+        _helo = null;
+        _esmtp = false;
+        ResetTransaction();
+        return true;
+    }
+
+    private void ResetTransaction()
+    {
+        _sender = null;
+        _recipients.Clear();
+        _ret = DsnRet.Unspecified;
+        _envid = null;
+        _smtpUtf8 = false;
+        _bodyType = "7BIT";
+        _bdat?.Dispose();
+        _bdat = null;
+        _bdatFailed = false;
+        _bdatError = null;
+        _mid = 0;
+    }
+
+    private async Task MailAsync(string arg)
+    {
+        if (_helo is null) { Reply("503 5.5.1 Error: send HELO/EHLO first"); return; }
+        if (_sender is not null) { Reply("503 5.5.1 Error: nested MAIL command"); return; }
+        if (!arg.StartsWith("FROM:", StringComparison.OrdinalIgnoreCase)) { Reply("501 5.5.4 Syntax: MAIL FROM:<address>"); return; }
+        if (_messagesThisSession >= _policy.MaxMessagesPerConnection) { Reply("452 4.5.3 Error: too many messages in this session"); return; }
+        var error = SmtpSyntax.ParsePath(arg[5..], allowNull: true, out var sender, out var parameters);
+        if (error is not null) { Reply(error); return; }
+        var smtpUtf8 = false;
+        var bodyType = "7BIT";
+        DsnRet ret = DsnRet.Unspecified;
+        string? envid = null;
+        foreach (var (key, value) in parameters)
+        {
+            if (!_esmtp) { Reply("555 5.5.4 Error: parameters need EHLO"); return; }
+            switch (key)
+            {
+                case "SIZE":
+                    if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var size)) { Reply("501 5.5.4 Bad SIZE parameter"); return; }
+                    if (size > _policy.MaxMessageSize) { Reply("552 5.3.4 Message size exceeds fixed maximum message size"); return; }
+                    break;
+                case "BODY":
+                    var b = value?.ToUpperInvariant();
+                    if (b is not ("7BIT" or "8BITMIME")) { Reply("501 5.5.4 Unsupported BODY type"); return; }
+                    bodyType = b;
+                    break;
+                case "SMTPUTF8":
+                    if (value is not null) { Reply("501 5.5.4 SMTPUTF8 takes no value"); return; }
+                    smtpUtf8 = true;
+                    break;
+                case "RET":
+                    ret = value?.ToUpperInvariant() switch { "FULL" => DsnRet.Full, "HDRS" => DsnRet.Headers, _ => DsnRet.Unspecified };
+                    if (ret == DsnRet.Unspecified) { Reply("501 5.5.4 Bad RET parameter"); return; }
+                    break;
+                case "ENVID":
+                    envid = value is null ? null : SmtpSyntax.DecodeXtext(value);
+                    if (envid is null || envid.Length > 100) { Reply("501 5.5.4 Bad ENVID parameter"); return; }
+                    break;
+                case "AUTH": break;   // RFC 4954 AUTH= on MAIL is informational; we do not advertise AUTH
+                default: Reply($"555 5.5.4 Unsupported parameter {key}"); return;
+            }
+        }
+        if (!smtpUtf8 && !SmtpSyntax.IsAscii(sender)) { Reply("553 5.6.7 Non-ASCII address needs SMTPUTF8"); return; }
+        _mid = await _listener.Store.NextIdAsync(IdKind.Message).ConfigureAwait(false);
+        _sender = sender;
+        _smtpUtf8 = smtpUtf8;
+        _bodyType = bodyType;
+        _ret = ret;
+        _envid = envid;
+        _events.Publish(new MessageStarted(_mid, _icid));
+        _events.Publish(new MessageFrom(_mid, _icid, sender));
+        Reply("250 2.1.0 Ok");
+    }
+
+    private void Rcpt(string arg)
+    {
+        if (_sender is null) { Reply("503 5.5.1 Error: need MAIL command"); return; }
+        if (!arg.StartsWith("TO:", StringComparison.OrdinalIgnoreCase)) { Reply("501 5.5.4 Syntax: RCPT TO:<address>"); return; }
+        var error = SmtpSyntax.ParsePath(arg[3..], allowNull: false, out var recipient, out var parameters);
+        if (error is not null) { Reply(error); return; }
+        if (_recipients.Count >= _policy.MaxRecipientsPerMessage) { Reply("452 4.5.3 Error: too many recipients"); return; }
+        if (!_smtpUtf8 && !SmtpSyntax.IsAscii(recipient)) { Reply("553 5.6.7 Non-ASCII address needs SMTPUTF8"); return; }
+        var notify = DsnNotify.Default;
+        string? orcpt = null;
+        foreach (var (key, value) in parameters)
+        {
+            if (!_esmtp) { Reply("555 5.5.4 Error: parameters need EHLO"); return; }
+            switch (key)
+            {
+                case "NOTIFY":
+                    foreach (var word in (value ?? "").ToUpperInvariant().Split(','))
+                        notify |= word switch { "NEVER" => DsnNotify.Never, "SUCCESS" => DsnNotify.Success, "FAILURE" => DsnNotify.Failure, "DELAY" => DsnNotify.Delay, _ => (DsnNotify)(-1) };
+                    if ((int)notify < 0 || (notify.HasFlag(DsnNotify.Never) && notify != DsnNotify.Never)) { Reply("501 5.5.4 Bad NOTIFY parameter"); return; }
+                    break;
+                case "ORCPT":
+                    var semi = value?.IndexOf(';') ?? -1;
+                    var decoded = semi > 0 ? SmtpSyntax.DecodeXtext(value![(semi + 1)..]) : null;
+                    if (decoded is null) { Reply("501 5.5.4 Bad ORCPT parameter"); return; }
+                    orcpt = value![..semi] + ";" + decoded;
+                    break;
+                default: Reply($"555 5.5.4 Unsupported parameter {key}"); return;
+            }
+        }
+        var rawDomain = SmtpSyntax.DomainOf(recipient);
+        var domain = rawDomain.StartsWith('[') ? rawDomain : DomainNames.Normalize(rawDomain);
+        if (domain is null) { Reply("501 5.1.2 Bad recipient domain"); return; }
+        if (_policy.Action != PolicyAction.Relay && !_listener.Rat.Accepts(domain))
+        {
+            // Not one of ours and this sender may not relay: never an open relay.
+            _events.Publish(new RecipientRefused(_mid, _icid, recipient, "RAT"));
+            Reply($"550 5.7.1 <{recipient}>: Relay access denied");
+            return;
+        }
+        if (domain.StartsWith('['))
+        {
+            Reply("550 5.1.2 Address literals are not routed");
+            return;
+        }
+        var rid = _recipients.Count;
+        _recipients.Add(new QueuedRecipient
+        {
+            Rid = rid, Address = recipient, Domain = domain, OriginalRecipient = orcpt, Notify = notify,
+            State = RecipientState.Pending, NextAttempt = DateTimeOffset.UtcNow,
+        });
+        _events.Publish(new RecipientAccepted(_mid, _icid, rid, recipient));
+        Reply("250 2.1.5 Ok");
+    }
+
+    private async Task<bool> DataAsync(string arg, CancellationTokenSource timeout)
+    {
+        if (arg.Length > 0) { Reply("501 5.5.4 Syntax: DATA"); return true; }
+        if (_bdat is not null) { Reply("503 5.5.1 Error: DATA after BDAT"); return true; }
+        if (_sender is null) { Reply("503 5.5.1 Error: need MAIL command"); return true; }
+        if (_recipients.Count == 0) { Reply("554 5.5.1 Error: no valid recipients"); return true; }
+        Reply("354 End data with <CR><LF>.<CR><LF>");
+        await FlushAsync().ConfigureAwait(false);
+
+        using var body = new MemoryStream(16 * 1024);
+        var tooBig = false;
+        var lineTooLong = false;
+        while (true)
+        {
+            timeout.CancelAfter(TimeSpan.FromSeconds(_policy.DataTimeoutSeconds));
+            var line = await _reader.ReadLineAsync(_policy.MaxLineLength, timeout.Token).ConfigureAwait(false);
+            if (line.EndOfStream) throw new IOException("connection closed during DATA");
+            if (line.HasBareNewline)
+            {
+                // SMTP smuggling defence: only CRLF frames lines, so "\n.\r\n" must never end data.
+                _events.Publish(new MessageRefused(_mid, _icid, "bare CR or LF in message data (SMTP smuggling defence)"));
+                Reply($"521 5.5.2 {Hostname} Error: bare CR or LF in message data; closing connection");
+                await FlushAsync().ConfigureAwait(false);
+                return false;
+            }
+            if (line.TooLong) { lineTooLong = true; continue; }
+            var span = _reader.Buffer.AsSpan(line.Start, line.Length);
+            if (span.Length == 1 && span[0] == '.') break;
+            if (span.Length > 0 && span[0] == '.') span = span[1..];   // dot-unstuffing
+            if (tooBig) continue;
+            if (body.Length + span.Length + 2 > _policy.MaxMessageSize) { tooBig = true; continue; }
+            body.Write(span);
+            body.WriteByte((byte)'\r');
+            body.WriteByte((byte)'\n');
+        }
+        if (tooBig)
+        {
+            _events.Publish(new MessageRefused(_mid, _icid, $"message exceeds the maximum size of {_policy.MaxMessageSize} bytes"));
+            Reply("552 5.3.4 Message size exceeds fixed maximum message size");
+            ResetTransaction();
+            return true;
+        }
+        if (lineTooLong)
+        {
+            _events.Publish(new MessageRefused(_mid, _icid, $"a line exceeds {_policy.MaxLineLength} octets"));
+            Reply($"552 5.5.2 Message rejected: a line exceeds {_policy.MaxLineLength} octets");
+            ResetTransaction();
+            return true;
+        }
+        await AcceptMessageAsync(body.GetBuffer().AsMemory(0, (int)body.Length)).ConfigureAwait(false);
+        return true;
+    }
+
+    private async Task<bool> BdatAsync(string arg, CancellationTokenSource timeout)
+    {
+        var parts = arg.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length is < 1 or > 2 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var size)
+            || (parts.Length == 2 && !parts[1].Equals("LAST", StringComparison.OrdinalIgnoreCase)))
+        {
+            // Without a size we cannot find the end of the chunk: the stream is unusable.
+            Reply("501 5.5.4 Syntax: BDAT size [LAST]");
+            await FlushAsync().ConfigureAwait(false);
+            return false;
+        }
+        var last = parts.Length == 2;
+        timeout.CancelAfter(TimeSpan.FromSeconds(_policy.DataTimeoutSeconds));
+        string? refusal = null;
+        if (_sender is null) refusal = "503 5.5.1 Error: need MAIL command";
+        else if (_recipients.Count == 0) refusal = "554 5.5.1 Error: no valid recipients";
+        if (refusal is not null)
+        {
+            if (!await _reader.ReadExactAsync(size, _ => { }, timeout.Token).ConfigureAwait(false)) return false;
+            Reply(refusal);
+            return true;
+        }
+        _bdat ??= new MemoryStream(16 * 1024);
+        var bdat = _bdat;
+        var ok = await _reader.ReadExactAsync(size, chunk =>
+        {
+            if (_bdatFailed) return;
+            if (bdat.Length + chunk.Length > _policy.MaxMessageSize)
+            {
+                _bdatFailed = true;
+                _bdatError = "552 5.3.4 Message size exceeds fixed maximum message size";
+                return;
+            }
+            bdat.Write(chunk);
+        }, timeout.Token).ConfigureAwait(false);
+        if (!ok) throw new IOException("connection closed during BDAT");
+        if (!last)
+        {
+            Reply(_bdatFailed ? _bdatError! : $"250 2.0.0 {size} octets received");
+            return true;
+        }
+        if (_bdatFailed)
+        {
+            _events.Publish(new MessageRefused(_mid, _icid, $"message exceeds the maximum size of {_policy.MaxMessageSize} bytes"));
+            Reply(_bdatError!);
+            ResetTransaction();
+            return true;
+        }
+        await AcceptMessageAsync(bdat.GetBuffer().AsMemory(0, (int)bdat.Length)).ConfigureAwait(false);
+        return true;
+    }
+
+    private async Task AcceptMessageAsync(ReadOnlyMemory<byte> data)
+    {
+        var protocol = (_smtpUtf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP") + (_tls is not null ? "S" : "");
+        var received = new StringBuilder()
+            .Append("Received: from ").Append(_helo).Append(" ([").Append(_remote.Address).Append("])\r\n")
+            .Append("\tby ").Append(Hostname).Append(" (Postern) with ").Append(protocol).Append(" id ").Append(_mid);
+        if (_tls is not null) received.Append("\r\n\t(using ").Append(_tlsSummary).Append(')');
+        if (_recipients.Count == 1) received.Append("\r\n\tfor <").Append(_recipients[0].Address).Append('>');
+        received.Append("; ").Append(MimeKit.Utils.DateUtils.FormatDate(DateTimeOffset.Now)).Append("\r\n");
+        var header = Encoding.UTF8.GetBytes(received.ToString());
+        var body = new byte[header.Length + data.Length];
+        header.CopyTo(body, 0);
+        data.Span.CopyTo(body.AsSpan(header.Length));
+
+        var (messageId, subject) = HeaderPeek.Find(data.Span);
+        _events.Publish(new MessageHeadersSeen(_mid, messageId, subject));
+        var message = new QueuedMessage
+        {
+            Mid = _mid, Icid = _icid, ReceivedAt = DateTimeOffset.UtcNow, Sender = _sender!, EnvelopeId = _envid, Ret = _ret,
+            SmtpUtf8 = _smtpUtf8, BodyType = _bodyType, Size = body.Length, ClientAddress = _remote.Address.ToString(),
+            Helo = _helo ?? "", Listener = _listener.Settings.Name, Recipients = new List<QueuedRecipient>(_recipients),
+        };
+        _events.Publish(new MessageReady(_mid, body.Length, _sender!));
+        try
+        {
+            await _listener.Store.EnqueueAsync(message, body).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _events.Publish(new MessageRefused(_mid, _icid, "queue write failed: " + e.Message));
+            Reply("451 4.3.0 Error: queue file write error");
+            ResetTransaction();
+            return;
+        }
+        _events.Publish(new MessageQueued(_mid));
+        _listener.QueueWakeup();
+        _messagesThisSession++;
+        Reply($"250 2.0.0 Ok: Message {_mid} accepted");
+        ResetTransaction();
+    }
+
+    private void Reply(string line)
+    {
+        var span = _out.GetSpan(line.Length * 3 + 2);
+        var n = Utf8.GetBytes(line, span);
+        span[n] = (byte)'\r';
+        span[n + 1] = (byte)'\n';
+        _out.Advance(n + 2);
+    }
+
+    private async ValueTask FlushAsync()
+    {
+        if (_out.WrittenCount == 0) return;
+        await _stream.WriteAsync(_out.WrittenMemory, _shutdown).ConfigureAwait(false);
+        await _stream.FlushAsync(_shutdown).ConfigureAwait(false);
+        _out.ResetWrittenCount();
+    }
+}
+
+/// <summary>Finds Message-ID and Subject in a message's header block for the mail log.</summary>
+public static class HeaderPeek
+{
+    public static (string? MessageId, string? Subject) Find(ReadOnlySpan<byte> message)
+    {
+        string? messageId = null, subject = null;
+        var limit = Math.Min(message.Length, 64 * 1024);
+        var pos = 0;
+        while (pos < limit)
+        {
+            var end = message[pos..limit].IndexOf((byte)'\n');
+            if (end < 0) break;
+            var line = message.Slice(pos, end);
+            if (line.Length > 0 && line[^1] == '\r') line = line[..^1];
+            if (line.Length == 0) break;   // end of headers
+            if (StartsWith(line, "message-id:")) messageId = Encoding.UTF8.GetString(line[11..]).Trim();
+            else if (StartsWith(line, "subject:")) subject = Encoding.UTF8.GetString(line[8..]).Trim();
+            pos += end + 1;
+        }
+        return (messageId, subject);
+    }
+
+    private static bool StartsWith(ReadOnlySpan<byte> line, string name)
+    {
+        if (line.Length < name.Length) return false;
+        for (var i = 0; i < name.Length; i++)
+            if (char.ToLowerInvariant((char)line[i]) != name[i]) return false;
+        return true;
+    }
+}
+
+public static class TlsNames
+{
+    public static string Protocol(SslProtocols p) => p switch
+    {
+        SslProtocols.Tls13 => "TLSv1.3",
+        SslProtocols.Tls12 => "TLSv1.2",
+#pragma warning disable SYSLIB0039
+        SslProtocols.Tls11 => "TLSv1.1",
+        SslProtocols.Tls => "TLSv1",
+#pragma warning restore SYSLIB0039
+        _ => p.ToString(),
+    };
+
+    public static string Cipher(SslStream s) => s.NegotiatedCipherSuite.ToString();
+}

@@ -1,0 +1,180 @@
+using System.Net;
+
+namespace Postern.Observability;
+
+/// <summary>
+/// Every decision and state change in the mail flow is one typed event. The mail log,
+/// message tracking, metrics and alerts all subscribe to the same stream, so nothing is
+/// logged in one place and forgotten in another. Each event knows its mail-log text.
+/// </summary>
+public abstract record MailEvent
+{
+    public DateTimeOffset Time { get; init; } = DateTimeOffset.Now;
+    public virtual bool IsDebug => false;
+    /// <summary>The log level word: Info, Debug or Warning.</summary>
+    public virtual string Level => IsDebug ? "Debug" : "Info";
+    /// <summary>The appliance-style mail log text (without timestamp and level).</summary>
+    public abstract string LogText { get; }
+}
+
+// ---- inbound ----
+public sealed record ConnectionOpened(long Icid, string Listener, IPEndPoint Local, IPAddress Remote, string? ReverseDns, bool ReverseVerified) : MailEvent
+{
+    public override string LogText =>
+        $"New SMTP ICID {Icid} interface {Listener} ({Local.Address}) address {Remote} reverse dns host {ReverseDns ?? "unknown"} verified {(ReverseVerified ? "yes" : "no")}";
+}
+public sealed record SenderGroupMatched(long Icid, string Action, string Group, string Policy, string? Match) : MailEvent
+{
+    public override string LogText => $"ICID {Icid} {Action.ToUpperInvariant()} SG {Group} match {Match ?? "default"} policy {Policy}";
+}
+public sealed record ConnectionRefused(long Icid, IPAddress Remote, string Reason) : MailEvent
+{
+    public override string LogText => $"ICID {Icid} REFUSED address {Remote}: {Reason}";
+}
+public sealed record InboundTlsNegotiated(long Icid, string Protocol, string Cipher) : MailEvent
+{
+    public override string LogText => $"ICID {Icid} TLS success protocol {Protocol} cipher {Cipher}";
+}
+public sealed record InboundTlsFailed(long Icid, string Reason) : MailEvent
+{
+    public override string LogText => $"ICID {Icid} TLS failed: {Reason}";
+}
+public sealed record InboundTlsRequired(long Icid, string Command) : MailEvent
+{
+    public override string LogText => $"ICID {Icid} TLS was required but the client sent {Command} before STARTTLS: rejected with 530";
+}
+public sealed record MessageStarted(long Mid, long Icid) : MailEvent
+{
+    public override string LogText => $"Start MID {Mid} ICID {Icid}";
+}
+public sealed record MessageFrom(long Mid, long Icid, string Sender) : MailEvent
+{
+    public override string LogText => $"MID {Mid} ICID {Icid} From: <{Sender}>";
+}
+public sealed record RecipientAccepted(long Mid, long Icid, int Rid, string Recipient) : MailEvent
+{
+    public override string LogText => $"MID {Mid} ICID {Icid} RID {Rid} To: <{Recipient}>";
+}
+public sealed record RecipientRefused(long Mid, long Icid, string Recipient, string Reason) : MailEvent
+{
+    public override string LogText => $"MID {Mid} ICID {Icid} To: <{Recipient}> Rejected by {Reason}";
+}
+public sealed record MessageHeadersSeen(long Mid, string? MessageId, string? Subject) : MailEvent
+{
+    public override string LogText =>
+        $"MID {Mid} Message-ID '{MessageId ?? "(none)"}'" + (Subject is null ? "" : $" Subject '{Subject}'");
+}
+public sealed record MessageReady(long Mid, long Size, string Sender) : MailEvent
+{
+    public override string LogText => $"MID {Mid} ready {Size} bytes from <{Sender}>";
+}
+public sealed record MessageQueued(long Mid) : MailEvent
+{
+    public override string LogText => $"MID {Mid} queued for delivery";
+}
+public sealed record MessageRefused(long Mid, long Icid, string Reason) : MailEvent
+{
+    public override string LogText => $"MID {Mid} ICID {Icid} rejected: {Reason}";
+}
+public sealed record ProtocolViolation(long Icid, string Reason) : MailEvent
+{
+    public override string LogText => $"ICID {Icid} protocol violation: {Reason}";
+}
+public sealed record ConnectionClosed(long Icid, string Reason) : MailEvent
+{
+    public override string LogText => $"ICID {Icid} close" + (Reason.Length == 0 ? "" : $" ({Reason})");
+}
+
+// ---- DNS ----
+public sealed record DnsQueried(string Name, string Type, string Outcome) : MailEvent
+{
+    public override bool IsDebug => true;
+    public override string LogText => $"DNS query: Q({Name}, '{Type}') {Outcome}";
+}
+
+// ---- outbound ----
+public sealed record DeliveryPolicyApplied(long Dcid, string Domain, string TlsLevel, string Source) : MailEvent
+{
+    public override string LogText => $"DCID {Dcid} Destination Controls for domain ({Domain}): TLS {TlsLevel} ({Source})";
+}
+public sealed record DeliveryConnectionOpened(long Dcid, IPEndPoint Local, IPAddress Remote, int Port, string MxHost, string Domain) : MailEvent
+{
+    public override string LogText => $"New SMTP DCID {Dcid} interface {Local.Address} address {Remote} port {Port} (MX {MxHost} for {Domain})";
+}
+public sealed record DeliveryConnectionFailed(string Domain, string MxHost, IPAddress Address, int Port, string Reason) : MailEvent
+{
+    public override string LogText => $"Connection Error: DCID 0 domain: {Domain} IP: {Address} port: {Port} details: {Reason} (MX {MxHost})";
+}
+public sealed record DeliveryTlsNegotiated(long Dcid, string Protocol, string Cipher, string PeerIdentity) : MailEvent
+{
+    public override string LogText => $"DCID {Dcid} TLS success protocol {Protocol} cipher {Cipher} {PeerIdentity}";
+}
+public sealed record DeliveryTlsOutcome(long Dcid, string Text) : MailEvent
+{
+    public override string LogText => $"DCID {Dcid} {Text}";
+}
+public sealed record DeliveryStarted(long Dcid, long Mid, IReadOnlyList<int> Rids) : MailEvent
+{
+    public override string LogText => $"Delivery start DCID {Dcid} MID {Mid} to RID [{string.Join(", ", Rids)}]";
+}
+public sealed record RecipientResponse(long Mid, int Rid, string Response) : MailEvent
+{
+    public override string LogText => $"MID {Mid} RID [{Rid}] Response '{Response}'";
+}
+public sealed record MessageDone(long Dcid, long Mid, IReadOnlyList<int> Rids) : MailEvent
+{
+    public override string LogText => $"Message done DCID {Dcid} MID {Mid} to RID [{string.Join(", ", Rids)}]";
+}
+public sealed record RecipientDelayed(long Dcid, long Mid, int Rid, string Sender, string Recipient, string Status, string Reason, DateTimeOffset NextAttempt) : MailEvent
+{
+    public override string LogText =>
+        $"Delayed: DCID {Dcid} MID {Mid} From:<{Sender}> To:<{Recipient}> RID {Rid} - {Status} - {Reason} (next attempt {NextAttempt.ToLocalTime():HH:mm:ss})";
+}
+public sealed record RecipientBounced(long Dcid, long Mid, int Rid, string Sender, string Recipient, string Status, string Reason) : MailEvent
+{
+    public override string LogText => $"Bounced: DCID {Dcid} MID {Mid} From:<{Sender}> To:<{Recipient}> RID {Rid} - {Status} - {Reason}";
+}
+public sealed record BounceGenerated(long BounceMid, long OriginalMid) : MailEvent
+{
+    public override string LogText => $"MID {BounceMid} was generated for bounce of MID {OriginalMid}";
+}
+public sealed record BounceSuppressed(long Mid, string Reason) : MailEvent
+{
+    public override string LogText => $"MID {Mid} no bounce sent: {Reason}";
+}
+public sealed record MessageFinished(long Mid, string Outcome) : MailEvent
+{
+    public override string LogText => $"Message finished MID {Mid} {Outcome}";
+}
+public sealed record DeliveryConnectionClosed(long Dcid, string Reason) : MailEvent
+{
+    public override string LogText => $"DCID {Dcid} close" + (Reason.Length == 0 ? "" : $" ({Reason})");
+}
+
+// ---- system ----
+public sealed record SystemNotice(string Text) : MailEvent
+{
+    public override string LogText => Text;
+}
+public sealed record SystemWarning(string Text) : MailEvent
+{
+    public override string Level => "Warning";
+    public override string LogText => Text;
+}
+
+/// <summary>The one stream. Subscribers must be fast and never throw (they queue their own work).</summary>
+public sealed class MailEventStream
+{
+    private volatile Action<MailEvent>[] _subscribers = [];
+    private readonly Lock _gate = new();
+
+    public void Subscribe(Action<MailEvent> subscriber)
+    {
+        lock (_gate) _subscribers = [.. _subscribers, subscriber];
+    }
+
+    public void Publish(MailEvent e)
+    {
+        foreach (var s in _subscribers) s(e);
+    }
+}

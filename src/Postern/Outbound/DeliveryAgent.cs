@@ -1,0 +1,217 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Postern.Admin;
+using Postern.Observability;
+using Postern.Queue;
+
+namespace Postern.Outbound;
+
+/// <summary>One SMTP transaction to do: a message and its recipients at one destination domain.</summary>
+public sealed class DeliveryJob(QueuedMessage message, IReadOnlyList<QueuedRecipient> recipients, string domain, byte[] body)
+{
+    public QueuedMessage Message { get; } = message;
+    public IReadOnlyList<QueuedRecipient> Recipients { get; } = recipients;
+    public string Domain { get; } = domain;
+    public byte[] Body { get; } = body;
+    public TaskCompletionSource<IReadOnlyList<RecipientResult>> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void Complete(RecipientOutcome outcome, string status, string detail, long dcid = 0, string? host = null) =>
+        Done.TrySetResult(Recipients.Select(r => new RecipientResult(r.Rid, outcome, status, detail, dcid, host)).ToList());
+}
+
+/// <summary>
+/// Per-destination delivery queues: at most the destination's connection limit open at
+/// once, each connection carrying up to max-messages-per-connection transactions, and a
+/// domain whose hosts all failed is held back briefly so queued jobs fail fast.
+/// </summary>
+public sealed class DeliveryAgent : IAsyncDisposable
+{
+    private readonly PosternConfig _config;
+    private readonly RouteResolver _routes;
+    private readonly MailEventStream _events;
+    private readonly IQueueStore _store;
+    private readonly ConcurrentDictionary<string, DestinationQueue> _destinations = new(StringComparer.OrdinalIgnoreCase);
+    private readonly SemaphoreSlim _totalConnections;
+    private readonly CancellationTokenSource _stop = new();
+    private int _running;
+
+    public DeliveryAgent(PosternConfig config, RouteResolver routes, IQueueStore store, MailEventStream events)
+    {
+        _config = config;
+        _routes = routes;
+        _store = store;
+        _events = events;
+        _totalConnections = new SemaphoreSlim(config.Delivery.TotalConcurrentConnections);
+    }
+
+    /// <summary>Observed peak of simultaneous connections per domain (for tests and metrics).</summary>
+    public int PeakConnections(string domain) => _destinations.TryGetValue(domain, out var d) ? d.Peak : 0;
+
+    public Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job)
+    {
+        var queue = _destinations.GetOrAdd(job.Domain, d => new DestinationQueue(this, d));
+        queue.Submit(job);
+        return job.Done.Task;
+    }
+
+    private sealed class DestinationQueue(DeliveryAgent agent, string domain)
+    {
+        private readonly Channel<DeliveryJob> _jobs = Channel.CreateUnbounded<DeliveryJob>();
+        private readonly Lock _gate = new();
+        private int _pending;
+        private int _workers;
+        private DateTimeOffset _downUntil;
+        private ConnectFailure? _downReason;
+        public int Peak;
+
+        private int Limit => agent._config.Delivery.ConcurrentConnectionsPerDomain;
+
+        public void Submit(DeliveryJob job)
+        {
+            _jobs.Writer.TryWrite(job);
+            lock (_gate)
+            {
+                _pending++;
+                if (_workers < Limit && _workers < _pending)
+                {
+                    _workers++;
+                    Peak = Math.Max(Peak, _workers);
+                    Interlocked.Increment(ref agent._running);
+                    _ = Task.Run(WorkerAsync);
+                }
+            }
+        }
+
+        public void AbandonQueued()
+        {
+            while (TryTake(out var job)) job.Complete(RecipientOutcome.Deferred, "4.3.2", "delivery stopped: Postern is shutting down");
+        }
+
+        private bool TryTake(out DeliveryJob job)
+        {
+            lock (_gate)
+            {
+                if (_jobs.Reader.TryRead(out job!)) { _pending--; return true; }
+                return false;
+            }
+        }
+
+        private async Task WorkerAsync()
+        {
+            var ct = agent._stop.Token;
+            try
+            {
+                while (!ct.IsCancellationRequested)
+                {
+                    DeliveryJob job;
+                    lock (_gate)
+                    {
+                        if (!_jobs.Reader.TryRead(out job!)) { _workers--; return; }
+                        _pending--;
+                    }
+                    await RunConnectionAsync(job, ct).ConfigureAwait(false);
+                }
+                lock (_gate) _workers--;
+            }
+            catch (Exception e)
+            {
+                lock (_gate) _workers--;
+                agent._events.Publish(new SystemWarning($"delivery worker for {domain} failed: {e}"));
+            }
+            finally
+            {
+                Interlocked.Decrement(ref agent._running);
+                // Jobs may have arrived while this worker was leaving.
+                lock (_gate)
+                    if (_pending > 0 && _workers == 0)
+                    {
+                        _workers++;
+                        Interlocked.Increment(ref agent._running);
+                        _ = Task.Run(WorkerAsync);
+                    }
+            }
+        }
+
+        /// <summary>Delivers the first job and then as many queued ones as one connection may carry.</summary>
+        private async Task RunConnectionAsync(DeliveryJob first, CancellationToken ct)
+        {
+            if (DateTimeOffset.UtcNow < _downUntil && _downReason is { } down)
+            {
+                first.Complete(RecipientOutcome.Deferred, down.Status, down.Reason + " (destination held back after failed attempts)");
+                return;
+            }
+            var config = agent._config;
+            var route = await agent._routes.ResolveAsync(domain, preferIPv6: false, ct).ConfigureAwait(false);
+            if (route.Outcome != RouteOutcome.Ok)
+            {
+                first.Complete(route.Outcome == RouteOutcome.Permanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred, route.Status, route.Reason);
+                return;
+            }
+            await agent._totalConnections.WaitAsync(ct).ConfigureAwait(false);
+            SmtpClientConnection? connection = null;
+            try
+            {
+                ConnectFailure? lastFailure = null;
+                var permanent = true;
+                foreach (var hop in route.Hops)
+                {
+                    var dcid = await agent._store.NextIdAsync(IdKind.DeliveryConnection).ConfigureAwait(false);
+                    var (c, failure) = await SmtpClientConnection.OpenAsync(hop, domain, dcid, config, config.Delivery.Tls, "Default entry", agent._events, ct).ConfigureAwait(false);
+                    if (c is not null)
+                    {
+                        connection = c;
+                        break;
+                    }
+                    lastFailure = failure;
+                    permanent &= failure!.Permanent;
+                }
+                if (connection is null)
+                {
+                    var f = lastFailure!;
+                    _downUntil = DateTimeOffset.UtcNow.AddSeconds(Math.Min(30, config.BounceProfile.InitialRetrySeconds));
+                    _downReason = f;
+                    first.Complete(RecipientOutcome.Deferred, f.Status, $"all mail hosts of {domain} failed; last: {f.Reason}");
+                    return;
+                }
+                _downUntil = default;
+                var job = first;
+                var count = 0;
+                while (true)
+                {
+                    agent._events.Publish(new DeliveryStarted(connection.Dcid, job.Message.Mid, job.Recipients.Select(r => r.Rid).ToList()));
+                    try
+                    {
+                        var results = await connection.SendAsync(job.Message, job.Recipients, job.Body, ct).ConfigureAwait(false);
+                        job.Done.TrySetResult(results);
+                    }
+                    catch (Exception e)
+                    {
+                        var why = e is OperationCanceledException ? (ct.IsCancellationRequested ? "shutting down" : "timeout") : e.Message;
+                        job.Complete(RecipientOutcome.Deferred, "4.4.2", $"lost connection with {connection.Hop.Host}[{connection.Hop.Address}] while sending: {why}", connection.Dcid, connection.Hop.Host);
+                        await connection.CloseAsync("lost connection", sendQuit: false).ConfigureAwait(false);
+                        connection = null;
+                        return;
+                    }
+                    count++;
+                    if (count >= config.Delivery.MaxMessagesPerConnection || !connection.Reusable || !TryTake(out job)) break;
+                }
+                await connection.CloseAsync(count >= config.Delivery.MaxMessagesPerConnection ? "max messages per connection" : "").ConfigureAwait(false);
+                connection = null;
+            }
+            finally
+            {
+                if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
+                agent._totalConnections.Release();
+                first.Done.TrySetException(new InvalidOperationException("delivery ended without a result"));
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        foreach (var d in _destinations.Values) d.AbandonQueued();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (Volatile.Read(ref _running) > 0 && DateTime.UtcNow < deadline) await Task.Delay(50).ConfigureAwait(false);
+    }
+}

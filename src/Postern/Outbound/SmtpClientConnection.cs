@@ -1,0 +1,414 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Postern.Admin;
+using Postern.Inbound;
+using Postern.Observability;
+using Postern.Queue;
+
+namespace Postern.Outbound;
+
+public enum RecipientOutcome { Delivered, Deferred, Bounced }
+
+/// <param name="Detail">What the mail log shows.</param>
+/// <param name="Diagnostic">RFC 3464 Diagnostic-Code ("smtp; 550 5.1.1 ..."), when the peer said it.</param>
+public sealed record RecipientResult(int Rid, RecipientOutcome Outcome, string Status, string Detail, long Dcid, string? RemoteHost,
+    bool PeerSupportsDsn = false, string? Diagnostic = null);
+
+/// <summary>Why a connection attempt did not yield a usable SMTP session.</summary>
+public sealed record ConnectFailure(string Status, string Reason, bool Permanent = false);
+
+/// <summary>
+/// One outbound SMTP connection (RFC 5321 client, STARTTLS, PIPELINING, CHUNKING, DSN,
+/// SIZE, 8BITMIME, SMTPUTF8). It carries several transactions when the peer allows.
+/// </summary>
+public sealed class SmtpClientConnection : IAsyncDisposable
+{
+    private static readonly Encoding Utf8 = new UTF8Encoding(false);
+    private static readonly byte[] Dot = "."u8.ToArray();
+    private readonly Socket _socket;
+    private readonly NetworkStream _network;
+    private Stream _stream;
+    private readonly SmtpLineReader _reader;
+    private readonly ArrayBufferWriter<byte> _out = new(8192);
+    private readonly MailEventStream _events;
+    private readonly TimeSpan _commandTimeout;
+    private HashSet<string> _extensions = new(StringComparer.OrdinalIgnoreCase);
+    private long _maxSize;
+    private int _transactions;
+
+    public long Dcid { get; }
+    public NextHop Hop { get; }
+    public string Domain { get; }
+    public bool IsEsmtp { get; private set; }
+    public bool IsEncrypted => _stream is SslStream;
+    public bool Reusable { get; private set; } = true;
+
+    private SmtpClientConnection(Socket socket, long dcid, NextHop hop, string domain, MailEventStream events, TimeSpan commandTimeout)
+    {
+        _socket = socket;
+        _network = new NetworkStream(socket, ownsSocket: true);
+        _stream = _network;
+        _reader = new SmtpLineReader(_network, 8192);
+        _events = events;
+        _commandTimeout = commandTimeout;
+        Dcid = dcid;
+        Hop = hop;
+        Domain = domain;
+    }
+
+    /// <summary>
+    /// Connects, reads the greeting, says EHLO and applies the TLS level. Returns the
+    /// connection, or the reason this host could not be used.
+    /// </summary>
+    public static async Task<(SmtpClientConnection? Connection, ConnectFailure? Failure)> OpenAsync(
+        NextHop hop, string domain, long dcid, PosternConfig config, OutboundTls tls, string policySource, MailEventStream events, CancellationToken ct)
+    {
+        var settings = config.Delivery;
+        var socket = new Socket(hop.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            if (settings.SourceAddress is not null) socket.Bind(new IPEndPoint(IPAddress.Parse(settings.SourceAddress), 0));
+            using var connectCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            connectCts.CancelAfter(TimeSpan.FromSeconds(settings.ConnectTimeoutSeconds));
+            await socket.ConnectAsync(new IPEndPoint(hop.Address, settings.Port), connectCts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            socket.Dispose();
+            var reason = e is OperationCanceledException ? "connection timed out" : ((SocketException)e).SocketErrorCode == SocketError.ConnectionRefused ? "connection refused" : e.Message;
+            events.Publish(new DeliveryConnectionFailed(domain, hop.Host, hop.Address, settings.Port, reason));
+            return (null, new ConnectFailure("4.4.1", $"connect to {hop.Host}[{hop.Address}]:{settings.Port}: {reason}"));
+        }
+        var connection = new SmtpClientConnection(socket, dcid, hop, domain, events, TimeSpan.FromSeconds(settings.CommandTimeoutSeconds));
+        events.Publish(new DeliveryConnectionOpened(dcid, (IPEndPoint)socket.LocalEndPoint!, hop.Address, settings.Port, hop.Host, domain));
+        events.Publish(new DeliveryPolicyApplied(dcid, domain, tls.ToString(), policySource));
+        try
+        {
+            var failure = await connection.HandshakeAsync(config.Hostname, tls, ct).ConfigureAwait(false);
+            if (failure is null) return (connection, null);
+            await connection.CloseAsync(failure.Reason, sendQuit: connection._stream.CanWrite).ConfigureAwait(false);
+            return (null, failure);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            var reason = e is OperationCanceledException ? "timeout waiting for the peer" : e.Message;
+            await connection.CloseAsync(reason, sendQuit: false).ConfigureAwait(false);
+            return (null, new ConnectFailure("4.4.2", $"{hop.Host}[{hop.Address}]: {reason}"));
+        }
+    }
+
+    private async Task<ConnectFailure?> HandshakeAsync(string hostname, OutboundTls tls, CancellationToken ct)
+    {
+        var greeting = await ReadReplyAsync(ct).ConfigureAwait(false);
+        if (greeting.Code != 220)
+            return new ConnectFailure(greeting.IsPermanent ? "5.0.0" : "4.0.0", $"{Hop.Host}[{Hop.Address}] greeted with {greeting}");
+        var ehlo = await EhloAsync(hostname, ct).ConfigureAwait(false);
+        if (ehlo is not null) return ehlo;
+        if (tls == OutboundTls.No) return null;
+
+        if (!IsEsmtp)
+        {
+            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS not possible: peer {Hop.Host} does not speak ESMTP"));
+            return tls == OutboundTls.Required ? TlsRequiredFailure("peer without ESMTP") : null;
+        }
+        if (!_extensions.Contains("STARTTLS"))
+        {
+            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS not possible: STARTTLS not advertised by {Hop.Host}"));
+            return tls == OutboundTls.Required ? TlsRequiredFailure("STARTTLS not advertised") : null;
+        }
+        var reply = await CommandAsync("STARTTLS", ct).ConfigureAwait(false);
+        if (reply.Code != 220)
+        {
+            // Refused before its 220: Preferred may continue in clear on this connection.
+            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS not possible: STARTTLS answered with an error {reply}"));
+            return tls == OutboundTls.Required ? TlsRequiredFailure($"STARTTLS answered {reply.Code}") : null;
+        }
+        var ssl = new SslStream(_network, leaveInnerStreamOpen: true);
+        try
+        {
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(_commandTimeout);
+            await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = Hop.Host,
+                // Preferred and Required do not check certificates (the verifying levels come with
+                // Destination Controls); the chain status is still recorded below.
+                RemoteCertificateValidationCallback = (_, _, _, _) => true,
+                EncryptionPolicy = EncryptionPolicy.RequireEncryption,
+            }, cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            // After the 220 there is no way back to clear text on this connection.
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS failed: handshake with {Hop.Host} failed: {e.Message}"));
+            Reusable = false;
+            return new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {e.Message}");
+        }
+        _stream = ssl;
+        _reader.ReplaceStream(ssl);
+        _events.Publish(new DeliveryTlsNegotiated(Dcid, TlsNames.Protocol(ssl.SslProtocol), TlsNames.Cipher(ssl), PeerIdentity(ssl.RemoteCertificate)));
+        return await EhloAsync(hostname, ct).ConfigureAwait(false);
+    }
+
+    private ConnectFailure TlsRequiredFailure(string why)
+    {
+        _events.Publish(new DeliveryTlsOutcome(Dcid, "TLS was required but could not be successfully negotiated"));
+        return new ConnectFailure("4.7.5", $"TLS required but not available at {Hop.Host}[{Hop.Address}]: {why}");
+    }
+
+    /// <summary>"subjectAltName:dNSName=a, dNSName=b" or the subject when there is no SAN.</summary>
+    public static string PeerIdentity(X509Certificate? certificate)
+    {
+        if (certificate is null) return "no peer certificate";
+        using var cert = new X509Certificate2(certificate);
+        var names = new List<string>();
+        foreach (var ext in cert.Extensions)
+            if (ext is X509SubjectAlternativeNameExtension san)
+                names.AddRange(san.EnumerateDnsNames().Select(n => "dNSName=" + n));
+        return names.Count > 0 ? "subjectAltName:" + string.Join(", ", names) : "subject:" + cert.Subject;
+    }
+
+    private async Task<ConnectFailure?> EhloAsync(string hostname, CancellationToken ct)
+    {
+        var reply = await CommandAsync($"EHLO {hostname}", ct).ConfigureAwait(false);
+        if (reply.Code == 250)
+        {
+            IsEsmtp = true;
+            _extensions = new(StringComparer.OrdinalIgnoreCase);
+            foreach (var line in reply.Lines.Skip(1))
+            {
+                var keyword = line.Split(' ', 2)[0];
+                _extensions.Add(keyword);
+                if (keyword.Equals("SIZE", StringComparison.OrdinalIgnoreCase) && line.Length > 5) long.TryParse(line[5..].Trim(), out _maxSize);
+            }
+            return null;
+        }
+        if (reply.Code == 421) return new ConnectFailure("4.0.0", $"{Hop.Host} said {reply}");
+        IsEsmtp = false;
+        _extensions.Clear();
+        reply = await CommandAsync($"HELO {hostname}", ct).ConfigureAwait(false);
+        return reply.Code == 250 ? null : new ConnectFailure(reply.IsPermanent ? "5.0.0" : "4.0.0", $"{Hop.Host} refused HELO: {reply}");
+    }
+
+    public bool Supports(string extension) => _extensions.Contains(extension);
+
+    /// <summary>Sends one message to the given recipients; returns a result per recipient.</summary>
+    public async Task<IReadOnlyList<RecipientResult>> SendAsync(QueuedMessage message, IReadOnlyList<QueuedRecipient> recipients, byte[] body, CancellationToken ct)
+    {
+        var results = new List<RecipientResult>(recipients.Count);
+        var dsn = Supports("DSN");
+        RecipientResult Result(QueuedRecipient r, RecipientOutcome o, string status, string detail, SmtpReply? reply = null) =>
+            new(r.Rid, o, status, detail, Dcid, Hop.Host, dsn, reply is null ? null : $"smtp; {reply.Code} {reply.Text}");
+
+        if (message.SmtpUtf8 && !Supports("SMTPUTF8"))
+        {
+            // RFC 6531 §3.2: cannot be downgraded here; return it to the sender.
+            foreach (var r in recipients)
+                results.Add(Result(r, RecipientOutcome.Bounced, "5.6.7", $"{Hop.Host} does not support SMTPUTF8"));
+            return results;
+        }
+        if (_maxSize > 0 && body.Length > _maxSize)
+        {
+            foreach (var r in recipients)
+                results.Add(Result(r, RecipientOutcome.Bounced, "5.3.4", $"message size {body.Length} exceeds {Hop.Host}'s limit of {_maxSize}"));
+            return results;
+        }
+        if (_transactions++ > 0)
+        {
+            var rset = await CommandAsync("RSET", ct).ConfigureAwait(false);
+            if (rset.Code != 250) throw new IOException($"RSET refused: {rset}");
+        }
+
+        var mail = new StringBuilder("MAIL FROM:<").Append(message.Sender).Append('>');
+        if (Supports("SIZE")) mail.Append(" SIZE=").Append(body.Length);
+        if (message.BodyType == "8BITMIME" && Supports("8BITMIME")) mail.Append(" BODY=8BITMIME");
+        if (message.SmtpUtf8) mail.Append(" SMTPUTF8");
+        if (dsn)
+        {
+            if (message.Ret != DsnRet.Unspecified) mail.Append(" RET=").Append(message.Ret == DsnRet.Full ? "FULL" : "HDRS");
+            if (message.EnvelopeId is not null) mail.Append(" ENVID=").Append(SmtpSyntax.EncodeXtext(message.EnvelopeId));
+        }
+        var commands = new List<string> { mail.ToString() };
+        foreach (var r in recipients)
+        {
+            var rcpt = new StringBuilder("RCPT TO:<").Append(r.Address).Append('>');
+            if (dsn)
+            {
+                if (r.Notify != DsnNotify.Default)
+                    rcpt.Append(" NOTIFY=").Append(r.Notify == DsnNotify.Never ? "NEVER" : string.Join(",",
+                        new[] { (DsnNotify.Success, "SUCCESS"), (DsnNotify.Failure, "FAILURE"), (DsnNotify.Delay, "DELAY") }
+                            .Where(x => r.Notify.HasFlag(x.Item1)).Select(x => x.Item2)));
+                if (r.OriginalRecipient is { } orcpt)
+                {
+                    var semi = orcpt.IndexOf(';');
+                    rcpt.Append(" ORCPT=").Append(orcpt[..semi]).Append(';').Append(SmtpSyntax.EncodeXtext(orcpt[(semi + 1)..]));
+                }
+            }
+            commands.Add(rcpt.ToString());
+        }
+
+        // PIPELINING (RFC 2920): MAIL and every RCPT in one write, then the replies in order.
+        var replies = new List<SmtpReply>(commands.Count);
+        if (Supports("PIPELINING"))
+        {
+            foreach (var c in commands) Write(c);
+            await FlushAsync(ct).ConfigureAwait(false);
+            foreach (var _ in commands) replies.Add(await ReadReplyAsync(ct).ConfigureAwait(false));
+        }
+        else
+        {
+            replies.Add(await CommandAsync(commands[0], ct).ConfigureAwait(false));
+            if (replies[0].IsPositive)
+                for (var i = 1; i < commands.Count; i++) replies.Add(await CommandAsync(commands[i], ct).ConfigureAwait(false));
+        }
+
+        var mailReply = replies[0];
+        if (!mailReply.IsPositive)
+        {
+            foreach (var r in recipients)
+                results.Add(Result(r, mailReply.IsPermanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred, mailReply.Status, $"MAIL FROM refused: {mailReply.Quoted}", mailReply));
+            if (mailReply.Code == 421) Reusable = false;
+            return results;
+        }
+        var accepted = new List<QueuedRecipient>();
+        for (var i = 0; i < recipients.Count; i++)
+        {
+            var reply = replies[i + 1];
+            if (reply.IsPositive) accepted.Add(recipients[i]);
+            else
+            {
+                results.Add(Result(recipients[i], reply.IsPermanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred, reply.Status, reply.Quoted, reply));
+                if (reply.Code == 421) Reusable = false;
+            }
+        }
+        if (accepted.Count == 0) return results;
+
+        SmtpReply final;
+        if (Supports("CHUNKING"))
+        {
+            // BDAT carries the stored bytes as they are: no dot-stuffing, binary safe (RFC 3030).
+            Write($"BDAT {body.Length} LAST");
+            await FlushAsync(ct).ConfigureAwait(false);
+            await _stream.WriteAsync(body, ct).ConfigureAwait(false);
+            await _stream.FlushAsync(ct).ConfigureAwait(false);
+            final = await ReadReplyAsync(ct).ConfigureAwait(false);
+        }
+        else
+        {
+            var data = await CommandAsync("DATA", ct).ConfigureAwait(false);
+            if (data.Code != 354)
+            {
+                foreach (var r in accepted)
+                    results.Add(Result(r, data.IsPermanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred, data.Status, $"DATA refused: {data.Quoted}", data));
+                return results;
+            }
+            await WriteDotStuffedAsync(body, ct).ConfigureAwait(false);
+            final = await ReadReplyAsync(ct).ConfigureAwait(false);
+        }
+        foreach (var r in accepted)
+        {
+            var outcome = final.IsPositive ? RecipientOutcome.Delivered : final.IsPermanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred;
+            results.Add(Result(r, outcome, final.Status, final.IsPositive ? final.Text : final.Quoted, final));
+        }
+        if (final.Code == 421) Reusable = false;
+        results.Sort((a, b) => a.Rid.CompareTo(b.Rid));
+        return results;
+    }
+
+    private async Task WriteDotStuffedAsync(byte[] body, CancellationToken ct)
+    {
+        var start = 0;
+        var atLineStart = true;
+        for (var i = 0; i < body.Length; i++)
+        {
+            if (atLineStart && body[i] == '.')
+            {
+                await _stream.WriteAsync(body.AsMemory(start, i - start), ct).ConfigureAwait(false);
+                await _stream.WriteAsync(Dot, ct).ConfigureAwait(false);   // stuff: the original dot follows
+                start = i;
+            }
+            atLineStart = body[i] == '\n';
+        }
+        await _stream.WriteAsync(body.AsMemory(start), ct).ConfigureAwait(false);
+        var endsWithNewline = body.Length >= 2 && body[^2] == '\r' && body[^1] == '\n';
+        await _stream.WriteAsync(endsWithNewline ? ".\r\n"u8.ToArray() : "\r\n.\r\n"u8.ToArray(), ct).ConfigureAwait(false);
+        await _stream.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    private void Write(string command)
+    {
+        var span = _out.GetSpan(command.Length * 3 + 2);
+        var n = Utf8.GetBytes(command, span);
+        span[n] = (byte)'\r';
+        span[n + 1] = (byte)'\n';
+        _out.Advance(n + 2);
+    }
+
+    private async Task FlushAsync(CancellationToken ct)
+    {
+        await _stream.WriteAsync(_out.WrittenMemory, ct).ConfigureAwait(false);
+        await _stream.FlushAsync(ct).ConfigureAwait(false);
+        _out.ResetWrittenCount();
+    }
+
+    private async Task<SmtpReply> CommandAsync(string command, CancellationToken ct)
+    {
+        Write(command);
+        await FlushAsync(ct).ConfigureAwait(false);
+        return await ReadReplyAsync(ct).ConfigureAwait(false);
+    }
+
+    private async Task<SmtpReply> ReadReplyAsync(CancellationToken ct)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(_commandTimeout);
+        var lines = new List<string>();
+        while (true)
+        {
+            var line = await _reader.ReadLineAsync(4096, cts.Token).ConfigureAwait(false);
+            if (line.EndOfStream) { Reusable = false; throw new IOException("connection closed by peer"); }
+            if (line.TooLong || line.Length < 3) { Reusable = false; throw new IOException("malformed reply from peer"); }
+            var text = Utf8.GetString(_reader.Buffer, line.Start, line.Length);
+            if (!int.TryParse(text.AsSpan(0, 3), out var code) || code < 200 || code > 599 || (text.Length > 3 && text[3] is not (' ' or '-')))
+            {
+                Reusable = false;
+                throw new IOException($"malformed reply from peer: {text}");
+            }
+            lines.Add(text.Length > 4 ? text[4..] : "");
+            if (text.Length == 3 || text[3] == ' ')
+            {
+                if (code == 421) Reusable = false;
+                return new SmtpReply(code, lines);
+            }
+            if (lines.Count > 1000) { Reusable = false; throw new IOException("reply too long"); }
+        }
+    }
+
+    public async Task CloseAsync(string reason, bool sendQuit = true)
+    {
+        if (sendQuit)
+        {
+            try
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await CommandAsync("QUIT", cts.Token).ConfigureAwait(false);
+            }
+            catch (Exception) { /* closing anyway */ }
+        }
+        _events.Publish(new DeliveryConnectionClosed(Dcid, reason));
+        await DisposeAsync().ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stream is SslStream ssl) await ssl.DisposeAsync().ConfigureAwait(false);
+        await _network.DisposeAsync().ConfigureAwait(false);
+        _socket.Dispose();
+    }
+}

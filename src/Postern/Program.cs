@@ -1,0 +1,63 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Postern;
+using Postern.Admin;
+using Postern.Queue;
+
+var configOption = new Option<FileInfo?>("--config", "-c") { Description = "Configuration file (JSON); without it the embedded default is used" };
+var jsonOption = new Option<bool>("--json") { Description = "Machine-readable output" };
+
+var root = new RootCommand("Postern secure email gateway");
+
+var serve = new Command("serve", "Run the gateway (listeners, queue, delivery)") { configOption };
+serve.SetAction(async (parse, ct) =>
+{
+    var config = LoadConfig(parse.GetValue(configOption));
+    if (config is null) return 2;
+    Gateway gateway;
+    try { gateway = Gateway.Start(config, Console.Out); }
+    catch (Exception e) when (e is ConfigException or Postern.Security.CertificateException)
+    {
+        Console.Error.WriteLine($"postern: {e.Message}");
+        return 2;
+    }
+    Console.WriteLine($"Postern running as {config.Hostname}; data in {gateway.DataDirectory}; mail log {gateway.MailLog.CurrentPath}");
+    var stop = new TaskCompletionSource();
+    using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+    using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+    await stop.Task.WaitAsync(ct).ContinueWith(_ => { }, TaskScheduler.Default);
+    Console.WriteLine("Postern stopping");
+    await gateway.DisposeAsync();
+    return 0;
+});
+root.Subcommands.Add(serve);
+
+var configCommand = new Command("config", "Show or check configuration");
+var showDefault = new Command("default", "Print the embedded default configuration");
+showDefault.SetAction(_ => { Console.WriteLine(PosternConfig.CreateDefault().ToJson()); return 0; });
+var check = new Command("check", "Validate a configuration file") { configOption };
+check.SetAction(parse =>
+{
+    var config = LoadConfig(parse.GetValue(configOption));
+    if (config is null) return 2;
+    Console.WriteLine("configuration is valid");
+    return 0;
+});
+configCommand.Subcommands.Add(showDefault);
+configCommand.Subcommands.Add(check);
+root.Subcommands.Add(configCommand);
+
+root.Subcommands.Add(QueueCommands.Build(configOption, jsonOption, LoadConfig));
+
+return await root.Parse(args).InvokeAsync();
+
+static PosternConfig? LoadConfig(FileInfo? file)
+{
+    try { return file is null ? PosternConfig.CreateDefault() : PosternConfig.Load(file.FullName); }
+    catch (ConfigException e)
+    {
+        Console.Error.WriteLine($"postern: {e.Message}");
+        return null;
+    }
+}

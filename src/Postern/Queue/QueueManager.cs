@@ -1,0 +1,221 @@
+using Postern.Admin;
+using Postern.Dns;
+using Postern.Inbound;
+using Postern.Observability;
+using Postern.Outbound;
+
+namespace Postern.Queue;
+
+/// <summary>
+/// Schedules delivery from the durable queue: picks due messages, hands each destination
+/// domain's recipients to the delivery agent, records the outcome, retries with backoff,
+/// expires messages past the bounce profile's time in queue, and generates DSNs.
+/// The store is the truth; this keeps only the set of messages in flight.
+/// </summary>
+public sealed class QueueManager : IAsyncDisposable
+{
+    private const int BatchSize = 256;
+    private static readonly TimeSpan Rescan = TimeSpan.FromSeconds(5);   // picks up CLI changes
+    private readonly PosternConfig _config;
+    private readonly IQueueStore _store;
+    private readonly DeliveryAgent _delivery;
+    private readonly MailEventStream _events;
+    private readonly HashSet<long> _inFlight = new();
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _loop;
+    private int _active;
+
+    public QueueManager(PosternConfig config, IQueueStore store, DeliveryAgent delivery, MailEventStream events)
+    {
+        _config = config;
+        _store = store;
+        _delivery = delivery;
+        _events = events;
+    }
+
+    public void Start() => _loop = Task.Run(LoopAsync);
+
+    /// <summary>Something new is due (a message was queued, a delivery finished).</summary>
+    public void Wake()
+    {
+        if (_wake.CurrentCount == 0)
+        {
+            try { _wake.Release(); } catch (SemaphoreFullException) { }
+        }
+    }
+
+    private async Task LoopAsync()
+    {
+        var ct = _stop.Token;
+        while (!ct.IsCancellationRequested)
+        {
+            IReadOnlyList<QueuedMessage> due;
+            HashSet<long> exclude;
+            lock (_inFlight) exclude = new HashSet<long>(_inFlight);
+            try
+            {
+                due = await _store.LoadDueAsync(DateTimeOffset.UtcNow, BatchSize, exclude).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _events.Publish(new SystemWarning("queue scan failed: " + e.Message));
+                due = [];
+            }
+            foreach (var message in due)
+            {
+                lock (_inFlight) _inFlight.Add(message.Mid);
+                Interlocked.Increment(ref _active);
+                _ = Task.Run(() => ProcessAsync(message, ct));
+            }
+            if (due.Count == BatchSize) continue;
+
+            var wait = Rescan;
+            try
+            {
+                var next = await _store.NextDueAsync().ConfigureAwait(false);
+                if (next is { } n)
+                {
+                    var until = n - DateTimeOffset.UtcNow;
+                    if (until < wait) wait = until < TimeSpan.FromMilliseconds(50) ? TimeSpan.FromMilliseconds(50) : until;
+                }
+            }
+            catch (Exception) { /* rescan later */ }
+            try { await _wake.WaitAsync(wait, ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { break; }
+        }
+    }
+
+    private async Task ProcessAsync(QueuedMessage message, CancellationToken ct)
+    {
+        try
+        {
+            var body = await _store.ReadBodyAsync(message.Mid).ConfigureAwait(false);
+            if (body is null) return;   // deleted meanwhile
+            var now = DateTimeOffset.UtcNow;
+            var due = message.Recipients.Where(r => r.State == RecipientState.Pending && r.NextAttempt <= now).ToList();
+            var jobs = due.GroupBy(r => r.Domain)
+                .Select(g => _delivery.DeliverAsync(new DeliveryJob(message, g.ToList(), g.Key, body)))
+                .ToList();
+            var results = (await Task.WhenAll(jobs).ConfigureAwait(false)).SelectMany(r => r).ToList();
+            await RecordAsync(message, body, results).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested)
+        {
+            _events.Publish(new SystemWarning($"MID {message.Mid} delivery round failed: {e.Message}"));
+        }
+        catch (Exception) { /* shutting down: the store still holds the message */ }
+        finally
+        {
+            lock (_inFlight) _inFlight.Remove(message.Mid);
+            Interlocked.Decrement(ref _active);
+            Wake();
+        }
+    }
+
+    private async Task RecordAsync(QueuedMessage message, byte[] body, IReadOnlyList<RecipientResult> results)
+    {
+        var profile = _config.BounceProfile;
+        var now = DateTimeOffset.UtcNow;
+        var updates = new List<RecipientUpdate>();
+        var dsn = new List<DsnRecipient>();
+        foreach (var result in results)
+        {
+            var r = message.Recipients.First(x => x.Rid == result.Rid);
+            r.Attempts++;
+            r.LastResponse = $"{result.Status} {result.Detail}";
+            switch (result.Outcome)
+            {
+                case RecipientOutcome.Delivered:
+                    r.State = RecipientState.Delivered;
+                    _events.Publish(new RecipientResponse(message.Mid, r.Rid, result.Detail));
+                    if (r.Notify.HasFlag(DsnNotify.Success) && !result.PeerSupportsDsn)
+                        dsn.Add(new DsnRecipient(r, "relayed", "2.0.0", Diagnostic(result), result.RemoteHost));
+                    break;
+                case RecipientOutcome.Bounced:
+                    r.State = RecipientState.Bounced;
+                    _events.Publish(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail));
+                    if (WantsFailureDsn(r)) dsn.Add(new DsnRecipient(r, "failed", result.Status, Diagnostic(result), result.RemoteHost));
+                    break;
+                case RecipientOutcome.Deferred:
+                    var age = now - message.ReceivedAt;
+                    if (age.TotalSeconds >= profile.MaxTimeInQueueSeconds || r.Attempts > profile.MaxRetries)
+                    {
+                        r.State = RecipientState.Bounced;
+                        var why = $"delivery time expired after {r.Attempts} attempts in {(int)age.TotalSeconds} s; last error: {result.Detail}";
+                        _events.Publish(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, why));
+                        if (WantsFailureDsn(r)) dsn.Add(new DsnRecipient(r, "failed", result.Status, "x-postern; " + why, result.RemoteHost));
+                    }
+                    else
+                    {
+                        r.NextAttempt = now + Backoff(r.Attempts);
+                        _events.Publish(new RecipientDelayed(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail, r.NextAttempt));
+                    }
+                    break;
+            }
+            updates.Add(new RecipientUpdate(r.Rid, r.State, r.Attempts, r.NextAttempt, r.LastResponse));
+        }
+        foreach (var group in results.Where(r => r.Outcome == RecipientOutcome.Delivered && r.Dcid != 0).GroupBy(r => r.Dcid))
+            _events.Publish(new MessageDone(group.Key, message.Mid, group.Select(r => r.Rid).ToList()));
+
+        // The DSN is queued durably before the recipients are marked final, so a crash in
+        // between can at worst send it twice, never lose it.
+        if (dsn.Count > 0) await GenerateDsnAsync(message, body, dsn).ConfigureAwait(false);
+        await _store.UpdateRecipientsAsync(message.Mid, updates).ConfigureAwait(false);
+        if (message.Recipients.All(r => r.IsFinal))
+        {
+            await _store.RemoveAsync(message.Mid).ConfigureAwait(false);
+            var outcome = message.Recipients.All(r => r.State == RecipientState.Delivered) ? "done"
+                : message.Recipients.All(r => r.State == RecipientState.Bounced) ? "bounced" : "done (some recipients bounced)";
+            _events.Publish(new MessageFinished(message.Mid, outcome));
+        }
+    }
+
+    private static string Diagnostic(RecipientResult r) => r.Diagnostic ?? "x-postern; " + r.Detail;
+
+    private static bool WantsFailureDsn(QueuedRecipient r) => r.Notify == DsnNotify.Default || r.Notify.HasFlag(DsnNotify.Failure);
+
+    private TimeSpan Backoff(int attempts)
+    {
+        var p = _config.BounceProfile;
+        var seconds = p.InitialRetrySeconds * Math.Pow(2, Math.Max(0, attempts - 1));
+        return TimeSpan.FromSeconds(Math.Min(seconds, p.MaxRetrySeconds));
+    }
+
+    private async Task GenerateDsnAsync(QueuedMessage original, byte[] body, IReadOnlyList<DsnRecipient> recipients)
+    {
+        if (original.IsNullSender)
+        {
+            _events.Publish(new BounceSuppressed(original.Mid, "null reverse-path (a bounce is never bounced)"));
+            return;
+        }
+        if (!_config.BounceProfile.SendBounces)
+        {
+            _events.Publish(new BounceSuppressed(original.Mid, "bounce profile does not send bounces"));
+            return;
+        }
+        var domain = DomainNames.Normalize(SmtpSyntax.DomainOf(original.Sender));
+        if (domain is null)
+        {
+            _events.Publish(new BounceSuppressed(original.Mid, $"sender <{original.Sender}> has no routable domain"));
+            return;
+        }
+        var dsnBody = DsnBuilder.Build(_config.Hostname, original, body, recipients, DateTimeOffset.UtcNow);
+        var mid = await _store.NextIdAsync(IdKind.Message).ConfigureAwait(false);
+        var bounce = new QueuedMessage
+        {
+            Mid = mid, Icid = 0, ReceivedAt = DateTimeOffset.UtcNow, Sender = "", SmtpUtf8 = !SmtpSyntax.IsAscii(original.Sender),
+            BodyType = "8BITMIME", Size = dsnBody.Length, ClientAddress = "", Helo = "", Listener = "", BounceOf = original.Mid,
+            Recipients = [new QueuedRecipient { Rid = 0, Address = original.Sender, Domain = domain, Notify = DsnNotify.Never, NextAttempt = DateTimeOffset.UtcNow }],
+        };
+        await _store.EnqueueAsync(bounce, dsnBody).ConfigureAwait(false);
+        _events.Publish(new BounceGenerated(mid, original.Mid));
+        _events.Publish(new MessageQueued(mid));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        if (_loop is not null) await _loop.ConfigureAwait(false);
+    }
+}

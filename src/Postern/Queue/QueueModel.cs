@@ -1,0 +1,73 @@
+namespace Postern.Queue;
+
+/// <summary>RFC 3461 NOTIFY: Default means the parameter was absent (failures and delays are reported).</summary>
+[Flags]
+public enum DsnNotify { Default = 0, Never = 1, Success = 2, Failure = 4, Delay = 8 }
+
+public enum DsnRet { Unspecified = 0, Full, Headers }
+
+public enum RecipientState { Pending = 0, Delivered = 1, Bounced = 2, Deleted = 3 }
+
+public sealed class QueuedRecipient
+{
+    public int Rid { get; init; }
+    public required string Address { get; init; }
+    /// <summary>Lower-case A-label domain used for routing.</summary>
+    public required string Domain { get; init; }
+    /// <summary>RFC 3461 ORCPT as received ("rfc822;user@example.com"), or null.</summary>
+    public string? OriginalRecipient { get; init; }
+    public DsnNotify Notify { get; init; }
+    public RecipientState State { get; set; }
+    public int Attempts { get; set; }
+    public DateTimeOffset NextAttempt { get; set; }
+    public string? LastResponse { get; set; }
+
+    public bool IsFinal => State != RecipientState.Pending;
+}
+
+public sealed class QueuedMessage
+{
+    public long Mid { get; init; }
+    public long Icid { get; init; }
+    public DateTimeOffset ReceivedAt { get; init; }
+    /// <summary>Envelope sender; empty string for the null reverse-path (bounces).</summary>
+    public required string Sender { get; init; }
+    public string? EnvelopeId { get; init; }
+    public DsnRet Ret { get; init; }
+    public bool SmtpUtf8 { get; init; }
+    /// <summary>7BIT or 8BITMIME (BINARYMIME is not offered).</summary>
+    public string BodyType { get; init; } = "7BIT";
+    public long Size { get; init; }
+    public string ClientAddress { get; init; } = "";
+    public string Helo { get; init; } = "";
+    public string Listener { get; init; } = "";
+    /// <summary>For a DSN Postern generated: the MID it reports on.</summary>
+    public long? BounceOf { get; init; }
+    public required List<QueuedRecipient> Recipients { get; init; }
+
+    public bool IsNullSender => Sender.Length == 0;
+}
+
+public sealed record RecipientUpdate(int Rid, RecipientState State, int Attempts, DateTimeOffset NextAttempt, string? LastResponse);
+
+/// <summary>
+/// The durable queue. Implementations must make EnqueueAsync durable (fsync'd) before it
+/// completes: the SMTP server answers 250 only after that. SQLite now; PostgreSQL for clusters.
+/// </summary>
+public interface IQueueStore : IAsyncDisposable
+{
+    ValueTask<long> NextIdAsync(IdKind kind);
+    Task EnqueueAsync(QueuedMessage message, ReadOnlyMemory<byte> body);
+    Task<IReadOnlyList<QueuedMessage>> LoadDueAsync(DateTimeOffset now, int limit, IReadOnlySet<long> exclude);
+    Task<DateTimeOffset?> NextDueAsync();
+    Task<byte[]?> ReadBodyAsync(long mid);
+    Task UpdateRecipientsAsync(long mid, IReadOnlyList<RecipientUpdate> updates);
+    /// <summary>Removes a message whose recipients are all final.</summary>
+    Task RemoveAsync(long mid);
+    Task<IReadOnlyList<QueuedMessage>> ListAsync();
+    Task<QueuedMessage?> GetAsync(long mid);
+    /// <summary>Makes pending recipients due now (one message, or all when mid is null). Returns how many.</summary>
+    Task<int> RetryNowAsync(long? mid);
+}
+
+public enum IdKind { Message, InboundConnection, DeliveryConnection }

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# The test world: a DNSSEC-signed zone tree under nsd, a validating unbound resolver, and
+# receiving Postfix instances with real certificates — all on loopback, all started here.
+#   world.sh up     start (idempotent; regenerates nothing that is already running)
+#   world.sh down   stop everything
+#   world.sh env    print the addresses as shell variables
+# Addresses (see testworld/README.md):
+#   127.0.10.1:53   unbound, the validating resolver Postern queries
+#   127.0.10.53:53  nsd, authoritative for the signed zone "test."
+#   127.0.1.10:25   Postfix "mx1.good.test": STARTTLS with a test-CA certificate, Maildir delivery
+#   127.0.1.99      nothing listens (a dead MX)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORLD=${POSTERN_WORLD:-/tmp/postern-world}
+RESOLVER=127.0.10.1
+AUTH=127.0.10.53
+MX_GOOD=127.0.1.10
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+certs() {
+  local d=$WORLD/certs
+  [ -f "$d/mx1.good.test.crt" ] && return 0
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Postern Test Root CA" \
+    -keyout "$d/ca.key" -out "$d/ca.crt" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=mx1.good.test" -keyout "$d/mx1.good.test.key" \
+    -out "$d/mx1.good.test.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:mx1.good.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' > "$d/leaf.ext"
+  openssl x509 -req -in "$d/mx1.good.test.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 825 -extfile "$d/leaf.ext" -out "$d/mx1.good.test.crt" 2>/dev/null
+  chmod 600 "$d"/*.key
+}
+
+dns_up() {
+  local d=$WORLD/dns
+  if alive "$d/nsd.pid" && alive "$d/unbound.pid"; then return 0; fi
+  dns_down
+  mkdir -p "$d"
+  sed "s/@AUTH@/$AUTH/g; s/@MX_GOOD@/$MX_GOOD/g" "$HERE/zones/test.zone" > "$d/test.zone"
+  (cd "$d"
+   if [ ! -f ksk.name ]; then
+     ldns-keygen -a ECDSAP256SHA256 -k test > ksk.name
+     ldns-keygen -a ECDSAP256SHA256 test > zsk.name
+   fi
+   ldns-signzone -e "$(date -u -d '+30 days' +%Y%m%d%H%M%S)" test.zone "$(cat ksk.name)" "$(cat zsk.name)"
+   cp "$(cat ksk.name).ds" trust-anchor.ds)
+  cat > "$d/nsd.conf" <<NSD
+server:
+  ip-address: $AUTH
+  port: 53
+  username: ""
+  chroot: ""
+  zonesdir: "$d"
+  pidfile: "$d/nsd.pid"
+  logfile: "$d/nsd.log"
+  database: ""
+  zonelistfile: "$d/zone.list"
+  xfrdfile: "$d/xfrd.state"
+  xfrdir: "$d"
+  verbosity: 1
+remote-control:
+  control-enable: no
+zone:
+  name: test
+  zonefile: test.zone.signed
+NSD
+  cat > "$d/unbound.conf" <<UNB
+server:
+  interface: $RESOLVER
+  port: 53
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  do-ip6: no
+  username: ""
+  chroot: ""
+  directory: "$d"
+  pidfile: "$d/unbound.pid"
+  logfile: "$d/unbound.log"
+  use-syslog: no
+  verbosity: 1
+  val-log-level: 2
+  module-config: "validator iterator"
+  trust-anchor-file: "$d/trust-anchor.ds"
+  local-zone: "test." nodefault
+  cache-max-ttl: 30
+  cache-max-negative-ttl: 5
+  qname-minimisation: no
+  so-reuseport: no
+stub-zone:
+  name: "test."
+  stub-addr: $AUTH
+remote-control:
+  control-enable: no
+UNB
+  nsd -c "$d/nsd.conf"
+  unbound -c "$d/unbound.conf"
+  for _ in $(seq 50); do
+    if dig +short +time=1 +tries=1 @"$RESOLVER" mx1.good.test A 2>/dev/null | grep -q "$MX_GOOD"; then return 0; fi
+    sleep 0.2
+  done
+  echo "world: DNS did not come up" >&2; tail -20 "$d/nsd.log" "$d/unbound.log" >&2; return 1
+}
+
+dns_down() {
+  local d=$WORLD/dns
+  for p in nsd unbound; do
+    if alive "$d/$p.pid"; then kill "$(cat "$d/$p.pid")"; fi
+  done
+  for _ in $(seq 50); do
+    alive "$d/nsd.pid" || alive "$d/unbound.pid" || return 0
+    sleep 0.1
+  done
+}
+
+# postfix_up NAME ADDRESS HOSTNAME DOMAINS TLS(yes/no)
+postfix_up() {
+  local name=$1 addr=$2 host=$3 domains=$4 tls=$5
+  local p=$WORLD/postfix-$name
+  if alive "$p/spool/pid/master.pid"; then return 0; fi
+  rm -rf "$p/etc" "$p/spool"
+  mkdir -p "$p/etc" "$p/spool" "$p/data" "$WORLD/mail"
+  chown postfix "$p/data"
+  chown 65534:65534 "$WORLD/mail"
+  # Bind the smtpd service to its own loopback address: inet_interfaces only accepts
+  # addresses configured on an interface, and lo carries just 127.0.0.1.
+  # No chroot: the instance lives in a scratch folder without the files a chroot needs.
+  sed "s/^smtp \( *\)inet/$addr:smtp\1inet/" /etc/postfix/master.cf \
+    | awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } { print }' > "$p/etc/master.cf"
+  cat > "$p/etc/recipient_access" <<'ACC'
+/^reject-/      550 5.1.1 User unknown (test world)
+/^tempfail-/    450 4.2.0 Mailbox temporarily unavailable (test world)
+ACC
+  # One Maildir per domain (virtual(8) forbids $n substitution); tests find their message
+  # by its Delivered-To header and a unique Message-ID.
+  : > "$p/etc/vmailbox"
+  for dom in $domains; do printf '/@%s$/ %s/\n' "${dom//./\\.}" "$dom" >> "$p/etc/vmailbox"; done
+  cat > "$p/etc/main.cf" <<MAIN
+compatibility_level = 3.6
+queue_directory = $p/spool
+data_directory = $p/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = $host
+mydestination =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access regexp:$p/etc/recipient_access
+virtual_mailbox_domains = $domains
+virtual_mailbox_base = $WORLD/mail
+virtual_mailbox_maps = regexp:$p/etc/vmailbox
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+virtual_minimum_uid = 100
+virtual_mailbox_limit = 0
+message_size_limit = 104857600
+smtputf8_enable = yes
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+maillog_file = $p/maillog
+maillog_file_prefixes = $WORLD
+biff = no
+smtpd_banner = \$myhostname ESMTP Postfix (test world)
+MAIN
+  if [ "$tls" = yes ]; then
+    cat >> "$p/etc/main.cf" <<TLS
+smtpd_tls_cert_file = $WORLD/certs/$host.crt
+smtpd_tls_key_file = $WORLD/certs/$host.key
+smtpd_tls_security_level = may
+smtpd_tls_received_header = yes
+smtpd_tls_loglevel = 1
+TLS
+  else
+    echo "smtpd_tls_security_level = none" >> "$p/etc/main.cf"
+  fi
+  # postfix prints its errors only to a terminal: give it one when it fails.
+  postfix -c "$p/etc" start >/dev/null 2>&1 || { script -qc "postfix -c $p/etc start" /dev/null >&2; return 1; }
+  for _ in $(seq 50); do
+    if (exec 3<>/dev/tcp/$addr/25) 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "world: postfix $name did not come up" >&2; tail -20 "$p/maillog" >&2 || true; return 1
+}
+
+postfix_down() {
+  local p=$1
+  [ -d "$p/etc" ] && postfix -c "$p/etc" stop >/dev/null 2>&1 || true
+  for _ in $(seq 50); do alive "$p/spool/pid/master.pid" || return 0; sleep 0.1; done
+}
+
+up() {
+  "$HERE/install-peers.sh"
+  mkdir -p "$WORLD"
+  certs
+  dns_up
+  postfix_up good $MX_GOOD mx1.good.test "good.test sender.test implicit.test fallback.test" yes
+  echo "world: up in $WORLD"
+}
+
+down() {
+  for p in "$WORLD"/postfix-*; do [ -d "$p" ] && postfix_down "$p"; done
+  dns_down
+  echo "world: down"
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  env) echo "WORLD=$WORLD RESOLVER=$RESOLVER AUTH=$AUTH MX_GOOD=$MX_GOOD" ;;
+  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+esac
