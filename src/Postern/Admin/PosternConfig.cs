@@ -152,7 +152,7 @@ public sealed class ListenerSettings
         var label = $"listener '{Name}'";
         if (string.IsNullOrWhiteSpace(Name)) errors.Add("a listener has no name");
         if (!IPAddress.TryParse(Address, out _)) errors.Add($"{label}: address '{Address}' is not an IP address");
-        if (Port is < 1 or > 65535) errors.Add($"{label}: port {Port} is out of range 1-65535");
+        if (Port is < 0 or > 65535) errors.Add($"{label}: port {Port} is out of range 0-65535 (0 = any free port)");
         if (MaxConcurrency is < 1 or > 10000) errors.Add($"{label}: maxConcurrency must be 1-10000");
         if ((CertificateFile is null) != (PrivateKeyFile is null))
             errors.Add($"{label}: certificateFile and privateKeyFile go together");

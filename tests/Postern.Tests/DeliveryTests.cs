@@ -1,0 +1,156 @@
+using System.Text;
+using MimeKit;
+using Postern.Tests.Support;
+using Xunit;
+
+namespace Postern.Tests;
+
+/// <summary>End to end: swaks submits to Postern, Postern resolves MX through unbound and delivers to Postfix.</summary>
+public sealed class DeliveryTests
+{
+    private readonly TestWorld _world = TestWorld.Instance;
+
+    private static (int ExitCode, string Output) Swaks(System.Net.IPEndPoint server, string from, string to, params string[] extra)
+    {
+        var args = new List<string> { "--server", server.Address.ToString(), "--port", server.Port.ToString(), "--from", from, "--to", to, "--helo", "client.test" };
+        args.AddRange(extra);
+        return TestWorld.Run("swaks", args, TimeSpan.FromSeconds(60));
+    }
+
+    [Fact]
+    public async Task Message_submitted_with_STARTTLS_arrives_at_Postfix_over_TLS_with_identical_body()
+    {
+        await using var gw = RunningGateway.Start(_world.NewConfig("e2e"));
+        var rcpt = TestWorld.Unique("e2e") + "@good.test";
+        var body = new StringBuilder();
+        body.Append("Line one\r\n.leading dot survives\r\n\r\nTrailing spaces   \r\n");
+        for (var i = 0; i < 2000; i++) body.Append("0123456789 abcdefghijklmnopqrstuvwxyz ").Append(i).Append("\r\n");
+        var messageId = $"<{Guid.NewGuid():N}@client.test>";
+        var original = $"From: s@sender.test\r\nTo: {rcpt}\r\nSubject: end to end\r\nDate: Thu, 26 Sep 2024 15:23:39 +0000\r\nMessage-ID: {messageId}\r\n\r\n{body}";
+        // A raw client, so the bytes submitted are exactly known (swaks adds a line ending).
+        await using (var c = await RawSmtp.ConnectAsync(gw.Private))
+        {
+            await c.ReadReplyAsync();
+            await c.CommandAsync("EHLO client.test");
+            Assert.StartsWith("220", await c.CommandAsync("STARTTLS"));
+            await c.StartTlsAsync();
+            await c.CommandAsync("EHLO client.test");
+            Assert.StartsWith("250", await c.CommandAsync("MAIL FROM:<s@sender.test>"));
+            Assert.StartsWith("250", await c.CommandAsync($"RCPT TO:<{rcpt}>"));
+            Assert.StartsWith("354", await c.CommandAsync("DATA"));
+            var stuffed = original.Replace("\r\n.", "\r\n..");
+            Assert.StartsWith("250 2.0.0 Ok: Message", await c.CommandAsync(stuffed + "."));
+        }
+
+        var delivered = _world.WaitForMail(rcpt);
+        // Postfix prepends its own trace headers; everything Postern received follows unchanged.
+        Assert.EndsWith(original.Replace("\r\n", "\n"), delivered);
+        Assert.Contains("by postern.test (Postern) with ESMTPS", delivered);
+        Assert.Contains("by mx1.good.test (Postfix) with ESMTPS", delivered);   // Postern -> Postfix leg was TLS
+
+        var mid = gw.WaitForLogLine("Message-ID '" + messageId + "'").Split("MID ")[1].Split(' ')[0];
+        gw.WaitForLogLine($"MID {mid} queued for delivery");
+        gw.WaitForLogLine("TLS success protocol TLSv1.3", "subjectAltName:dNSName=mx1.good.test");
+        gw.WaitForLogLine($"Delivery start DCID", $"MID {mid} to RID [0]");
+        gw.WaitForLogLine($"Message finished MID {mid} done");
+    }
+
+    [Fact]
+    public async Task Rejected_recipient_gets_a_DSN_in_the_senders_mailbox_and_others_are_delivered()
+    {
+        await using var gw = RunningGateway.Start(_world.NewConfig("dsn"));
+        var sender = TestWorld.Unique("sender") + "@sender.test";
+        var good = TestWorld.Unique("ok") + "@good.test";
+        var bad = TestWorld.Unique("reject") + "@good.test";
+        var (code, output) = Swaks(gw.Private, sender, $"{good},{bad}", "--header", "Subject: partly bounced");
+        Assert.True(code == 0, output);
+        _world.WaitForMail(good);
+        var dsnText = _world.WaitForMail(sender);
+        Assert.Contains("Return-Path: <>", dsnText);
+        var dsn = MimeMessage.Load(new MemoryStream(Encoding.UTF8.GetBytes(dsnText)));
+        var report = Assert.IsType<MultipartReport>(dsn.Body);
+        Assert.Equal("delivery-status", report.ReportType);
+        var status = Assert.Single(report.OfType<MessageDeliveryStatus>());
+        var recipientGroup = status.StatusGroups[1];
+        Assert.Equal($"rfc822; {bad}", recipientGroup["Final-Recipient"]);
+        Assert.Equal("failed", recipientGroup["Action"]);
+        Assert.Equal("5.1.1", recipientGroup["Status"]);
+        Assert.StartsWith("smtp; 550 5.1.1", recipientGroup["Diagnostic-Code"]);
+        Assert.Equal(2, status.StatusGroups.Count(g => g.Count > 0));   // the delivered recipient is not reported
+        Assert.Single(report.OfType<MessagePart>(), p => p.Message?.Subject == "partly bounced");
+        gw.WaitForLogLine("Bounced: DCID", $"To:<{bad}>", "5.1.1");
+        gw.WaitForLogLine("was generated for bounce of MID");
+    }
+
+    [Fact]
+    public async Task Null_MX_and_nonexistent_domains_bounce_without_delivery_attempts()
+    {
+        await using var gw = RunningGateway.Start(_world.NewConfig("nullmx"));
+        var sender = TestWorld.Unique("nmx") + "@sender.test";
+        var (code, output) = Swaks(gw.Private, sender, "x@nullmx.test,y@nonexistent.test");
+        Assert.True(code == 0, output);
+        var dsn = _world.WaitForMail(sender);
+        Assert.Contains("Status: 5.1.10", dsn);
+        Assert.Contains("null MX", dsn);
+        Assert.Contains("Status: 5.1.2", dsn);
+        Assert.Contains("NXDOMAIN", dsn);
+        gw.WaitForLogLine("Bounced:", "To:<x@nullmx.test>", "5.1.10");
+    }
+
+    [Fact]
+    public async Task Implicit_MX_and_MX_fallback_deliver()
+    {
+        await using var gw = RunningGateway.Start(_world.NewConfig("mxrules"));
+        var implicitRcpt = TestWorld.Unique("impl") + "@implicit.test";
+        var fallbackRcpt = TestWorld.Unique("fb") + "@fallback.test";
+        Assert.Equal(0, Swaks(gw.Private, "s@sender.test", implicitRcpt).ExitCode);
+        Assert.Equal(0, Swaks(gw.Private, "s@sender.test", fallbackRcpt).ExitCode);
+        _world.WaitForMail(implicitRcpt);
+        _world.WaitForMail(fallbackRcpt);
+        // The preference-10 MX is dead; Postern logged the failure and moved to preference 20.
+        gw.WaitForLogLine("Connection Error", "domain: fallback.test", "IP: 127.0.1.99");
+    }
+
+    [Fact]
+    public async Task Temporary_failures_are_retried_then_bounced_when_the_queue_time_runs_out()
+    {
+        var config = _world.NewConfig("retry", c =>
+        {
+            c.BounceProfile.InitialRetrySeconds = 1;
+            c.BounceProfile.MaxRetrySeconds = 1;
+            c.BounceProfile.MaxTimeInQueueSeconds = 4;
+        });
+        await using var gw = RunningGateway.Start(config);
+        var sender = TestWorld.Unique("tf") + "@sender.test";
+        var rcpt = TestWorld.Unique("tempfail") + "@good.test";
+        Assert.Equal(0, Swaks(gw.Private, sender, rcpt).ExitCode);
+        gw.WaitForLogLine("Delayed: DCID", $"To:<{rcpt}>", "4.2.0");
+        var dsn = _world.WaitForMail(sender, TimeSpan.FromSeconds(40));
+        Assert.Contains("delivery time expired", dsn);
+        Assert.Contains("Action: failed", dsn);
+        Assert.True(gw.MailLogText().Split('\n').Count(l => l.Contains("Delayed:") && l.Contains(rcpt)) >= 2, "retried at least twice");
+    }
+
+    [Fact]
+    public async Task A_bounce_that_cannot_be_delivered_is_never_bounced()
+    {
+        await using var gw = RunningGateway.Start(_world.NewConfig("noloop"));
+        // Null reverse-path message to a recipient that rejects: dropped, no DSN, no loop.
+        var rcpt = TestWorld.Unique("reject") + "@good.test";
+        var (code, output) = Swaks(gw.Private, "<>", rcpt);
+        Assert.True(code == 0, output);
+        gw.WaitForLogLine("no bounce sent: null reverse-path");
+        Assert.DoesNotContain("generated for bounce", gw.MailLogText());
+    }
+
+    [Fact]
+    public async Task Unreachable_destination_is_deferred_and_kept_in_the_queue()
+    {
+        await using var gw = RunningGateway.Start(_world.NewConfig("down"));
+        Assert.Equal(0, Swaks(gw.Private, "s@sender.test", "x@down.test").ExitCode);
+        gw.WaitForLogLine("Delayed: DCID", "To:<x@down.test>", "all mail hosts of down.test failed");
+        var queued = Assert.Single(await gw.Gateway.Store.ListAsync());
+        Assert.Equal(Queue.RecipientState.Pending, queued.Recipients[0].State);
+        Assert.Contains("connection refused", queued.Recipients[0].LastResponse);
+    }
+}
