@@ -94,8 +94,10 @@ public sealed class QueueManager : IAsyncDisposable
             if (body is null) return;   // deleted meanwhile
             var now = DateTimeOffset.UtcNow;
             var due = message.Recipients.Where(r => r.State == RecipientState.Pending && r.NextAttempt <= now).ToList();
+            // One transaction per destination domain, at most 100 recipients each (the
+            // minimum every server must take, RFC 5321 §4.5.3.1.8).
             var jobs = due.GroupBy(r => r.Domain)
-                .Select(g => _delivery.DeliverAsync(new DeliveryJob(message, g.ToList(), g.Key, body)))
+                .SelectMany(g => g.Chunk(100).Select(chunk => _delivery.DeliverAsync(new DeliveryJob(message, chunk, g.Key, body))))
                 .ToList();
             var results = (await Task.WhenAll(jobs).ConfigureAwait(false)).SelectMany(r => r).ToList();
             await RecordAsync(message, body, results).ConfigureAwait(false);

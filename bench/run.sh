@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Postern and Postfix side by side on this machine, same load, same sink, durable queues.
+#   bench/run.sh [messages] [sessions]
+# Prints a Markdown table and writes JSON lines to bench/results/.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+N=${1:-2000}
+S=${2:-20}
+N_BIG=$(( N / 4 ))
+WORLD=${POSTERN_WORLD:-/tmp/postern-world}
+B=$WORLD/bench
+PF=$B/postfix
+OUT=$ROOT/bench/results
+mkdir -p "$OUT" "$B"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=$OUT/$STAMP.jsonl
+
+"$ROOT/testworld/world.sh" up >/dev/null
+dotnet build "$ROOT/src/Postern/Postern.csproj" -c Release -nologo -v quiet >/dev/null
+dotnet build "$ROOT/bench/SmtpBench/SmtpBench.csproj" -c Release -nologo -v quiet >/dev/null
+BENCH="dotnet $ROOT/bench/SmtpBench/bin/Release/net10.0/smtpbench.dll"
+POSTERN_DLL=$ROOT/src/Postern/bin/Release/net10.0/postern.dll
+POSTERN_ADDR=127.0.3.2:2525
+POSTFIX_ADDR=127.0.3.1:25
+SINK=127.0.3.20:25
+
+# ---- Postfix: one relaying instance, durable queue as shipped (fsync per queue file) ----
+postfix_config() {  # $1 = accept|relay|relay-tls
+  postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
+  rm -rf "$PF"; mkdir -p "$PF/etc" "$PF/spool" "$PF/data"; chown postfix "$PF/data"
+  sed "s/^smtp \( *\)inet/127.0.3.1:smtp\1inet/" /etc/postfix/master.cf \
+    | awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } { print }' > "$PF/etc/master.cf"
+  cat > "$PF/etc/main.cf" <<MAIN
+compatibility_level = 3.6
+queue_directory = $PF/spool
+data_directory = $PF/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix.bench.test
+mydestination =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+alias_maps =
+local_recipient_maps =
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+relayhost = [127.0.3.20]:25
+maillog_file = $PF/maillog
+maillog_file_prefixes = $WORLD
+MAIN
+  case $1 in
+    accept) echo "defer_transports = smtp" >> "$PF/etc/main.cf" ;;
+    relay) echo "smtp_tls_security_level = none" >> "$PF/etc/main.cf" ;;
+    relay-tls) echo "smtp_tls_security_level = may" >> "$PF/etc/main.cf" ;;
+    relay-tls-reuse) printf 'smtp_tls_security_level = may\nsmtp_tls_connection_reuse = yes\n' >> "$PF/etc/main.cf" ;;
+  esac
+  postfix -c "$PF/etc" start >/dev/null 2>&1
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.3.1/25) 2>/dev/null && return 0; sleep 0.1; done
+  echo "postfix did not start" >&2; return 1
+}
+postfix_stop() { postfix -c "$PF/etc" stop >/dev/null 2>&1 || true; }
+
+# ---- Postern: default limits, durable queue, opportunistic TLS on the outbound leg ----
+POSTERN_PID=
+postern_start() {  # $1 = accept|relay|relay-tls
+  postern_stop
+  rm -rf "$B/postern"; mkdir -p "$B/postern"
+  local tls=preferred; [ "$1" = relay ] && tls=no
+  [ "$1" = relay-tls-reuse ] && return 0
+  cat > "$B/postern/postern.json" <<JSON
+{
+  "hostname": "postern.bench.test",
+  "dataDirectory": "$B/postern/data",
+  "dns": { "servers": ["127.0.10.1:53"] },
+  "mailFlowPolicies": {
+    "RELAYED": { "action": "relay", "tls": "no" },
+    "BLOCKED": { "action": "reject" }
+  },
+  "listeners": [
+    { "name": "OutgoingMail", "type": "private", "address": "127.0.3.2", "port": 2525, "maxConcurrency": 500,
+      "senderGroups": [ { "name": "RELAYLIST", "senders": ["127.0.0.0/8"], "policy": "RELAYED" } ],
+      "defaultPolicy": "BLOCKED" }
+  ],
+  "delivery": { "tls": "$tls" }
+}
+JSON
+  dotnet "$POSTERN_DLL" serve --config "$B/postern/postern.json" > "$B/postern/out.txt" 2>&1 &
+  POSTERN_PID=$!
+  for _ in $(seq 100); do grep -q "Postern running" "$B/postern/out.txt" 2>/dev/null && return 0; sleep 0.1; done
+  cat "$B/postern/out.txt" >&2; return 1
+}
+postern_stop() { if [ -n "$POSTERN_PID" ]; then kill "$POSTERN_PID" 2>/dev/null || true; wait "$POSTERN_PID" 2>/dev/null || true; POSTERN_PID=; fi; }
+trap 'postern_stop; postfix_stop' EXIT
+
+cpu_of() { awk '{print $14+$15+$16+$17}' "/proc/$1/stat"; }   # utime+stime(+children) in ticks
+
+run() {  # $1 name  $2 mta  $3.. smtpbench args
+  local name=$1 mta=$2; shift 2
+  local json
+  json=$($BENCH "$@")
+  echo "{\"case\":\"$name\",\"mta\":\"$mta\",\"result\":$json}" >> "$RESULTS"
+  echo "$name $mta $json"
+}
+
+echo "# $N messages, $S sessions, $(nproc) cores, $(date -u)" | tee "$OUT/$STAMP.txt"
+for mode in accept relay relay-tls relay-tls-reuse; do
+  postfix_config $mode
+  postern_start $mode
+  if [ $mode = accept ]; then
+    run "accept 1KB" postfix load --server $POSTFIX_ADDR --sessions $S --messages $N --size 1024 --to user@bench.test
+    run "accept 1KB" postern load --server $POSTERN_ADDR --sessions $S --messages $N --size 1024 --to user@bench.test
+    run "accept 100KB" postfix load --server $POSTFIX_ADDR --sessions $S --messages $N_BIG --size 102400 --to user@bench.test
+    run "accept 100KB" postern load --server $POSTERN_ADDR --sessions $S --messages $N_BIG --size 102400 --to user@bench.test
+    for target in postfix:$POSTFIX_ADDR postern:$POSTERN_ADDR; do
+      start=$(date +%s.%N)
+      smtp-source -s $S -m $N -l 1024 -f bench@client.test -t user@bench.test "${target#*:}"
+      end=$(date +%s.%N)
+      awk -v n=$N -v s="$start" -v e="$end" -v mta="${target%%:*}" 'BEGIN { printf "{\"case\":\"smtp-source 1KB\",\"mta\":\"%s\",\"result\":{\"messages\":%d,\"seconds\":%.3f,\"rate\":%.1f}}\n", mta, n, e - s, n / (e - s) }' | tee -a "$RESULTS"
+    done
+  else
+    tlsargs=(); [ $mode != relay ] && tlsargs=(--tls-cert "$WORLD/certs/mx1.good.test.crt" --tls-key "$WORLD/certs/mx1.good.test.key")
+    run "$mode 1KB" postfix relay --server $POSTFIX_ADDR --sink $SINK "${tlsargs[@]}" --sessions $S --messages $N --size 1024 --to user@sink.test
+    postfix_stop
+    # Postern reuses TLS connections by design; its figure is the same in both TLS cases.
+    [ $mode = relay-tls-reuse ] || run "$mode 1KB" postern relay --server $POSTERN_ADDR --sink $SINK "${tlsargs[@]}" --sessions $S --messages $N --size 1024 --to user@sink.test
+  fi
+  postern_stop
+  postfix_stop
+done
+python3 "$ROOT/bench/table.py" "$RESULTS" | tee -a "$OUT/$STAMP.txt"
