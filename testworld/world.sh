@@ -39,6 +39,7 @@ dns_up() {
   dns_down
   mkdir -p "$d"
   sed "s/@AUTH@/$AUTH/g; s/@MX_GOOD@/$MX_GOOD/g" "$HERE/zones/test.zone" > "$d/test.zone"
+  cp "$HERE/zones/3.0.127.in-addr.arpa.zone" "$d/"
   (cd "$d"
    if [ ! -f ksk.name ]; then
      ldns-keygen -a ECDSAP256SHA256 -k test > ksk.name
@@ -65,6 +66,9 @@ remote-control:
 zone:
   name: test
   zonefile: test.zone.signed
+zone:
+  name: 3.0.127.in-addr.arpa
+  zonefile: 3.0.127.in-addr.arpa.zone
 NSD
   cat > "$d/unbound.conf" <<UNB
 server:
@@ -84,12 +88,16 @@ server:
   module-config: "validator iterator"
   trust-anchor-file: "$d/trust-anchor.ds"
   local-zone: "test." nodefault
+  local-zone: "127.in-addr.arpa." nodefault
   cache-max-ttl: 30
   cache-max-negative-ttl: 5
   qname-minimisation: no
   so-reuseport: no
 stub-zone:
   name: "test."
+  stub-addr: $AUTH
+stub-zone:
+  name: "3.0.127.in-addr.arpa."
   stub-addr: $AUTH
 remote-control:
   control-enable: no
@@ -106,7 +114,7 @@ UNB
 dns_down() {
   local d=$WORLD/dns
   for p in nsd unbound; do
-    if alive "$d/$p.pid"; then kill "$(cat "$d/$p.pid")"; fi
+    if alive "$d/$p.pid"; then kill "$(cat "$d/$p.pid")" 2>/dev/null || true; fi
   done
   for _ in $(seq 50); do
     alive "$d/nsd.pid" || alive "$d/unbound.pid" || return 0
@@ -197,6 +205,13 @@ postfix_down() {
 up() {
   "$HERE/install-peers.sh"
   mkdir -p "$WORLD"
+  # A world started from other scripts or zones is restarted, so tests never run against stale peers.
+  local fingerprint
+  fingerprint=$(cat "$HERE/world.sh" "$HERE"/zones/* | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$WORLD/fingerprint" 2>/dev/null)" != "$fingerprint" ]; then
+    down >/dev/null
+    echo "$fingerprint" > "$WORLD/fingerprint"
+  fi
   certs
   dns_up
   postfix_up good $MX_GOOD mx1.good.test "good.test sender.test implicit.test fallback.test" yes

@@ -114,7 +114,29 @@ public sealed class InboundProtocolTests
     }
 
     [Fact]
-    public async Task Relay_policy_on_a_public_listener_is_a_configuration_error()
+    public async Task HAT_host_name_patterns_use_forward_confirmed_reverse_DNS()
+    {
+        var config = _world.NewConfig("fcrdns", c =>
+            c.Listeners[1].SenderGroups[0].Senders = [".good.test"]);
+        await using var gw = RunningGateway.Start(config);
+        // 127.0.3.5 → relay-host.good.test → 127.0.3.5: verified, matches .good.test, may relay.
+        await using (var c = await RawSmtp.ConnectAsync(gw.Private, System.Net.IPAddress.Parse("127.0.3.5")))
+        {
+            Assert.StartsWith("220", await c.ReadReplyAsync());
+            await c.CommandAsync("EHLO relay-host.good.test");
+            await c.CommandAsync("MAIL FROM:<a@good.test>");
+            Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<x@elsewhere.test>"));
+        }
+        gw.WaitForLogLine("address 127.0.3.5 reverse dns host relay-host.good.test verified yes");
+        gw.WaitForLogLine("RELAY SG RELAYLIST match .good.test policy RELAYED");
+        // 127.0.3.6 → spoofed.good.test, whose A record is another address: not verified, no match.
+        await using (var c = await RawSmtp.ConnectAsync(gw.Private, System.Net.IPAddress.Parse("127.0.3.6")))
+            Assert.StartsWith("554", await c.ReadReplyAsync());
+        gw.WaitForLogLine("address 127.0.3.6 reverse dns host spoofed.good.test verified no");
+    }
+
+    [Fact]
+    public void Relay_policy_on_a_public_listener_is_a_configuration_error()
     {
         var e = Assert.Throws<ConfigException>(() => _world.NewConfig("openrelay", c => c.Listeners[0].DefaultPolicy = "RELAYED"));
         Assert.Contains("public listener cannot use relay policy", e.Message);

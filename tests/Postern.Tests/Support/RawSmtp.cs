@@ -14,9 +14,9 @@ public sealed class RawSmtp : IAsyncDisposable
 
     private RawSmtp(TcpClient tcp) { _tcp = tcp; _stream = tcp.GetStream(); }
 
-    public static async Task<RawSmtp> ConnectAsync(IPEndPoint endpoint)
+    public static async Task<RawSmtp> ConnectAsync(IPEndPoint endpoint, IPAddress? from = null)
     {
-        var tcp = new TcpClient();
+        var tcp = from is null ? new TcpClient() : new TcpClient(new IPEndPoint(from, 0));
         await tcp.ConnectAsync(endpoint);
         return new RawSmtp(tcp);
     }
