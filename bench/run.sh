@@ -28,7 +28,7 @@ SINK=127.0.3.20:25
 postfix_config() {  # $1 = accept|relay|relay-tls
   postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
   rm -rf "$PF"; mkdir -p "$PF/etc" "$PF/spool" "$PF/data"; chown postfix "$PF/data"
-  sed "s/^smtp \( *\)inet/127.0.3.1:smtp\1inet/" /etc/postfix/master.cf \
+  sed "s/^smtp \( *\)inet/127.0.3.1:smtp\1inet/; s/^#tlsproxy /tlsproxy /" /etc/postfix/master.cf \
     | awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } { print }' > "$PF/etc/master.cf"
   cat > "$PF/etc/main.cf" <<MAIN
 compatibility_level = 3.6
@@ -121,7 +121,7 @@ for mode in accept relay relay-tls relay-tls-reuse; do
     done
   else
     tlsargs=(); [ $mode != relay ] && tlsargs=(--tls-cert "$WORLD/certs/mx1.good.test.crt" --tls-key "$WORLD/certs/mx1.good.test.key")
-    run "$mode 1KB" postfix relay --server $POSTFIX_ADDR --sink $SINK "${tlsargs[@]}" --sessions $S --messages $N --size 1024 --to user@sink.test
+    run "$mode 1KB" postfix relay --server $POSTFIX_ADDR --sink $SINK "${tlsargs[@]}" --sessions $S --messages $N --size 1024 --to user@sink.test --timeout 120
     postfix_stop
     # Postern reuses TLS connections by design; its figure is the same in both TLS cases.
     [ $mode = relay-tls-reuse ] || run "$mode 1KB" postern relay --server $POSTERN_ADDR --sink $SINK "${tlsargs[@]}" --sessions $S --messages $N --size 1024 --to user@sink.test

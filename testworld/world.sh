@@ -16,7 +16,7 @@ RESOLVER=127.0.10.1
 AUTH=127.0.10.53
 MX_GOOD=127.0.1.10
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
 certs() {
   local d=$WORLD/certs
