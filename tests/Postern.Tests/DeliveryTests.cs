@@ -132,6 +132,52 @@ public sealed class DeliveryTests
     }
 
     [Fact]
+    public async Task Connections_are_reused_up_to_the_limit_and_capped_per_destination()
+    {
+        var config = _world.NewConfig("reuse", c =>
+        {
+            c.Delivery.MaxMessagesPerConnection = 3;
+            c.Delivery.ConcurrentConnectionsPerDomain = 2;
+        });
+        await using var gw = RunningGateway.Start(config);
+        var recipients = Enumerable.Range(0, 12).Select(i => TestWorld.Unique($"reuse{i}") + "@good.test").ToList();
+        await Task.WhenAll(recipients.Select(async rcpt =>
+        {
+            await using var c = await RawSmtp.ConnectAsync(gw.Private);
+            await c.ReadReplyAsync();
+            await c.CommandAsync("EHLO client.test");
+            await c.CommandAsync("MAIL FROM:<s@sender.test>");
+            await c.CommandAsync($"RCPT TO:<{rcpt}>");
+            await c.CommandAsync("DATA");
+            Assert.StartsWith("250", await c.CommandAsync("Subject: reuse\r\n\r\nx\r\n."));
+        }));
+        foreach (var rcpt in recipients) _world.WaitForMail(rcpt);
+        TestWorld.WaitUntil(() => gw.MailLogText().Split('\n').Count(l => l.Contains("Message finished MID")) == 12, TimeSpan.FromSeconds(30), "12 finished messages");
+
+        // From the mail log: deliveries per DCID and the most DCIDs open at once for good.test.
+        var open = new HashSet<string>();
+        var peak = 0;
+        var perConnection = new Dictionary<string, int>();
+        foreach (var line in gw.MailLogText().Split('\n'))
+        {
+            if (line.Contains("New SMTP DCID") && line.Contains("for good.test")) { open.Add(Word(line, "DCID")); peak = Math.Max(peak, open.Count); }
+            else if (line.Contains("Delivery start DCID")) { var d = Word(line, "DCID"); perConnection[d] = perConnection.GetValueOrDefault(d) + 1; }
+            else if (line.Contains(" close") && line.Contains("Info: DCID")) open.Remove(Word(line, "DCID"));
+        }
+        Assert.InRange(peak, 1, 2);
+        Assert.All(perConnection.Values, n => Assert.InRange(n, 1, 3));
+        Assert.Equal(12, perConnection.Values.Sum());
+        Assert.True(perConnection.Values.Any(n => n > 1), "at least one connection carried several messages");
+        Assert.True(gw.Gateway.Delivery.PeakConnections("good.test") <= 2);
+    }
+
+    private static string Word(string line, string after)
+    {
+        var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return words[Array.IndexOf(words, after) + 1];
+    }
+
+    [Fact]
     public async Task A_bounce_that_cannot_be_delivered_is_never_bounced()
     {
         await using var gw = RunningGateway.Start(_world.NewConfig("noloop"));

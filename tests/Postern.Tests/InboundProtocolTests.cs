@@ -64,6 +64,34 @@ public sealed class InboundProtocolTests
     }
 
     [Fact]
+    public async Task A_listener_presents_its_own_certificate_and_the_default_one_the_demo_certificate()
+    {
+        var certs = Path.Combine(_world.WorldDirectory, "certs");
+        var config = _world.NewConfig("listenercert", c =>
+        {
+            c.Listeners[0].CertificateFile = Path.Combine(certs, "mx1.good.test.crt");
+            c.Listeners[0].PrivateKeyFile = Path.Combine(certs, "mx1.good.test.key");
+        });
+        await using var gw = RunningGateway.Start(config);
+        await using (var c = await GreetedAsync(gw.Public))
+        {
+            Assert.StartsWith("220", await c.CommandAsync("STARTTLS"));
+            await c.StartTlsAsync();
+            Assert.Equal("CN=mx1.good.test", c.RemoteCertificate!.Subject);
+        }
+        await using (var c = await GreetedAsync(gw.Private))
+        {
+            Assert.StartsWith("220", await c.CommandAsync("STARTTLS"));
+            await c.StartTlsAsync();
+            Assert.Contains("Postern demo certificate", c.RemoteCertificate!.Subject);
+        }
+        gw.WaitForLogLine("Warning: listener OutgoingMail uses the demo certificate");
+        Assert.DoesNotContain("listener IncomingMail uses the demo certificate", gw.MailLogText());
+        var key = Path.Combine(gw.Gateway.DataDirectory, "certs", "demo.key.pem");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(key));
+    }
+
+    [Fact]
     public async Task Tls_no_does_not_offer_STARTTLS()
     {
         var config = _world.NewConfig("tlsno", c => c.MailFlowPolicies["ACCEPTED"].Tls = InboundTls.No);

@@ -168,6 +168,27 @@ public sealed class UnitTests
     }
 
     [Fact]
+    public async Task Mail_log_rolls_over_past_its_size_limit()
+    {
+        var dir = Directory.CreateTempSubdirectory().FullName;
+        var events = new MailEventStream();
+        await using (var log = new MailLog(dir, new MailLogSettings { MaxFileBytes = 65536 }, Admin.LogLevel.Info))
+        {
+            log.Attach(events);
+            for (var i = 0; i < 3000; i++)
+            {
+                events.Publish(new MessageQueued(i));
+                if (i % 500 == 0) await Task.Delay(50);   // several write batches
+            }
+        }
+        var rolled = Directory.GetFiles(dir, "mail.@*.s");
+        Assert.NotEmpty(rolled);
+        var all = rolled.Append(Path.Combine(dir, "mail.current")).SelectMany(File.ReadAllLines).ToList();
+        Assert.Equal(3000, all.Count);
+        Assert.All(rolled, f => Assert.InRange(new FileInfo(f).Length, 1, 65536 + (1 << 20)));
+    }
+
+    [Fact]
     public void Configuration_validation_lists_every_problem()
     {
         var config = PosternConfig.CreateDefault();

@@ -63,10 +63,13 @@ public sealed class RawSmtp : IAsyncDisposable
         return await ReadReplyAsync() ?? "(connection closed)";
     }
 
+    public System.Security.Cryptography.X509Certificates.X509Certificate? RemoteCertificate { get; private set; }
+
     public async Task StartTlsAsync()
     {
         var ssl = new SslStream(_stream, false, (_, _, _, _) => true);
         await ssl.AuthenticateAsClientAsync("postern.test");
+        RemoteCertificate = ssl.RemoteCertificate;
         _stream = ssl;
     }
 
