@@ -83,7 +83,7 @@ postern_start() {  # $1 = accept|relay|relay-tls
       "senderGroups": [ { "name": "RELAYLIST", "senders": ["127.0.0.0/8"], "policy": "RELAYED" } ],
       "defaultPolicy": "BLOCKED" }
   ],
-  "delivery": { "tls": "$tls" }
+  "destinationControls": { "default": { "tls": "$tls" } }
 }
 JSON
   dotnet "$POSTERN_DLL" serve --config "$B/postern/postern.json" > "$B/postern/out.txt" 2>&1 &

@@ -48,10 +48,17 @@ public sealed class Gateway : IAsyncDisposable
         var events = new MailEventStream();
         mailLog.Attach(events);
         var dns = new DnsResolver(config.Dns, events);
-        var delivery = new DeliveryAgent(config, new RouteResolver(dns), store, events);
+        var trust = new TrustedAuthorities(config.CertificateAuthorities);
+        var dc = config.DestinationControls;
+        var clientCertificate = dc.ClientCertificateFile is null ? null
+            : ServerCertificate.FromPemFiles(dc.ClientCertificateFile, dc.ClientPrivateKeyFile!).Certificate;
+        var context = new OutboundContext(config, events, trust.Roots, clientCertificate,
+            new Policy.VerificationOptions(dc.RequireFqdnIdentities, dc.CheckSignatureAlgorithms), () => DateTimeOffset.UtcNow);
+        var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port), store);
         var queue = new QueueManager(config, store, delivery, events);
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue);
         events.Publish(new SystemNotice($"Postern starting: hostname {config.Hostname}, data {data}"));
+        events.Publish(new SystemNotice($"trusted CAs: system list {(config.CertificateAuthorities.SystemListEnabled ? $"enabled ({trust.SystemCount})" : "disabled")}, custom list {(config.CertificateAuthorities.CustomListEnabled ? $"enabled ({trust.CustomCount})" : "disabled")}"));
 
         ServerCertificate? demo = null;
         try

@@ -116,9 +116,9 @@ public sealed class DeliveryTests
     {
         var config = _world.NewConfig("retry", c =>
         {
-            c.BounceProfile.InitialRetrySeconds = 1;
-            c.BounceProfile.MaxRetrySeconds = 1;
-            c.BounceProfile.MaxTimeInQueueSeconds = 4;
+            c.DefaultBounceProfile.InitialRetrySeconds = 1;
+            c.DefaultBounceProfile.MaxRetrySeconds = 1;
+            c.DefaultBounceProfile.MaxTimeInQueueSeconds = 4;
         });
         await using var gw = RunningGateway.Start(config);
         var sender = TestWorld.Unique("tf") + "@sender.test";
@@ -136,8 +136,8 @@ public sealed class DeliveryTests
     {
         var config = _world.NewConfig("reuse", c =>
         {
-            c.Delivery.MaxMessagesPerConnection = 3;
-            c.Delivery.ConcurrentConnectionsPerDomain = 2;
+            c.DestinationControls.Default.MaxMessagesPerConnection = 3;
+            c.DestinationControls.Default.ConcurrentConnections = 2;
         });
         await using var gw = RunningGateway.Start(config);
         var recipients = Enumerable.Range(0, 12).Select(i => TestWorld.Unique($"reuse{i}") + "@good.test").ToList();

@@ -16,8 +16,8 @@ public sealed class DurabilityTests
     private PosternConfig HoldingConfig(string name) => _world.NewConfig(name, c =>
     {
         c.Delivery.Port = 2599;
-        c.BounceProfile.InitialRetrySeconds = 600;
-        c.BounceProfile.MaxRetrySeconds = 600;
+        c.DefaultBounceProfile.InitialRetrySeconds = 600;
+        c.DefaultBounceProfile.MaxRetrySeconds = 600;
         c.LogLevel = LogLevel.Info;
     });
 

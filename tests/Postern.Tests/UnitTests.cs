@@ -195,8 +195,8 @@ public sealed class UnitTests
         config.Hostname = "not a host";
         config.Listeners[0].Port = 70000;
         config.Listeners[0].DefaultPolicy = "MISSING";
-        config.Delivery.MaxMessagesPerConnection = 0;
-        config.BounceProfile.MaxRetrySeconds = 1;
+        config.DestinationControls.Default.MaxMessagesPerConnection = 0;
+        config.DefaultBounceProfile.MaxRetrySeconds = 1;
         var e = Assert.Throws<ConfigException>(config.Validate);
         Assert.Contains("hostname 'not a host'", e.Message);
         Assert.Contains("port 70000", e.Message);

@@ -23,7 +23,17 @@ public sealed class PosternConfig
     /// <summary>Recipient Access Table: the domains public listeners accept mail for.</summary>
     public List<RatEntry> RecipientAccessTable { get; set; } = new();
     public DeliverySettings Delivery { get; set; } = new();
-    public BounceProfile BounceProfile { get; set; } = new();
+    public DestinationControls DestinationControls { get; set; } = new();
+    /// <summary>Named bounce profiles; "Default" always exists.</summary>
+    public Dictionary<string, BounceProfile> BounceProfiles { get; set; } = new(StringComparer.OrdinalIgnoreCase) { ["Default"] = new() };
+    public List<SmtpRoute> SmtpRoutes { get; set; } = new();
+    public CertificateAuthoritySettings CertificateAuthorities { get; set; } = new();
+    public AlertSettings Alerts { get; set; } = new();
+
+    /// <summary>The "Default" bounce profile.</summary>
+    [JsonIgnore] public BounceProfile DefaultBounceProfile => BounceProfiles["Default"];
+
+    public BounceProfile BounceProfileFor(string name) => BounceProfiles.TryGetValue(name, out var p) ? p : DefaultBounceProfile;
     public MailLogSettings MailLog { get; set; } = new();
 
     public static readonly JsonSerializerOptions JsonOptions = new()
@@ -112,7 +122,22 @@ public sealed class PosternConfig
         foreach (var rat in RecipientAccessTable)
             if (!DomainNames.IsValidDomainPattern(rat.Domain)) errors.Add($"RAT domain '{rat.Domain}' is not a domain or .domain pattern");
         Delivery.Validate(errors);
-        BounceProfile.Validate(errors);
+        if (!BounceProfiles.ContainsKey("Default")) errors.Add("bounceProfiles must define \"Default\"");
+        foreach (var (name, profile) in BounceProfiles) profile.Validate(name, errors);
+        DestinationControls.Validate(this, errors);
+        foreach (var route in SmtpRoutes)
+        {
+            if (!DomainNames.IsValidDomainPattern(route.Domain)) errors.Add($"SMTP route '{route.Domain}': not a domain or .domain pattern");
+            if (route.Hosts.Count == 0) errors.Add($"SMTP route '{route.Domain}': no hosts");
+            foreach (var h in route.Hosts)
+            {
+                if (!IPAddress.TryParse(h.Host, out _) && !DomainNames.IsValidHostname(h.Host)) errors.Add($"SMTP route '{route.Domain}': '{h.Host}' is not a host name or IP address");
+                if (h.Port is < 1 or > 65535) errors.Add($"SMTP route '{route.Domain}': port {h.Port} out of range 1-65535");
+            }
+        }
+        if (CertificateAuthorities.CustomListEnabled && CertificateAuthorities.CustomListFile is null)
+            errors.Add("certificateAuthorities: the custom list is enabled but customListFile is not set");
+        Alerts.Validate(errors);
         if (MailLog.MaxFileBytes < 64 * 1024) errors.Add("mailLog.maxFileBytes must be at least 65536");
         if (errors.Count > 0) throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", errors));
     }
@@ -216,17 +241,12 @@ public sealed class RatEntry
     public RatAction Action { get; set; } = RatAction.Accept;
 }
 
-public enum OutboundTls { No, Preferred, Required }
-
 public sealed class DeliverySettings
 {
     /// <summary>TCP port of the next hop; 25 except in labs.</summary>
     public int Port { get; set; } = 25;
     /// <summary>Source address for outbound connections; null lets the kernel choose.</summary>
     public string? SourceAddress { get; set; }
-    public OutboundTls Tls { get; set; } = OutboundTls.Preferred;
-    public int ConcurrentConnectionsPerDomain { get; set; } = 500;
-    public int MaxMessagesPerConnection { get; set; } = 50;
     public int ConnectTimeoutSeconds { get; set; } = 30;
     public int CommandTimeoutSeconds { get; set; } = 300;
     public int TotalConcurrentConnections { get; set; } = 2000;
@@ -235,8 +255,6 @@ public sealed class DeliverySettings
     {
         if (Port is < 1 or > 65535) errors.Add("delivery.port out of range 1-65535");
         if (SourceAddress is not null && !IPAddress.TryParse(SourceAddress, out _)) errors.Add("delivery.sourceAddress is not an IP address");
-        if (ConcurrentConnectionsPerDomain is < 1 or > 1000) errors.Add("delivery.concurrentConnectionsPerDomain must be 1-1000");
-        if (MaxMessagesPerConnection is < 1 or > 1000) errors.Add("delivery.maxMessagesPerConnection must be 1-1000");
         if (ConnectTimeoutSeconds is < 1 or > 600) errors.Add("delivery.connectTimeoutSeconds must be 1-600");
         if (CommandTimeoutSeconds is < 1 or > 3600) errors.Add("delivery.commandTimeoutSeconds must be 1-3600");
         if (TotalConcurrentConnections is < 1 or > 100000) errors.Add("delivery.totalConcurrentConnections must be 1-100000");
@@ -252,16 +270,48 @@ public sealed class BounceProfile
     public int MaxRetries { get; set; } = 100;
     public bool SendBounces { get; set; } = true;
 
-    internal void Validate(List<string> errors)
+    internal void Validate(string name, List<string> errors)
     {
-        if (InitialRetrySeconds is < 1 or > 86400) errors.Add("bounceProfile.initialRetrySeconds must be 1-86400");
-        if (MaxRetrySeconds < InitialRetrySeconds || MaxRetrySeconds > 86400) errors.Add("bounceProfile.maxRetrySeconds must be initialRetrySeconds-86400");
-        if (MaxTimeInQueueSeconds is < 1 or > 30 * 86400) errors.Add("bounceProfile.maxTimeInQueueSeconds must be 1-2592000");
-        if (MaxRetries is < 0 or > 10000) errors.Add("bounceProfile.maxRetries must be 0-10000");
+        var label = $"bounce profile '{name}'";
+        if (InitialRetrySeconds is < 1 or > 86400) errors.Add($"{label}: initialRetrySeconds must be 1-86400");
+        if (MaxRetrySeconds < InitialRetrySeconds || MaxRetrySeconds > 86400) errors.Add($"{label}: maxRetrySeconds must be initialRetrySeconds-86400");
+        if (MaxTimeInQueueSeconds is < 1 or > 30 * 86400) errors.Add($"{label}: maxTimeInQueueSeconds must be 1-2592000");
+        if (MaxRetries is < 0 or > 10000) errors.Add($"{label}: maxRetries must be 0-10000");
     }
 }
 
 public sealed class MailLogSettings
 {
     public long MaxFileBytes { get; set; } = 100L * 1024 * 1024;
+}
+
+public enum AlertSeverity { Info, Warning, Critical }
+public enum AlertType { System, Hardware, Updater, Antivirus, MessageDelivery }
+
+public sealed class AlertRecipient
+{
+    public string Address { get; set; } = "";
+    /// <summary>Which alerts this recipient gets; empty = all.</summary>
+    public List<AlertSeverity> Severities { get; set; } = new();
+    public List<AlertType> Types { get; set; } = new();
+
+    public bool Wants(AlertSeverity severity, AlertType type) =>
+        (Severities.Count == 0 || Severities.Contains(severity)) && (Types.Count == 0 || Types.Contains(type));
+}
+
+public sealed class AlertSettings
+{
+    public List<AlertRecipient> Recipients { get; set; } = new();
+    /// <summary>Sender of alert mail; empty = alert@hostname.</summary>
+    public string? From { get; set; }
+    /// <summary>At most one alert of a kind for one domain per this many seconds.</summary>
+    public int ThrottleSeconds { get; set; } = 3600;
+
+    internal void Validate(List<string> errors)
+    {
+        foreach (var r in Recipients)
+            if (!Inbound.SmtpSyntax.IsValidMailbox(r.Address)) errors.Add($"alert recipient '{r.Address}' is not a mail address");
+        if (From is not null && !Inbound.SmtpSyntax.IsValidMailbox(From)) errors.Add($"alerts.from '{From}' is not a mail address");
+        if (ThrottleSeconds is < 0 or > 7 * 86400) errors.Add("alerts.throttleSeconds must be 0-604800");
+    }
 }

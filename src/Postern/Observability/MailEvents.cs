@@ -113,6 +113,11 @@ public sealed record DeliveryTlsOutcome(long Dcid, string Text) : MailEvent
 {
     public override string LogText => $"DCID {Dcid} {Text}";
 }
+/// <summary>A destination whose level requires TLS could not get it (feeds the mail log and alerts).</summary>
+public sealed record TlsRequiredFailed(long Dcid, string Domain, string MxHost, string Reason) : MailEvent
+{
+    public override string LogText => $"DCID {Dcid} TLS was required but could not be successfully negotiated";
+}
 public sealed record DeliveryStarted(long Dcid, long Mid, IReadOnlyList<int> Rids) : MailEvent
 {
     public override string LogText => $"Delivery start DCID {Dcid} MID {Mid} to RID [{string.Join(", ", Rids)}]";

@@ -15,8 +15,8 @@ public sealed class DeliveryJob(QueuedMessage message, IReadOnlyList<QueuedRecip
     public byte[] Body { get; } = body;
     public TaskCompletionSource<IReadOnlyList<RecipientResult>> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public void Complete(RecipientOutcome outcome, string status, string detail, long dcid = 0, string? host = null) =>
-        Done.TrySetResult(Recipients.Select(r => new RecipientResult(r.Rid, outcome, status, detail, dcid, host)).ToList());
+    public void Complete(RecipientOutcome outcome, string status, string detail, long dcid = 0, string? host = null, TimeSpan? retryAfter = null) =>
+        Done.TrySetResult(Recipients.Select(r => new RecipientResult(r.Rid, outcome, status, detail, dcid, host, RetryAfter: retryAfter)).ToList());
 }
 
 /// <summary>
@@ -27,6 +27,7 @@ public sealed class DeliveryJob(QueuedMessage message, IReadOnlyList<QueuedRecip
 public sealed class DeliveryAgent : IAsyncDisposable
 {
     private readonly PosternConfig _config;
+    private readonly OutboundContext _context;
     private readonly RouteResolver _routes;
     private readonly MailEventStream _events;
     private readonly IQueueStore _store;
@@ -35,8 +36,11 @@ public sealed class DeliveryAgent : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private int _running;
 
-    public DeliveryAgent(PosternConfig config, RouteResolver routes, IQueueStore store, MailEventStream events)
+    public DeliveryAgent(OutboundContext context, RouteResolver routes, IQueueStore store)
     {
+        var config = context.Config;
+        var events = context.Events;
+        _context = context;
         _config = config;
         _routes = routes;
         _store = store;
@@ -64,7 +68,31 @@ public sealed class DeliveryAgent : IAsyncDisposable
         private ConnectFailure? _downReason;
         public int Peak;
 
-        private int Limit => agent._config.Delivery.ConcurrentConnectionsPerDomain;
+        private readonly Queue<(DateTimeOffset At, int Count)> _sent = new();
+        private EffectiveDestination Destination => agent._config.DestinationControls.Resolve(domain);
+        private int Limit => Destination.ConcurrentConnections;
+
+        /// <summary>
+        /// Recipient rate limit (recipients per N minutes): reserves room for a job, or says
+        /// how long until there is room.
+        /// </summary>
+        private TimeSpan? ReserveRecipients(RecipientLimit? limit, int count, DateTimeOffset now)
+        {
+            if (limit is null) return null;
+            var window = TimeSpan.FromMinutes(limit.Minutes);
+            lock (_sent)
+            {
+                while (_sent.Count > 0 && _sent.Peek().At + window <= now) _sent.Dequeue();
+                var used = _sent.Sum(e => e.Count);
+                // An oversized job may go alone into an empty window, or it would wait forever.
+                if (limit.Recipients > 0 && (used + count <= limit.Recipients || used == 0))
+                {
+                    _sent.Enqueue((now, count));
+                    return null;
+                }
+                return _sent.Count > 0 ? _sent.Peek().At + window - now : window;
+            }
+        }
 
         public void Submit(DeliveryJob job)
         {
@@ -140,8 +168,14 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 first.Complete(RecipientOutcome.Deferred, down.Status, down.Reason + " (destination held back after failed attempts)");
                 return;
             }
+            var destination = Destination;
+            if (ReserveRecipients(destination.RecipientLimit, first.Recipients.Count, DateTimeOffset.UtcNow) is { } wait)
+            {
+                first.Complete(RecipientOutcome.Deferred, "4.7.0", $"recipient limit for {domain} reached ({destination.RecipientLimit!.Recipients} per {destination.RecipientLimit.Minutes} min)", retryAfter: wait);
+                return;
+            }
             var config = agent._config;
-            var route = await agent._routes.ResolveAsync(domain, preferIPv6: false, ct).ConfigureAwait(false);
+            var route = await agent._routes.ResolveAsync(domain, destination.IpPreference, ct).ConfigureAwait(false);
             if (route.Outcome != RouteOutcome.Ok)
             {
                 first.Complete(route.Outcome == RouteOutcome.Permanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred, route.Status, route.Reason);
@@ -152,23 +186,17 @@ public sealed class DeliveryAgent : IAsyncDisposable
             try
             {
                 ConnectFailure? lastFailure = null;
-                var permanent = true;
                 foreach (var hop in route.Hops)
                 {
                     var dcid = await agent._store.NextIdAsync(IdKind.DeliveryConnection).ConfigureAwait(false);
-                    var (c, failure) = await SmtpClientConnection.OpenAsync(hop, domain, dcid, config, config.Delivery.Tls, "Default entry", agent._events, ct).ConfigureAwait(false);
-                    if (c is not null)
-                    {
-                        connection = c;
-                        break;
-                    }
+                    var (c, failure) = await SmtpClientConnection.OpenAsync(hop, destination, dcid, agent._context, ct).ConfigureAwait(false);
+                    if (c is not null) { connection = c; break; }
                     lastFailure = failure;
-                    permanent &= failure!.Permanent;
                 }
                 if (connection is null)
                 {
                     var f = lastFailure!;
-                    _downUntil = DateTimeOffset.UtcNow.AddSeconds(Math.Min(30, config.BounceProfile.InitialRetrySeconds));
+                    _downUntil = DateTimeOffset.UtcNow.AddSeconds(Math.Min(30, config.BounceProfileFor(destination.BounceProfile).InitialRetrySeconds));
                     _downReason = f;
                     first.Complete(RecipientOutcome.Deferred, f.Status, $"all mail hosts of {domain} failed; last: {f.Reason}");
                     return;
@@ -176,6 +204,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 _downUntil = default;
                 var job = first;
                 var count = 0;
+                var max = destination.MaxMessagesPerConnection;
                 while (true)
                 {
                     agent._events.Publish(new DeliveryStarted(connection.Dcid, job.Message.Mid, job.Recipients.Select(r => r.Rid).ToList()));
@@ -193,9 +222,9 @@ public sealed class DeliveryAgent : IAsyncDisposable
                         return;
                     }
                     count++;
-                    if (count >= config.Delivery.MaxMessagesPerConnection || !connection.Reusable || !TryTake(out job)) break;
+                    if (count >= max || !connection.Reusable || !TryTakeWithinLimit(out job)) break;
                 }
-                await connection.CloseAsync(count >= config.Delivery.MaxMessagesPerConnection ? "max messages per connection" : "").ConfigureAwait(false);
+                await connection.CloseAsync(count >= max ? "max messages per connection" : "").ConfigureAwait(false);
                 connection = null;
             }
             finally
@@ -204,6 +233,18 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 agent._totalConnections.Release();
                 first.Done.TrySetException(new InvalidOperationException("delivery ended without a result"));
             }
+        }
+
+        /// <summary>Takes the next queued job for this connection, deferring the ones the rate limit holds back.</summary>
+        private bool TryTakeWithinLimit(out DeliveryJob job)
+        {
+            while (TryTake(out job))
+            {
+                var limit = Destination.RecipientLimit;
+                if (ReserveRecipients(limit, job.Recipients.Count, DateTimeOffset.UtcNow) is not { } wait) return true;
+                job.Complete(RecipientOutcome.Deferred, "4.7.0", $"recipient limit for {domain} reached ({limit!.Recipients} per {limit.Minutes} min)", retryAfter: wait);
+            }
+            return false;
         }
     }
 

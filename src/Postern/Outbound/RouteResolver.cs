@@ -1,25 +1,51 @@
 using System.Net;
+using Postern.Admin;
 using Postern.Dns;
 
 namespace Postern.Outbound;
 
 public enum RouteOutcome { Ok, Temporary, Permanent }
 
-public sealed record NextHop(string Host, IPAddress Address, int Preference);
+public sealed record NextHop(string Host, IPAddress Address, int Preference, int Port = 25)
+{
+    /// <summary>An SMTP route given as an IP address: there is no host name to verify.</summary>
+    public bool IsIpLiteral => IPAddress.TryParse(Host, out _);
+}
 
-public sealed record Route(RouteOutcome Outcome, IReadOnlyList<NextHop> Hops, string Status, string Reason, bool MxAuthenticated)
+/// <param name="ViaSmtpRoute">The hops come from a configured SMTP route, not from MX records (MTA-STS does not apply).</param>
+public sealed record Route(RouteOutcome Outcome, IReadOnlyList<NextHop> Hops, string Status, string Reason, bool MxAuthenticated, bool ViaSmtpRoute = false)
 {
     public static Route Fail(RouteOutcome outcome, string status, string reason) => new(outcome, [], status, reason, false);
 }
 
 /// <summary>
-/// RFC 5321 §5.1 next-hop selection: MX records by preference (equal preferences shuffled),
-/// implicit MX when there are none, RFC 7505 null MX, then addresses per host.
+/// Next-hop selection: a configured SMTP route when one matches the domain, else RFC 5321
+/// §5.1 (MX by preference with equal preferences shuffled, implicit MX, RFC 7505 null MX),
+/// then addresses per host in the order the destination's IP preference asks for.
 /// </summary>
-public sealed class RouteResolver(IDnsResolver dns)
+public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> routes, int defaultPort)
 {
-    public async Task<Route> ResolveAsync(string domain, bool preferIPv6, CancellationToken ct)
+    public RouteResolver(IDnsResolver dns) : this(dns, [], 25) { }
+
+    /// <summary>The SMTP route for a domain: the exact entry, else the most specific ".parent" one.</summary>
+    public SmtpRoute? RouteFor(string domain) =>
+        routes.Where(r => DomainNames.MatchesPattern(domain, r.Domain))
+            .OrderByDescending(r => r.Domain.Length * 2 + (r.Domain.StartsWith('.') ? 0 : 1))
+            .FirstOrDefault();
+
+    public static bool[] AddressFamilies(IpPreference preference) => preference switch
     {
+        IpPreference.IPv4Required => [false],
+        IpPreference.IPv6Required => [true],
+        IpPreference.IPv6Preferred => [true, false],
+        _ => [false, true],
+    };
+
+    public async Task<Route> ResolveAsync(string domain, IpPreference preference, CancellationToken ct)
+    {
+        var route = RouteFor(domain);
+        if (route is not null) return await ResolveRouteAsync(domain, route, preference, ct).ConfigureAwait(false);
+
         var mx = await dns.QueryMxAsync(domain, ct).ConfigureAwait(false);
         switch (mx.Outcome)
         {
@@ -40,25 +66,53 @@ public sealed class RouteResolver(IDnsResolver dns)
                 return Route.Fail(RouteOutcome.Permanent, "5.1.10", $"domain {domain} does not accept mail (null MX, RFC 7505)");
             hosts = OrderByPreference(real);
         }
-
-        var hops = new List<NextHop>();
-        var temporary = new List<string>();
-        foreach (var host in hosts)
-        {
-            var families = preferIPv6 ? new[] { true, false } : new[] { false, true };
-            foreach (var v6 in families)
-            {
-                var a = await dns.QueryAddressesAsync(host.Host, v6, ct).ConfigureAwait(false);
-                if (a.IsTemporaryFailure) temporary.Add($"{host.Host}/{(v6 ? "AAAA" : "A")}: {a.Error}");
-                hops.AddRange(a.Records.Select(ip => new NextHop(host.Host, ip, host.Preference)));
-            }
-        }
+        var (hops, temporary) = await AddressesAsync(hosts.Select(h => (h.Host, h.Preference, defaultPort)), preference, ct).ConfigureAwait(false);
         if (hops.Count > 0) return new Route(RouteOutcome.Ok, hops, "2.0.0", "", mx.Authenticated);
         if (temporary.Count > 0)
             return Route.Fail(RouteOutcome.Temporary, "4.4.3", "DNS lookup of mail host addresses failed: " + string.Join("; ", temporary));
         return Route.Fail(RouteOutcome.Permanent, "5.4.4",
-            $"no address records for the mail hosts of {domain} ({string.Join(", ", hosts.Select(h => h.Host))})");
+            $"no {FamilyText(preference)} address records for the mail hosts of {domain} ({string.Join(", ", hosts.Select(h => h.Host))})");
     }
+
+    private async Task<Route> ResolveRouteAsync(string domain, SmtpRoute route, IpPreference preference, CancellationToken ct)
+    {
+        var ordered = route.Hosts.GroupBy(h => h.Priority).OrderBy(g => g.Key).SelectMany(g => g.OrderBy(_ => Random.Shared.Next()));
+        var (hops, temporary) = await AddressesAsync(ordered.Select(h => (h.Host, h.Priority, h.Port)), preference, ct).ConfigureAwait(false);
+        if (hops.Count > 0) return new Route(RouteOutcome.Ok, hops, "2.0.0", "", false, ViaSmtpRoute: true);
+        // A configured route that does not resolve is the administrator's to fix: retry, never bounce.
+        return Route.Fail(RouteOutcome.Temporary, "4.4.3",
+            $"SMTP route for {route.Domain} has no usable {FamilyText(preference)} address" + (temporary.Count > 0 ? ": " + string.Join("; ", temporary) : ""));
+    }
+
+    private async Task<(List<NextHop> Hops, List<string> Temporary)> AddressesAsync(IEnumerable<(string Host, int Preference, int Port)> hosts, IpPreference preference, CancellationToken ct)
+    {
+        var hops = new List<NextHop>();
+        var temporary = new List<string>();
+        var families = AddressFamilies(preference);
+        foreach (var (host, pref, port) in hosts)
+        {
+            if (IPAddress.TryParse(host, out var literal))
+            {
+                if (families.Contains(literal.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6))
+                    hops.Add(new NextHop(host, literal, pref, port));
+                continue;
+            }
+            foreach (var v6 in families)
+            {
+                var a = await dns.QueryAddressesAsync(host, v6, ct).ConfigureAwait(false);
+                if (a.IsTemporaryFailure) temporary.Add($"{host}/{(v6 ? "AAAA" : "A")}: {a.Error}");
+                hops.AddRange(a.Records.Select(ip => new NextHop(host, ip, pref, port)));
+            }
+        }
+        return (hops, temporary);
+    }
+
+    private static string FamilyText(IpPreference p) => p switch
+    {
+        IpPreference.IPv4Required => "IPv4",
+        IpPreference.IPv6Required => "IPv6",
+        _ => "IPv4 or IPv6",
+    };
 
     /// <summary>Ascending preference; hosts of equal preference in random order (RFC 5321 §5.1).</summary>
     public static IReadOnlyList<MxHost> OrderByPreference(IEnumerable<MxHost> hosts) =>

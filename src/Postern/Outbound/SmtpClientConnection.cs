@@ -8,6 +8,7 @@ using System.Text;
 using Postern.Admin;
 using Postern.Inbound;
 using Postern.Observability;
+using Postern.Policy;
 using Postern.Queue;
 
 namespace Postern.Outbound;
@@ -16,8 +17,13 @@ public enum RecipientOutcome { Delivered, Deferred, Bounced }
 
 /// <param name="Detail">What the mail log shows.</param>
 /// <param name="Diagnostic">RFC 3464 Diagnostic-Code ("smtp; 550 5.1.1 ..."), when the peer said it.</param>
+/// <param name="RetryAfter">Set when Postern itself held the recipient back (rate limit): retry then, not counted as an attempt.</param>
 public sealed record RecipientResult(int Rid, RecipientOutcome Outcome, string Status, string Detail, long Dcid, string? RemoteHost,
-    bool PeerSupportsDsn = false, string? Diagnostic = null);
+    bool PeerSupportsDsn = false, string? Diagnostic = null, TimeSpan? RetryAfter = null);
+
+/// <summary>What every outbound connection needs besides its destination: settings, trust, identity, clock.</summary>
+public sealed record OutboundContext(PosternConfig Config, MailEventStream Events, X509Certificate2Collection TrustedRoots,
+    X509Certificate2? ClientCertificate, VerificationOptions VerificationOptions, Func<DateTimeOffset> Now);
 
 /// <summary>Why a connection attempt did not yield a usable SMTP session.</summary>
 public sealed record ConnectFailure(string Status, string Reason, bool Permanent = false);
@@ -45,7 +51,6 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     public NextHop Hop { get; }
     public string Domain { get; }
     public bool IsEsmtp { get; private set; }
-    public bool IsEncrypted => _stream is SslStream;
     public bool Reusable { get; private set; } = true;
 
     private SmtpClientConnection(Socket socket, long dcid, NextHop hop, string domain, MailEventStream events, TimeSpan commandTimeout)
@@ -62,36 +67,38 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     }
 
     /// <summary>
-    /// Connects, reads the greeting, says EHLO and applies the TLS level. Returns the
-    /// connection, or the reason this host could not be used.
+    /// Connects, reads the greeting, says EHLO and applies the destination's TLS level.
+    /// Returns the connection, or the reason this host could not be used.
     /// </summary>
     public static async Task<(SmtpClientConnection? Connection, ConnectFailure? Failure)> OpenAsync(
-        NextHop hop, string domain, long dcid, PosternConfig config, OutboundTls tls, string policySource, MailEventStream events, CancellationToken ct)
+        NextHop hop, EffectiveDestination destination, long dcid, OutboundContext context, CancellationToken ct)
     {
-        var settings = config.Delivery;
+        var settings = context.Config.Delivery;
+        var events = context.Events;
+        var domain = destination.Domain;
         var socket = new Socket(hop.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
             if (settings.SourceAddress is not null) socket.Bind(new IPEndPoint(IPAddress.Parse(settings.SourceAddress), 0));
             using var connectCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             connectCts.CancelAfter(TimeSpan.FromSeconds(settings.ConnectTimeoutSeconds));
-            await socket.ConnectAsync(new IPEndPoint(hop.Address, settings.Port), connectCts.Token).ConfigureAwait(false);
+            await socket.ConnectAsync(new IPEndPoint(hop.Address, hop.Port), connectCts.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             socket.Dispose();
             var reason = e is OperationCanceledException ? "connection timed out" : ((SocketException)e).SocketErrorCode == SocketError.ConnectionRefused ? "connection refused" : e.Message;
-            events.Publish(new DeliveryConnectionFailed(domain, hop.Host, hop.Address, settings.Port, reason));
-            return (null, new ConnectFailure("4.4.1", $"connect to {hop.Host}[{hop.Address}]:{settings.Port}: {reason}"));
+            events.Publish(new DeliveryConnectionFailed(domain, hop.Host, hop.Address, hop.Port, reason));
+            return (null, new ConnectFailure("4.4.1", $"connect to {hop.Host}[{hop.Address}]:{hop.Port}: {reason}"));
         }
         var connection = new SmtpClientConnection(socket, dcid, hop, domain, events, TimeSpan.FromSeconds(settings.CommandTimeoutSeconds));
-        events.Publish(new DeliveryConnectionOpened(dcid, (IPEndPoint)socket.LocalEndPoint!, hop.Address, settings.Port, hop.Host, domain));
-        events.Publish(new DeliveryPolicyApplied(dcid, domain, tls.ToString(), policySource));
+        events.Publish(new DeliveryConnectionOpened(dcid, (IPEndPoint)socket.LocalEndPoint!, hop.Address, hop.Port, hop.Host, domain));
+        events.Publish(new DeliveryPolicyApplied(dcid, domain, EffectiveDestination.LevelName(destination.Tls), destination.TlsSource));
         try
         {
-            var failure = await connection.HandshakeAsync(config.Hostname, tls, ct).ConfigureAwait(false);
+            var failure = await connection.HandshakeAsync(destination, context, ct).ConfigureAwait(false);
             if (failure is null) return (connection, null);
-            await connection.CloseAsync(failure.Reason, sendQuit: connection._stream.CanWrite).ConfigureAwait(false);
+            await connection.CloseAsync(failure.Reason, sendQuit: connection.Reusable).ConfigureAwait(false);
             return (null, failure);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException && !ct.IsCancellationRequested)
@@ -102,32 +109,23 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
     }
 
-    private async Task<ConnectFailure?> HandshakeAsync(string hostname, OutboundTls tls, CancellationToken ct)
+    private async Task<ConnectFailure?> HandshakeAsync(EffectiveDestination destination, OutboundContext context, CancellationToken ct)
     {
+        var hostname = context.Config.Hostname;
+        var level = destination.Tls;
         var greeting = await ReadReplyAsync(ct).ConfigureAwait(false);
         if (greeting.Code != 220)
             return new ConnectFailure(greeting.IsPermanent ? "5.0.0" : "4.0.0", $"{Hop.Host}[{Hop.Address}] greeted with {greeting}");
         var ehlo = await EhloAsync(hostname, ct).ConfigureAwait(false);
         if (ehlo is not null) return ehlo;
-        if (tls == OutboundTls.No) return null;
 
-        if (!IsEsmtp)
-        {
-            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS not possible: peer {Hop.Host} does not speak ESMTP"));
-            return tls == OutboundTls.Required ? TlsRequiredFailure("peer without ESMTP") : null;
-        }
-        if (!_extensions.Contains("STARTTLS"))
-        {
-            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS not possible: STARTTLS not advertised by {Hop.Host}"));
-            return tls == OutboundTls.Required ? TlsRequiredFailure("STARTTLS not advertised") : null;
-        }
+        var decision = OutboundTlsPolicy.AfterEhlo(level, IsEsmtp, _extensions.Contains("STARTTLS"));
+        if (decision.Step != TlsStep.StartTls) return TlsStepOutcome(decision, destination);
         var reply = await CommandAsync("STARTTLS", ct).ConfigureAwait(false);
-        if (reply.Code != 220)
-        {
-            // Refused before its 220: Preferred may continue in clear on this connection.
-            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS not possible: STARTTLS answered with an error {reply}"));
-            return tls == OutboundTls.Required ? TlsRequiredFailure($"STARTTLS answered {reply.Code}") : null;
-        }
+        if (reply.Code != 220) return TlsStepOutcome(OutboundTlsPolicy.AfterStartTlsRefused(level, reply.ToString()), destination);
+
+        X509Certificate2? leaf = null;
+        var presented = new List<X509Certificate2>();
         var ssl = new SslStream(_network, leaveInnerStreamOpen: true);
         try
         {
@@ -135,32 +133,65 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             cts.CancelAfter(_commandTimeout);
             await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
             {
-                TargetHost = Hop.Host,
-                // Preferred and Required do not check certificates (the verifying levels come with
-                // Destination Controls); the chain status is still recorded below.
-                RemoteCertificateValidationCallback = (_, _, _, _) => true,
+                TargetHost = Hop.IsIpLiteral ? destination.Domain : Hop.Host,
+                ClientCertificates = context.ClientCertificate is { } cc ? new X509CertificateCollection { cc } : null,
+                LocalCertificateSelectionCallback = context.ClientCertificate is { } c2 ? (_, _, _, _, _) => c2 : null,
+                // The check is ours (the enabled CA lists, the level's identity rule); capture what the peer sent.
+                RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
+                {
+                    if (certificate is not null) leaf = new X509Certificate2(certificate);
+                    if (chain is not null)
+                        foreach (var extra in chain.ChainPolicy.ExtraStore) presented.Add(extra);
+                    return true;
+                },
                 EncryptionPolicy = EncryptionPolicy.RequireEncryption,
             }, cts.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
         {
-            // After the 220 there is no way back to clear text on this connection.
+            // After the 220 there is no way back to clear text on this connection (SPEC §2).
             await ssl.DisposeAsync().ConfigureAwait(false);
-            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS failed: handshake with {Hop.Host} failed: {e.Message}"));
             Reusable = false;
+            var why = $"handshake with {Hop.Host} failed: {e.Message}";
+            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS failed: {why}"));
+            if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
             return new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {e.Message}");
         }
         _stream = ssl;
         _reader.ReplaceStream(ssl);
-        _events.Publish(new DeliveryTlsNegotiated(Dcid, TlsNames.Protocol(ssl.SslProtocol), TlsNames.Cipher(ssl), PeerIdentity(ssl.RemoteCertificate)));
+        _events.Publish(new DeliveryTlsNegotiated(Dcid, TlsNames.Protocol(ssl.SslProtocol), TlsNames.Cipher(ssl), PeerIdentity(leaf)));
+
+        var references = ReferenceIdentifiers(destination.Domain);
+        var check = leaf is null ? CertificateCheck.NoCertificate
+            : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots, references, OutboundTlsPolicy.IdentityRuleFor(level), context.Now(), context.VerificationOptions);
+        var verdict = OutboundTlsPolicy.AfterHandshake(level, check);
+        if (OutboundTlsPolicy.Verifies(level) || check.Verified)
+            _events.Publish(new DeliveryTlsOutcome(Dcid, verdict.Deliver ? $"TLS {verdict.LogText}" : verdict.LogText));
+        if (!verdict.Deliver)
+        {
+            _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, "verify error: " + check.Reason));
+            return new ConnectFailure("4.7.5", $"TLS required, but the certificate of {Hop.Host}[{Hop.Address}] did not verify: {check.Reason}");
+        }
+        Encrypted = true;
+        CertificateVerified = check.Verified;
         return await EhloAsync(hostname, ct).ConfigureAwait(false);
     }
 
-    private ConnectFailure TlsRequiredFailure(string why)
+    /// <summary>RFC 6125 reference identifiers: the MX (or route) host name and the destination domain.</summary>
+    private IReadOnlyList<string> ReferenceIdentifiers(string domain) =>
+        Hop.IsIpLiteral || string.Equals(Hop.Host, domain, StringComparison.OrdinalIgnoreCase) ? [domain] : [Hop.Host, domain];
+
+    private ConnectFailure? TlsStepOutcome(TlsDecision decision, EffectiveDestination destination)
     {
-        _events.Publish(new DeliveryTlsOutcome(Dcid, "TLS was required but could not be successfully negotiated"));
-        return new ConnectFailure("4.7.5", $"TLS required but not available at {Hop.Host}[{Hop.Address}]: {why}");
+        if (decision.Reason is not null)
+            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS not possible: {decision.Reason}" + (decision.Step == TlsStep.ContinueInClear ? "; continuing in clear" : "")));
+        if (decision.Step != TlsStep.Fail) return null;
+        _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, decision.Reason!));
+        return new ConnectFailure("4.7.4", $"TLS is required, but {Hop.Host}[{Hop.Address}]: {decision.Reason}");
     }
+
+    public bool Encrypted { get; private set; }
+    public bool CertificateVerified { get; private set; }
 
     /// <summary>"subjectAltName:dNSName=a, dNSName=b" or the subject when there is no SAN.</summary>
     public static string PeerIdentity(X509Certificate? certificate)

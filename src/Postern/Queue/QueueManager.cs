@@ -117,13 +117,22 @@ public sealed class QueueManager : IAsyncDisposable
 
     private async Task RecordAsync(QueuedMessage message, byte[] body, IReadOnlyList<RecipientResult> results)
     {
-        var profile = _config.BounceProfile;
         var now = DateTimeOffset.UtcNow;
         var updates = new List<RecipientUpdate>();
         var dsn = new List<DsnRecipient>();
         foreach (var result in results)
         {
             var r = message.Recipients.First(x => x.Rid == result.Rid);
+            var profile = ProfileFor(r);
+            if (result.RetryAfter is { } wait && result.Outcome == RecipientOutcome.Deferred)
+            {
+                // Held back by Postern's own limits: not an attempt, and no penalty.
+                r.NextAttempt = now + wait;
+                r.LastResponse = $"{result.Status} {result.Detail}";
+                _events.Publish(new RecipientDelayed(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail, r.NextAttempt));
+                updates.Add(new RecipientUpdate(r.Rid, r.State, r.Attempts, r.NextAttempt, r.LastResponse));
+                continue;
+            }
             r.Attempts++;
             r.LastResponse = $"{result.Status} {result.Detail}";
             switch (result.Outcome)
@@ -137,7 +146,7 @@ public sealed class QueueManager : IAsyncDisposable
                 case RecipientOutcome.Bounced:
                     r.State = RecipientState.Bounced;
                     _events.Publish(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail));
-                    if (WantsFailureDsn(r)) dsn.Add(new DsnRecipient(r, "failed", result.Status, Diagnostic(result), result.RemoteHost));
+                    if (WantsFailureDsn(r, profile)) dsn.Add(new DsnRecipient(r, "failed", result.Status, Diagnostic(result), result.RemoteHost));
                     break;
                 case RecipientOutcome.Deferred:
                     var age = now - message.ReceivedAt;
@@ -146,11 +155,11 @@ public sealed class QueueManager : IAsyncDisposable
                         r.State = RecipientState.Bounced;
                         var why = $"delivery time expired after {r.Attempts} attempts in {(int)age.TotalSeconds} s; last error: {result.Detail}";
                         _events.Publish(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, why));
-                        if (WantsFailureDsn(r)) dsn.Add(new DsnRecipient(r, "failed", result.Status, "x-postern; " + why, result.RemoteHost));
+                        if (WantsFailureDsn(r, profile)) dsn.Add(new DsnRecipient(r, "failed", result.Status, "x-postern; " + why, result.RemoteHost));
                     }
                     else
                     {
-                        r.NextAttempt = now + Backoff(r.Attempts);
+                        r.NextAttempt = now + Backoff(r.Attempts, profile);
                         _events.Publish(new RecipientDelayed(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail, r.NextAttempt));
                     }
                     break;
@@ -175,11 +184,15 @@ public sealed class QueueManager : IAsyncDisposable
 
     private static string Diagnostic(RecipientResult r) => r.Diagnostic ?? "x-postern; " + r.Detail;
 
-    private static bool WantsFailureDsn(QueuedRecipient r) => r.Notify == DsnNotify.Default || r.Notify.HasFlag(DsnNotify.Failure);
+    /// <summary>The bounce profile of the recipient's destination (Destination Controls).</summary>
+    private BounceProfile ProfileFor(QueuedRecipient r) =>
+        _config.BounceProfileFor(_config.DestinationControls.Resolve(r.Domain).BounceProfile);
 
-    private TimeSpan Backoff(int attempts)
+    private static bool WantsFailureDsn(QueuedRecipient r, BounceProfile profile) =>
+        profile.SendBounces && (r.Notify == DsnNotify.Default || r.Notify.HasFlag(DsnNotify.Failure));
+
+    private static TimeSpan Backoff(int attempts, BounceProfile p)
     {
-        var p = _config.BounceProfile;
         var seconds = p.InitialRetrySeconds * Math.Pow(2, Math.Max(0, attempts - 1));
         return TimeSpan.FromSeconds(Math.Min(seconds, p.MaxRetrySeconds));
     }
@@ -189,11 +202,6 @@ public sealed class QueueManager : IAsyncDisposable
         if (original.IsNullSender)
         {
             _events.Publish(new BounceSuppressed(original.Mid, "null reverse-path (a bounce is never bounced)"));
-            return;
-        }
-        if (!_config.BounceProfile.SendBounces)
-        {
-            _events.Publish(new BounceSuppressed(original.Mid, "bounce profile does not send bounces"));
             return;
         }
         var domain = DomainNames.Normalize(SmtpSyntax.DomainOf(original.Sender));

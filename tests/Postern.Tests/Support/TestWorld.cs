@@ -79,7 +79,7 @@ public sealed class TestWorld
                     SenderGroups = { new SenderGroup { Name = "RELAYLIST", Senders = { "127.0.0.0/8" }, Policy = "RELAYED" } },
                 },
             },
-            BounceProfile = new BounceProfile { InitialRetrySeconds = 2, MaxRetrySeconds = 4, MaxTimeInQueueSeconds = 3600 },
+            BounceProfiles = { ["Default"] = new BounceProfile { InitialRetrySeconds = 2, MaxRetrySeconds = 4, MaxTimeInQueueSeconds = 3600 } },
         };
         tweak?.Invoke(config);
         config.Validate();
