@@ -9,6 +9,7 @@
 #   127.0.10.53:53  nsd, authoritative for the signed zone "test."
 #   127.0.1.10:25   Postfix "mx1.good.test": STARTTLS with a test-CA certificate, Maildir delivery
 #   127.0.1.99      nothing listens (a dead MX)
+#   127.0.4.1-9     Postfix "tls": one smtpd per TLS-matrix case (testworld/README.md)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORLD=${POSTERN_WORLD:-/tmp/postern-world}
@@ -18,19 +19,67 @@ MX_GOOD=127.0.1.10
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
+# The world's PKI: a trusted root, an intermediate, an untrusted root, and one leaf per
+# receiving-MTA case of the TLS matrix (see README.md).
+TLS_CASES="mxname domainonly wild cnonly expired selfsigned untrusted intermediate notls"
+tls_addr() { local i=1; for c in $TLS_CASES; do [ "$c" = "$1" ] && { echo "127.0.4.$i"; return; }; i=$((i+1)); done; }
+
 certs() {
   local d=$WORLD/certs
-  [ -f "$d/mx1.good.test.crt" ] && return 0
-  mkdir -p "$d"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Postern Test Root CA" \
-    -keyout "$d/ca.key" -out "$d/ca.crt" -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=mx1.good.test" -keyout "$d/mx1.good.test.key" \
-    -out "$d/mx1.good.test.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:mx1.good.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' > "$d/leaf.ext"
-  openssl x509 -req -in "$d/mx1.good.test.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-    -days 825 -extfile "$d/leaf.ext" -out "$d/mx1.good.test.crt" 2>/dev/null
-  chmod 600 "$d"/*.key
+  [ -f "$d/complete" ] && return 0
+  rm -rf "$d"; mkdir -p "$d"
+  ( cd "$d"
+    ca_root() {  # name subject
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$2" -keyout "$1.key" -out "$1.crt" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    }
+    ca_root ca "Postern Test Root CA"
+    ca_root other-ca "Some Other Root CA"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=Postern Test Intermediate CA" -keyout int.key -out int.csr 2>/dev/null
+    printf 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n' > int.ext
+    openssl x509 -req -in int.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile int.ext -out int.crt 2>/dev/null
+    # leaf NAME CN SANS ISSUER [DAYS]
+    leaf() {
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+      printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' "$3" > "$1.ext"
+      openssl x509 -req -in "$1.csr" -CA "$4.crt" -CAkey "$4.key" -CAcreateserial -days "${5:-825}" -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+    }
+    leaf mx1.good.test mx1.good.test DNS:mx1.good.test ca
+    leaf mxname mx.mxname.test DNS:mx.mxname.test ca
+    leaf domainonly domainonly.test DNS:domainonly.test ca
+    leaf wild '*.wild.test' 'DNS:*.wild.test' ca
+    leaf cnonly mx.cnonly.test DNS:other.cnonly.test ca
+    leaf untrusted mx.untrusted.test DNS:mx.untrusted.test other-ca
+    leaf intermediate mx.intermediate.test DNS:mx.intermediate.test int
+    cat int.crt >> intermediate.crt            # the server sends its chain
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=mx.selfsigned.test" -keyout selfsigned.key \
+      -out selfsigned.crt -addext "subjectAltName=DNS:mx.selfsigned.test" 2>/dev/null
+    # expired: issued by the trusted root for 2020 only (openssl ca lets us set the dates)
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=mx.expired.test" -keyout expired.key -out expired.csr 2>/dev/null
+    mkdir -p ca-db; : > ca-db/index.txt; echo 1000 > ca-db/serial
+    cat > ca-db/ca.cnf <<CNF
+[ ca ]
+default_ca = world
+[ world ]
+database = ca-db/index.txt
+serial = ca-db/serial
+new_certs_dir = ca-db
+certificate = ca.crt
+private_key = ca.key
+default_md = sha256
+policy = anything
+copy_extensions = none
+[ anything ]
+commonName = supplied
+[ leaf ]
+subjectAltName = DNS:mx.expired.test
+basicConstraints = CA:FALSE
+extendedKeyUsage = serverAuth
+CNF
+    openssl ca -batch -config ca-db/ca.cnf -extensions leaf -startdate 20200101000000Z -enddate 20210101000000Z \
+      -in expired.csr -out expired.crt >/dev/null 2>&1
+    chmod 600 ./*.key
+    touch complete )
 }
 
 dns_up() {
@@ -122,26 +171,35 @@ dns_down() {
   done
 }
 
-# postfix_up NAME ADDRESS HOSTNAME DOMAINS TLS(yes/no)
+# postfix_up NAME HOSTNAME "DOMAINS" SERVICE... where SERVICE is "ADDRESS:CERT" (CERT = a
+# name under certs/, or "-" for no STARTTLS). One Postfix instance, one smtpd per address.
 postfix_up() {
-  local name=$1 addr=$2 host=$3 domains=$4 tls=$5
+  local name=$1 host=$2 domains=$3; shift 3
   local p=$WORLD/postfix-$name
   if alive "$p/spool/pid/master.pid"; then return 0; fi
   rm -rf "$p/etc" "$p/spool"
   mkdir -p "$p/etc" "$p/spool" "$p/data" "$WORLD/mail"
   chown postfix "$p/data"
   chown 65534:65534 "$WORLD/mail"
-  # Bind the smtpd service to its own loopback address: inet_interfaces only accepts
-  # addresses configured on an interface, and lo carries just 127.0.0.1.
-  # No chroot: the instance lives in a scratch folder without the files a chroot needs.
-  sed "s/^smtp \( *\)inet/$addr:smtp\1inet/" /etc/postfix/master.cf \
-    | awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } { print }' > "$p/etc/master.cf"
+  # No chroot (the instance lives in a scratch folder without the files a chroot needs), and
+  # the default smtpd replaced by one per address: inet_interfaces only accepts addresses
+  # configured on an interface, and lo carries just 127.0.0.1.
+  awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } /^smtp +inet/ { next } { print }' /etc/postfix/master.cf > "$p/etc/master.cf"
+  local svc addr cert
+  for svc in "$@"; do
+    addr=${svc%%:*}; cert=${svc#*:}
+    if [ "$cert" = - ]; then
+      echo "$addr:smtp inet n - n - - smtpd -o smtpd_tls_security_level=none" >> "$p/etc/master.cf"
+    else
+      echo "$addr:smtp inet n - n - - smtpd -o smtpd_tls_security_level=may -o smtpd_tls_cert_file=$WORLD/certs/$cert.crt -o smtpd_tls_key_file=$WORLD/certs/$cert.key" >> "$p/etc/master.cf"
+    fi
+  done
   cat > "$p/etc/recipient_access" <<'ACC'
 /^reject-/      550 5.1.1 User unknown (test world)
 /^tempfail-/    450 4.2.0 Mailbox temporarily unavailable (test world)
 ACC
   # One Maildir per domain (virtual(8) forbids $n substitution); tests find their message
-  # by its Delivered-To header and a unique Message-ID.
+  # by its Delivered-To header and a unique local part.
   : > "$p/etc/vmailbox"
   for dom in $domains; do printf '/@%s$/ %s/\n' "${dom//./\\.}" "$dom" >> "$p/etc/vmailbox"; done
   cat > "$p/etc/main.cf" <<MAIN
@@ -175,25 +233,19 @@ maillog_file = $p/maillog
 maillog_file_prefixes = $WORLD
 biff = no
 smtpd_banner = \$myhostname ESMTP Postfix (test world)
-MAIN
-  if [ "$tls" = yes ]; then
-    cat >> "$p/etc/main.cf" <<TLS
-smtpd_tls_cert_file = $WORLD/certs/$host.crt
-smtpd_tls_key_file = $WORLD/certs/$host.key
-smtpd_tls_security_level = may
 smtpd_tls_received_header = yes
 smtpd_tls_loglevel = 1
-TLS
-  else
-    echo "smtpd_tls_security_level = none" >> "$p/etc/main.cf"
-  fi
+MAIN
   # postfix prints its errors only to a terminal: give it one when it fails.
   postfix -c "$p/etc" start >/dev/null 2>&1 || { script -qc "postfix -c $p/etc start" /dev/null >&2; return 1; }
-  for _ in $(seq 50); do
-    if (exec 3<>/dev/tcp/$addr/25) 2>/dev/null; then return 0; fi
-    sleep 0.2
+  for svc in "$@"; do
+    addr=${svc%%:*}
+    for _ in $(seq 50); do
+      if (exec 3<>"/dev/tcp/$addr/25") 2>/dev/null; then continue 2; fi
+      sleep 0.2
+    done
+    echo "world: postfix $name did not come up on $addr" >&2; tail -20 "$p/maillog" >&2 || true; return 1
   done
-  echo "world: postfix $name did not come up" >&2; tail -20 "$p/maillog" >&2 || true; return 1
 }
 
 postfix_down() {
@@ -214,7 +266,13 @@ up() {
   fi
   certs
   dns_up
-  postfix_up good $MX_GOOD mx1.good.test "good.test sender.test implicit.test fallback.test" yes
+  postfix_up good mx1.good.test "good.test sender.test implicit.test fallback.test" "$MX_GOOD:mx1.good.test"
+  local services=() domains="routed.test" c
+  for c in $TLS_CASES; do
+    services+=("$(tls_addr "$c"):$([ "$c" = notls ] && echo - || echo "$c")")
+    domains="$domains $c.test"
+  done
+  postfix_up tls mx.tls.test "$domains" "${services[@]}"
   echo "world: up in $WORLD"
 }
 
