@@ -21,12 +21,14 @@ public sealed class Gateway : IAsyncDisposable
     public IReadOnlyList<Listener> Listeners => _listeners;
     public DeliveryAgent Delivery { get; }
     public QueueManager Queue { get; }
+    public AlertService Alerts { get; }
     public string DataDirectory { get; }
 
     private readonly List<Listener> _listeners = new();
 
-    private Gateway(PosternConfig config, string dataDirectory, MailEventStream events, IQueueStore store, MailLog mailLog, DeliveryAgent delivery, QueueManager queue)
+    private Gateway(PosternConfig config, string dataDirectory, MailEventStream events, IQueueStore store, MailLog mailLog, DeliveryAgent delivery, QueueManager queue, AlertService alerts)
     {
+        Alerts = alerts;
         Config = config;
         Events = events;
         DataDirectory = dataDirectory;
@@ -56,7 +58,8 @@ public sealed class Gateway : IAsyncDisposable
             new Policy.VerificationOptions(dc.RequireFqdnIdentities, dc.CheckSignatureAlgorithms), () => DateTimeOffset.UtcNow);
         var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port), store);
         var queue = new QueueManager(config, store, delivery, events);
-        var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue);
+        var alerts = new AlertService(config, store, events, queue.Wake);
+        var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts);
         events.Publish(new SystemNotice($"Postern starting: hostname {config.Hostname}, data {data}"));
         events.Publish(new SystemNotice($"trusted CAs: system list {(config.CertificateAuthorities.SystemListEnabled ? $"enabled ({trust.SystemCount})" : "disabled")}, custom list {(config.CertificateAuthorities.CustomListEnabled ? $"enabled ({trust.CustomCount})" : "disabled")}"));
 
@@ -97,6 +100,7 @@ public sealed class Gateway : IAsyncDisposable
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         await Delivery.DisposeAsync().ConfigureAwait(false);
         await Queue.DisposeAsync().ConfigureAwait(false);
+        await Alerts.DisposeAsync().ConfigureAwait(false);
         await Store.DisposeAsync().ConfigureAwait(false);
         Events.Publish(new SystemNotice("Postern stopped"));
         await MailLog.DisposeAsync().ConfigureAwait(false);

@@ -195,8 +195,14 @@ public sealed class DeliveryTests
         await using var gw = RunningGateway.Start(_world.NewConfig("down"));
         Assert.Equal(0, Swaks(gw.Private, "s@sender.test", "x@down.test").ExitCode);
         gw.WaitForLogLine("Delayed: DCID", "To:<x@down.test>", "all mail hosts of down.test failed");
-        var queued = Assert.Single(await gw.Gateway.Store.ListAsync());
-        Assert.Equal(Queue.RecipientState.Pending, queued.Recipients[0].State);
+        // The log line is published before the store commits the new state: poll the store.
+        Queue.QueuedMessage? queued = null;
+        TestWorld.WaitUntil(() =>
+        {
+            queued = gw.Gateway.Store.ListAsync().GetAwaiter().GetResult().SingleOrDefault();
+            return queued?.Recipients[0].LastResponse is not null;
+        }, TimeSpan.FromSeconds(10), "the deferral to be stored");
+        Assert.Equal(Queue.RecipientState.Pending, queued!.Recipients[0].State);
         Assert.Contains("connection refused", queued.Recipients[0].LastResponse);
     }
 }

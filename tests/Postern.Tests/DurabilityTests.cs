@@ -12,14 +12,7 @@ public sealed class DurabilityTests
 {
     private readonly TestWorld _world = TestWorld.Instance;
 
-    /// <summary>Delivery to a port where nothing listens keeps every message deferred in the queue.</summary>
-    private PosternConfig HoldingConfig(string name) => _world.NewConfig(name, c =>
-    {
-        c.Delivery.Port = 2599;
-        c.DefaultBounceProfile.InitialRetrySeconds = 600;
-        c.DefaultBounceProfile.MaxRetrySeconds = 600;
-        c.LogLevel = LogLevel.Info;
-    });
+    private PosternConfig HoldingConfig(string name) => _world.HoldingConfig(name, c => c.LogLevel = LogLevel.Info);
 
     [Fact]
     public async Task Restart_recovers_queued_messages_and_delivers_them()

@@ -5,7 +5,10 @@ using Xunit;
 
 namespace Postern.Tests;
 
-/// <summary>The SMTP server's protocol behaviour, driven over raw sockets.</summary>
+/// <summary>
+/// The SMTP server's protocol behaviour, driven over raw sockets. Delivery is held back
+/// (HoldingConfig), so "nothing was queued" and "one message was queued" can be asserted.
+/// </summary>
 public sealed class InboundProtocolTests
 {
     private readonly TestWorld _world = TestWorld.Instance;
@@ -21,7 +24,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Ehlo_advertises_the_extensions()
     {
-        await using var gw = RunningGateway.Start(_world.NewConfig("ehlo"));
+        await using var gw = RunningGateway.Start(_world.HoldingConfig("ehlo"));
         await using var c = await RawSmtp.ConnectAsync(gw.Public);
         Assert.Equal("220 postern.test ESMTP Postern", await c.ReadReplyAsync());
         var ehlo = await c.CommandAsync("EHLO client.test");
@@ -40,7 +43,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Tls_required_answers_530_to_everything_but_NOOP_EHLO_QUIT_until_STARTTLS()
     {
-        var config = _world.NewConfig("tlsreq", c => c.MailFlowPolicies["ACCEPTED"].Tls = InboundTls.Required);
+        var config = _world.HoldingConfig("tlsreq", c => c.MailFlowPolicies["ACCEPTED"].Tls = InboundTls.Required);
         await using var gw = RunningGateway.Start(config);
         await using var c = await GreetedAsync(gw.Public);
         const string mustTls = "530 5.7.0 Must issue a STARTTLS command first";
@@ -67,7 +70,7 @@ public sealed class InboundProtocolTests
     public async Task A_listener_presents_its_own_certificate_and_the_default_one_the_demo_certificate()
     {
         var certs = Path.Combine(_world.WorldDirectory, "certs");
-        var config = _world.NewConfig("listenercert", c =>
+        var config = _world.HoldingConfig("listenercert", c =>
         {
             c.Listeners[0].CertificateFile = Path.Combine(certs, "mx1.good.test.crt");
             c.Listeners[0].PrivateKeyFile = Path.Combine(certs, "mx1.good.test.key");
@@ -94,7 +97,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Tls_no_does_not_offer_STARTTLS()
     {
-        var config = _world.NewConfig("tlsno", c => c.MailFlowPolicies["ACCEPTED"].Tls = InboundTls.No);
+        var config = _world.HoldingConfig("tlsno", c => c.MailFlowPolicies["ACCEPTED"].Tls = InboundTls.No);
         await using var gw = RunningGateway.Start(config);
         await using var c = await RawSmtp.ConnectAsync(gw.Public);
         await c.ReadReplyAsync();
@@ -105,7 +108,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Plaintext_pipelined_after_STARTTLS_is_refused()
     {
-        await using var gw = RunningGateway.Start(_world.NewConfig("pipetls"));
+        await using var gw = RunningGateway.Start(_world.HoldingConfig("pipetls"));
         await using var c = await GreetedAsync(gw.Public);
         await c.SendAsync("STARTTLS\r\nMAIL FROM:<evil@sender.test>\r\n");
         Assert.StartsWith("220", await c.ReadReplyAsync());
@@ -116,7 +119,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Public_listener_refuses_relaying_to_foreign_domains()
     {
-        await using var gw = RunningGateway.Start(_world.NewConfig("rat"));
+        await using var gw = RunningGateway.Start(_world.HoldingConfig("rat"));
         await using var c = await GreetedAsync(gw.Public);
         Assert.StartsWith("250", await c.CommandAsync("MAIL FROM:<a@sender.test>"));
         Assert.Equal("550 5.7.1 <victim@elsewhere.test>: Relay access denied", await c.CommandAsync("RCPT TO:<victim@elsewhere.test>"));
@@ -130,7 +133,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Private_listener_refuses_hosts_outside_its_relay_groups()
     {
-        var config = _world.NewConfig("norelay", c =>
+        var config = _world.HoldingConfig("norelay", c =>
             c.Listeners[1].SenderGroups[0].Senders = ["10.99.0.0/16"]);
         await using var gw = RunningGateway.Start(config);
         await using var c = await RawSmtp.ConnectAsync(gw.Private);
@@ -144,7 +147,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task HAT_host_name_patterns_use_forward_confirmed_reverse_DNS()
     {
-        var config = _world.NewConfig("fcrdns", c =>
+        var config = _world.HoldingConfig("fcrdns", c =>
             c.Listeners[1].SenderGroups[0].Senders = [".good.test"]);
         await using var gw = RunningGateway.Start(config);
         // 127.0.3.5 → relay-host.good.test → 127.0.3.5: verified, matches .good.test, may relay.
@@ -166,14 +169,14 @@ public sealed class InboundProtocolTests
     [Fact]
     public void Relay_policy_on_a_public_listener_is_a_configuration_error()
     {
-        var e = Assert.Throws<ConfigException>(() => _world.NewConfig("openrelay", c => c.Listeners[0].DefaultPolicy = "RELAYED"));
+        var e = Assert.Throws<ConfigException>(() => _world.HoldingConfig("openrelay", c => c.Listeners[0].DefaultPolicy = "RELAYED"));
         Assert.Contains("public listener cannot use relay policy", e.Message);
     }
 
     [Fact]
     public async Task Bare_LF_in_DATA_is_refused_and_nothing_is_queued()
     {
-        await using var gw = RunningGateway.Start(_world.NewConfig("smuggle"));
+        await using var gw = RunningGateway.Start(_world.HoldingConfig("smuggle"));
         await using var c = await GreetedAsync(gw.Public);
         Assert.StartsWith("250", await c.CommandAsync("MAIL FROM:<a@sender.test>"));
         Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<u@good.test>"));
@@ -190,7 +193,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Bare_CR_in_DATA_is_refused()
     {
-        await using var gw = RunningGateway.Start(_world.NewConfig("smugglecr"));
+        await using var gw = RunningGateway.Start(_world.HoldingConfig("smugglecr"));
         await using var c = await GreetedAsync(gw.Public);
         await c.CommandAsync("MAIL FROM:<a@sender.test>");
         await c.CommandAsync("RCPT TO:<u@good.test>");
@@ -203,7 +206,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Oversize_messages_are_refused_by_SIZE_and_by_counting()
     {
-        var config = _world.NewConfig("size", c => c.MailFlowPolicies["ACCEPTED"].MaxMessageSize = 10_000);
+        var config = _world.HoldingConfig("size", c => c.MailFlowPolicies["ACCEPTED"].MaxMessageSize = 10_000);
         await using var gw = RunningGateway.Start(config);
         await using var c = await GreetedAsync(gw.Public);
         Assert.StartsWith("552 5.3.4", await c.CommandAsync("MAIL FROM:<a@sender.test> SIZE=10001"));
@@ -225,7 +228,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Overlong_lines_are_refused()
     {
-        var config = _world.NewConfig("longline", c => c.MailFlowPolicies["ACCEPTED"].MaxLineLength = 1000);
+        var config = _world.HoldingConfig("longline", c => c.MailFlowPolicies["ACCEPTED"].MaxLineLength = 1000);
         await using var gw = RunningGateway.Start(config);
         await using var c = await GreetedAsync(gw.Public);
         Assert.StartsWith("500 5.5.2", await c.CommandAsync("NOOP " + new string('a', 5000)));
@@ -240,7 +243,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Recipient_limit_answers_452()
     {
-        var config = _world.NewConfig("rcptmax", c => c.MailFlowPolicies["ACCEPTED"].MaxRecipientsPerMessage = 3);
+        var config = _world.HoldingConfig("rcptmax", c => c.MailFlowPolicies["ACCEPTED"].MaxRecipientsPerMessage = 3);
         await using var gw = RunningGateway.Start(config);
         await using var c = await GreetedAsync(gw.Public);
         await c.CommandAsync("MAIL FROM:<a@sender.test>");
@@ -251,7 +254,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Command_timeout_closes_with_421()
     {
-        var config = _world.NewConfig("timeout", c => c.MailFlowPolicies["ACCEPTED"].CommandTimeoutSeconds = 1);
+        var config = _world.HoldingConfig("timeout", c => c.MailFlowPolicies["ACCEPTED"].CommandTimeoutSeconds = 1);
         await using var gw = RunningGateway.Start(config);
         await using var c = await GreetedAsync(gw.Public);
         var reply = await c.ReadReplyAsync(TimeSpan.FromSeconds(15));
@@ -263,7 +266,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Listener_concurrency_limit_answers_421()
     {
-        var config = _world.NewConfig("concurrency", c => c.Listeners[0].MaxConcurrency = 2);
+        var config = _world.HoldingConfig("concurrency", c => c.Listeners[0].MaxConcurrency = 2);
         await using var gw = RunningGateway.Start(config);
         await using var a = await GreetedAsync(gw.Public);
         await using var b = await GreetedAsync(gw.Public);
@@ -278,7 +281,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Pipelined_transaction_and_BDAT_are_accepted_and_queued()
     {
-        await using var gw = RunningGateway.Start(_world.NewConfig("pipeline"));
+        await using var gw = RunningGateway.Start(_world.HoldingConfig("pipeline"));
         await using var c = await GreetedAsync(gw.Public);
         await c.SendAsync("MAIL FROM:<a@sender.test> BODY=8BITMIME RET=HDRS ENVID=abc+2Bdef\r\nRCPT TO:<u1@good.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;u1+40good.test\r\nRCPT TO:<u2@good.test> NOTIFY=NEVER\r\nDATA\r\n");
         Assert.StartsWith("250", await c.ReadReplyAsync());
@@ -315,7 +318,7 @@ public sealed class InboundProtocolTests
     [Fact]
     public async Task Non_ASCII_addresses_need_SMTPUTF8()
     {
-        await using var gw = RunningGateway.Start(_world.NewConfig("utf8"));
+        await using var gw = RunningGateway.Start(_world.HoldingConfig("utf8"));
         await using var c = await GreetedAsync(gw.Public);
         Assert.StartsWith("553 5.6.7", await c.CommandAsync("MAIL FROM:<jörg@sender.test>"));
         Assert.StartsWith("250", await c.CommandAsync("MAIL FROM:<jörg@sender.test> SMTPUTF8"));

@@ -70,7 +70,9 @@ public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> rou
         if (hops.Count > 0) return new Route(RouteOutcome.Ok, hops, "2.0.0", "", mx.Authenticated);
         if (temporary.Count > 0)
             return Route.Fail(RouteOutcome.Temporary, "4.4.3", "DNS lookup of mail host addresses failed: " + string.Join("; ", temporary));
-        return Route.Fail(RouteOutcome.Permanent, "5.4.4",
+        // With a required address family the administrator's setting may be what is wrong: retry, do not bounce at once.
+        var required = preference is IpPreference.IPv4Required or IpPreference.IPv6Required;
+        return Route.Fail(required ? RouteOutcome.Temporary : RouteOutcome.Permanent, required ? "4.4.4" : "5.4.4",
             $"no {FamilyText(preference)} address records for the mail hosts of {domain} ({string.Join(", ", hosts.Select(h => h.Host))})");
     }
 

@@ -86,6 +86,18 @@ public sealed class TestWorld
         return config;
     }
 
+    /// <summary>
+    /// A configuration whose deliveries go to a closed port and retry only after ten minutes,
+    /// so accepted messages stay in the queue for inspection.
+    /// </summary>
+    public PosternConfig HoldingConfig(string name, Action<PosternConfig>? tweak = null) => NewConfig(name, c =>
+    {
+        c.Delivery.Port = 2599;
+        c.DefaultBounceProfile.InitialRetrySeconds = 600;
+        c.DefaultBounceProfile.MaxRetrySeconds = 600;
+        tweak?.Invoke(c);
+    });
+
     /// <summary>A unique local part, so tests sharing the receiving MTA never see each other's mail.</summary>
     public static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 13)];
 
