@@ -10,6 +10,7 @@
 #   127.0.1.10:25   Postfix "mx1.good.test": STARTTLS with a test-CA certificate, Maildir delivery
 #   127.0.1.99      nothing listens (a dead MX)
 #   127.0.4.1-9     Postfix "tls": one smtpd per TLS-matrix case (testworld/README.md)
+#   127.0.4.10      Postfix "tls": requires TLS and a client certificate from the world CA
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORLD=${POSTERN_WORLD:-/tmp/postern-world}
@@ -24,9 +25,13 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 TLS_CASES="mxname domainonly wild cnonly expired selfsigned untrusted intermediate notls"
 tls_addr() { local i=1; for c in $TLS_CASES; do [ "$c" = "$1" ] && { echo "127.0.4.$i"; return; }; i=$((i+1)); done; }
 
+# Every certificate the world needs; a missing one regenerates the whole PKI.
+CERT_NAMES="ca other-ca int mx1.good.test clientcert postern-client mxname domainonly wild cnonly untrusted intermediate selfsigned expired"
+
 certs() {
-  local d=$WORLD/certs
-  [ -f "$d/complete" ] && return 0
+  local d=$WORLD/certs n missing=0
+  for n in $CERT_NAMES; do [ -f "$d/$n.crt" ] || missing=1; done
+  [ $missing = 0 ] && return 0
   rm -rf "$d"; mkdir -p "$d"
   ( cd "$d"
     ca_root() {  # name subject
@@ -45,6 +50,8 @@ certs() {
       openssl x509 -req -in "$1.csr" -CA "$4.crt" -CAkey "$4.key" -CAcreateserial -days "${5:-825}" -extfile "$1.ext" -out "$1.crt" 2>/dev/null
     }
     leaf mx1.good.test mx1.good.test DNS:mx1.good.test ca
+    leaf clientcert mx.clientcert.test DNS:mx.clientcert.test ca
+    leaf postern-client postern.test DNS:postern.test ca   # Postern's outbound client certificate
     leaf mxname mx.mxname.test DNS:mx.mxname.test ca
     leaf domainonly domainonly.test DNS:domainonly.test ca
     leaf wild '*.wild.test' 'DNS:*.wild.test' ca
@@ -78,8 +85,7 @@ extendedKeyUsage = serverAuth
 CNF
     openssl ca -batch -config ca-db/ca.cnf -extensions leaf -startdate 20200101000000Z -enddate 20210101000000Z \
       -in expired.csr -out expired.crt >/dev/null 2>&1
-    chmod 600 ./*.key
-    touch complete )
+    chmod 600 ./*.key )
 }
 
 dns_up() {
@@ -171,8 +177,9 @@ dns_down() {
   done
 }
 
-# postfix_up NAME HOSTNAME "DOMAINS" SERVICE... where SERVICE is "ADDRESS:CERT" (CERT = a
-# name under certs/, or "-" for no STARTTLS). One Postfix instance, one smtpd per address.
+# postfix_up NAME HOSTNAME "DOMAINS" SERVICE... where SERVICE is "ADDRESS:CERT[:ccert]" (CERT
+# = a name under certs/, or "-" for no STARTTLS; ":ccert" = TLS and a client certificate from
+# the world's CA are required). One Postfix instance, one smtpd per address.
 postfix_up() {
   local name=$1 host=$2 domains=$3; shift 3
   local p=$WORLD/postfix-$name
@@ -185,13 +192,15 @@ postfix_up() {
   # the default smtpd replaced by one per address: inet_interfaces only accepts addresses
   # configured on an interface, and lo carries just 127.0.0.1.
   awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } /^smtp +inet/ { next } { print }' /etc/postfix/master.cf > "$p/etc/master.cf"
-  local svc addr cert
+  local svc addr cert extra
   for svc in "$@"; do
-    addr=${svc%%:*}; cert=${svc#*:}
+    addr=${svc%%:*}; cert=${svc#*:}; extra=
+    case $cert in *:ccert) cert=${cert%:ccert}
+      extra="-o smtpd_tls_security_level=encrypt -o smtpd_tls_ask_ccert=yes -o smtpd_tls_req_ccert=yes -o smtpd_tls_CAfile=$WORLD/certs/ca.crt" ;; esac
     if [ "$cert" = - ]; then
       echo "$addr:smtp inet n - n - - smtpd -o smtpd_tls_security_level=none" >> "$p/etc/master.cf"
     else
-      echo "$addr:smtp inet n - n - - smtpd -o smtpd_tls_security_level=may -o smtpd_tls_cert_file=$WORLD/certs/$cert.crt -o smtpd_tls_key_file=$WORLD/certs/$cert.key" >> "$p/etc/master.cf"
+      echo "$addr:smtp inet n - n - - smtpd -o smtpd_tls_security_level=may -o smtpd_tls_cert_file=$WORLD/certs/$cert.crt -o smtpd_tls_key_file=$WORLD/certs/$cert.key $extra" >> "$p/etc/master.cf"
     fi
   done
   cat > "$p/etc/recipient_access" <<'ACC'
@@ -272,6 +281,8 @@ up() {
     services+=("$(tls_addr "$c"):$([ "$c" = notls ] && echo - || echo "$c")")
     domains="$domains $c.test"
   done
+  services+=("127.0.4.10:clientcert:ccert")
+  domains="$domains clientcert.test"
   postfix_up tls mx.tls.test "$domains" "${services[@]}"
   echo "world: up in $WORLD"
 }

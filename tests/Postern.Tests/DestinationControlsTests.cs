@@ -144,6 +144,30 @@ public sealed class DestinationControlsTests
     }
 
     [Fact]
+    public async Task The_global_outbound_client_certificate_is_presented_to_receivers_that_ask()
+    {
+        var certs = Path.Combine(_world.WorldDirectory, "certs");
+        var withCert = _world.NewConfig("clientcert", c =>
+        {
+            c.DestinationControls.ClientCertificateFile = Path.Combine(certs, "postern-client.crt");
+            c.DestinationControls.ClientPrivateKeyFile = Path.Combine(certs, "postern-client.key");
+        });
+        await using (var gw = RunningGateway.Start(withCert))
+        {
+            var rcpt = TestWorld.Unique("cc") + "@clientcert.test";
+            await SubmitAsync(gw.Private, "s@sender.test", rcpt);
+            var mail = _world.WaitForMail(rcpt).Replace("\n\t", " ").Replace("\n ", " ");
+            Assert.Contains("Client CN \"postern.test\", Issuer \"Postern Test Root CA\" (verified OK)", mail);
+        }
+        await using (var gw = RunningGateway.Start(_world.NewConfig("noclientcert")))
+        {
+            var rcpt = TestWorld.Unique("nocc") + "@clientcert.test";
+            await SubmitAsync(gw.Private, "s@sender.test", rcpt);
+            gw.WaitForLogLine("Delayed:", $"To:<{rcpt}>", "No client certificate presented");
+        }
+    }
+
+    [Fact]
     public async Task Bounce_profiles_apply_per_destination()
     {
         var config = _world.NewConfig("profiles", c =>

@@ -1,4 +1,5 @@
 using Postern.Admin;
+using Postern.Policy;
 using Postern.Tests.Support;
 using Xunit;
 
@@ -165,5 +166,45 @@ public sealed class TlsMatrixTests
         gw.WaitForLogLine("Destination Controls for domain (mxname.test): TLS No (.test entry)");
         gw.WaitForLogLine("Destination Controls for domain (selfsigned.test): TLS Required (Verify) (selfsigned.test entry)");
         gw.WaitForLogLine("Delayed:", $"To:<{deferred}>", "self signed certificate");
+    }
+
+    [Theory]
+    [InlineData(ScriptedPeer.Behaviour.NoEsmtp, TlsLevel.Preferred, true, "TLS not possible: peer without ESMTP (EHLO not understood); continuing in clear")]
+    [InlineData(ScriptedPeer.Behaviour.NoEsmtp, TlsLevel.Required, false, "TLS not possible: peer without ESMTP (EHLO not understood)")]
+    [InlineData(ScriptedPeer.Behaviour.StartTlsRefused, TlsLevel.Preferred, true, "TLS not possible: STARTTLS answered with an error: 454 4.7.0 TLS not available due to local problem; continuing in clear")]
+    [InlineData(ScriptedPeer.Behaviour.StartTlsRefused, TlsLevel.PreferredVerify, true, "STARTTLS answered with an error")]
+    [InlineData(ScriptedPeer.Behaviour.StartTlsRefused, TlsLevel.Required, false, "TLS not possible: STARTTLS answered with an error")]
+    [InlineData(ScriptedPeer.Behaviour.HandshakeFails, TlsLevel.Preferred, false, "TLS failed: handshake with 127.0.6.1 failed")]
+    public async Task Misbehaving_peers(ScriptedPeer.Behaviour behaviour, TlsLevel level, bool delivered, string logText)
+    {
+        await using var peer = new ScriptedPeer(behaviour);
+        var config = _world.NewConfig("scripted-" + behaviour + level, c =>
+        {
+            c.DestinationControls.Default.Tls = level;
+            c.SmtpRoutes.Add(new SmtpRoute { Domain = "scripted.test", Hosts = { new SmtpRouteHost { Host = "127.0.6.1", Port = peer.EndPoint.Port } } });
+        });
+        await using var gw = RunningGateway.Start(config);
+        await using (var c = await RawSmtp.ConnectAsync(gw.Private))
+        {
+            await c.ReadReplyAsync();
+            await c.CommandAsync("EHLO client.test");
+            await c.CommandAsync("MAIL FROM:<s@sender.test>");
+            await c.CommandAsync("RCPT TO:<u@scripted.test>");
+            await c.CommandAsync("DATA");
+            Assert.StartsWith("250", await c.CommandAsync("Subject: scripted\r\n\r\nx\r\n."));
+        }
+        gw.WaitForLogLine(logText);
+        if (delivered)
+        {
+            gw.WaitForLogLine("Message finished MID");
+            Assert.Single(peer.Messages);
+        }
+        else
+        {
+            gw.WaitForLogLine("Delayed:", "To:<u@scripted.test>");
+            if (OutboundTlsPolicy.RequiresTls(level)) gw.WaitForLogLine("TLS was required but could not be successfully negotiated");
+            // Never a fall-back to clear text after a failed handshake or a required level.
+            Assert.Empty(peer.Messages);
+        }
     }
 }

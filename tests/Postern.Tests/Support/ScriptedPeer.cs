@@ -1,0 +1,87 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Postern.Tests.Support;
+
+/// <summary>
+/// A receiving SMTP peer on a real socket that misbehaves in ways no MTA can be configured
+/// to: no ESMTP, STARTTLS advertised but refused, a handshake that dies after the 220.
+/// Otherwise it accepts mail (in clear) and records what it got.
+/// </summary>
+public sealed class ScriptedPeer : IAsyncDisposable
+{
+    public enum Behaviour { NoEsmtp, StartTlsRefused, HandshakeFails }
+
+    private readonly TcpListener _listener;
+    private readonly Behaviour _behaviour;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    public List<string> Messages { get; } = new();
+    public int Connections;
+
+    public ScriptedPeer(Behaviour behaviour, string address = "127.0.6.1")
+    {
+        _behaviour = behaviour;
+        _listener = new TcpListener(IPAddress.Parse(address), 0);
+        _listener.Start();
+        _loop = Task.Run(AcceptLoop);
+    }
+
+    public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndpoint;
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try { client = await _listener.AcceptTcpClientAsync(_stop.Token); } catch (Exception) { return; }
+            Interlocked.Increment(ref Connections);
+            _ = Task.Run(() => ServeAsync(client));
+        }
+    }
+
+    private async Task ServeAsync(TcpClient client)
+    {
+        using var _ = client;
+        var stream = client.GetStream();
+        var reader = new StreamReader(stream, Encoding.ASCII);
+        async Task Say(string s) => await stream.WriteAsync(Encoding.ASCII.GetBytes(s + "\r\n"));
+        try
+        {
+            await Say("220 scripted.test SMTP");
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                var verb = line.Split(' ')[0].ToUpperInvariant();
+                switch (verb)
+                {
+                    case "EHLO" when _behaviour == Behaviour.NoEsmtp: await Say("500 5.5.1 command unrecognized"); break;
+                    case "EHLO": await Say("250-scripted.test\r\n250-PIPELINING\r\n250 STARTTLS"); break;
+                    case "HELO": await Say("250 scripted.test"); break;
+                    case "STARTTLS" when _behaviour == Behaviour.StartTlsRefused: await Say("454 4.7.0 TLS not available due to local problem"); break;
+                    case "STARTTLS":
+                        await Say("220 2.0.0 Ready to start TLS");
+                        await stream.WriteAsync("this is not a TLS server hello\r\n"u8.ToArray());
+                        return;
+                    case "DATA":
+                        await Say("354 go ahead");
+                        var sb = new StringBuilder();
+                        while (await reader.ReadLineAsync() is { } l && l != ".") sb.Append(l).Append('\n');
+                        lock (Messages) Messages.Add(sb.ToString());
+                        await Say("250 2.0.0 accepted");
+                        break;
+                    case "QUIT": await Say("221 bye"); return;
+                    default: await Say("250 2.0.0 ok"); break;
+                }
+            }
+        }
+        catch (IOException) { }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        try { await _loop; } catch (Exception) { }
+    }
+}
