@@ -22,6 +22,7 @@ public sealed class Gateway : IAsyncDisposable
     public DeliveryAgent Delivery { get; }
     public QueueManager Queue { get; }
     public AlertService Alerts { get; }
+    public CertificateProvider Certificates { get; private init; } = null!;
     public string DataDirectory { get; }
 
     private readonly List<Listener> _listeners = new();
@@ -49,37 +50,25 @@ public sealed class Gateway : IAsyncDisposable
         var mailLog = new MailLog(Path.Combine(data, "logs"), config.MailLog, config.LogLevel);
         var events = new MailEventStream();
         mailLog.Attach(events);
+        events.Publish(new SystemNotice($"Postern starting: hostname {config.Hostname}, data {data}"));
         var dns = new DnsResolver(config.Dns, events);
-        var trust = new TrustedAuthorities(config.CertificateAuthorities);
+        var certificates = new CertificateProvider(config, new CertificateStore(data), data, events);
         var dc = config.DestinationControls;
-        var clientCertificate = dc.ClientCertificateFile is null ? null
-            : ServerCertificate.FromPemFiles(dc.ClientCertificateFile, dc.ClientPrivateKeyFile!).Certificate;
-        var context = new OutboundContext(config, events, trust.Roots, clientCertificate,
+        var context = new OutboundContext(config, events, certificates.TrustedRoots, certificates.OutboundClientCertificate,
             new Policy.VerificationOptions(dc.RequireFqdnIdentities, dc.CheckSignatureAlgorithms), () => DateTimeOffset.UtcNow);
         var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port), store);
         var queue = new QueueManager(config, store, delivery, events);
         var alerts = new AlertService(config, store, events, queue.Wake);
-        var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts);
-        events.Publish(new SystemNotice($"Postern starting: hostname {config.Hostname}, data {data}"));
-        events.Publish(new SystemNotice($"trusted CAs: system list {(config.CertificateAuthorities.SystemListEnabled ? $"enabled ({trust.SystemCount})" : "disabled")}, custom list {(config.CertificateAuthorities.CustomListEnabled ? $"enabled ({trust.CustomCount})" : "disabled")}"));
+        var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
 
-        ServerCertificate? demo = null;
         try
         {
             foreach (var settings in config.Listeners)
             {
-                ServerCertificate? certificate;
-                if (settings.CertificateFile is not null)
-                    certificate = ServerCertificate.FromPemFiles(settings.CertificateFile, settings.PrivateKeyFile!);
-                else
-                {
-                    demo ??= ServerCertificate.LoadOrCreateDemo(Path.Combine(data, "certs"), config.Hostname);
-                    certificate = demo;
-                    var warning = $"listener {settings.Name} uses the demo certificate; assign a real certificate before production use";
-                    events.Publish(new SystemWarning(warning));
-                    console?.WriteLine("WARNING: " + warning);
-                }
-                var listener = new Listener(settings, config, store, events, dns, certificate, queue.Wake);
+                var name = settings.Name;
+                if (certificates.ForListener(name)?.IsDemo == true)
+                    console?.WriteLine($"WARNING: listener {name} uses the demo certificate; assign a real certificate before production use");
+                var listener = new Listener(settings, config, store, events, dns, () => certificates.ForListener(name), queue.Wake);
                 gateway._listeners.Add(listener);
                 listener.Start();
                 events.Publish(new SystemNotice($"listener {settings.Name} ({settings.Type.ToString().ToLowerInvariant()}) on {listener.LocalEndPoint}"));
@@ -101,6 +90,7 @@ public sealed class Gateway : IAsyncDisposable
         await Delivery.DisposeAsync().ConfigureAwait(false);
         await Queue.DisposeAsync().ConfigureAwait(false);
         await Alerts.DisposeAsync().ConfigureAwait(false);
+        Certificates.Dispose();
         await Store.DisposeAsync().ConfigureAwait(false);
         Events.Publish(new SystemNotice("Postern stopped"));
         await MailLog.DisposeAsync().ConfigureAwait(false);

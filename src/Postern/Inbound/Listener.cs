@@ -39,19 +39,21 @@ public sealed class Listener : IAsyncDisposable
     public IQueueStore Store { get; }
     public MailEventStream Events { get; }
     public RecipientAccessTable Rat { get; }
-    public ServerCertificate? Certificate { get; }
+    private readonly Func<ServerCertificate?> _certificate;
+    /// <summary>The certificate for the next STARTTLS (assignments change without a restart).</summary>
+    public ServerCertificate? Certificate => _certificate();
     public Action QueueWakeup { get; }
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
 
     public Listener(ListenerSettings settings, PosternConfig config, IQueueStore store, MailEventStream events,
-        IDnsResolver dns, ServerCertificate? certificate, Action queueWakeup)
+        IDnsResolver dns, Func<ServerCertificate?> certificate, Action queueWakeup)
     {
         Settings = settings;
         Config = config;
         Store = store;
         Events = events;
         _dns = dns;
-        Certificate = certificate;
+        _certificate = certificate;
         QueueWakeup = queueWakeup;
         Rat = new RecipientAccessTable(config.RecipientAccessTable);
         _groups = settings.SenderGroups

@@ -229,13 +229,15 @@ public sealed class SmtpSession
             _events.Publish(new ProtocolViolation(_icid, "command pipelining after STARTTLS"));
             return false;
         }
+        var certificate = _listener.Certificate;
+        if (certificate is null) { _events.Publish(new InboundTlsFailed(_icid, "no certificate available")); return false; }
         var ssl = new SslStream(_network, leaveInnerStreamOpen: false);
         try
         {
             timeout.CancelAfter(TimeSpan.FromSeconds(Math.Min(_policy.CommandTimeoutSeconds, 60)));
             await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
             {
-                ServerCertificateContext = _listener.Certificate!.Context,
+                ServerCertificateContext = certificate.Context,
                 ClientCertificateRequired = false,
                 EncryptionPolicy = EncryptionPolicy.RequireEncryption,
             }, timeout.Token).ConfigureAwait(false);

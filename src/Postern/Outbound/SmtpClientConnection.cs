@@ -22,8 +22,8 @@ public sealed record RecipientResult(int Rid, RecipientOutcome Outcome, string S
     bool PeerSupportsDsn = false, string? Diagnostic = null, TimeSpan? RetryAfter = null);
 
 /// <summary>What every outbound connection needs besides its destination: settings, trust, identity, clock.</summary>
-public sealed record OutboundContext(PosternConfig Config, MailEventStream Events, X509Certificate2Collection TrustedRoots,
-    X509Certificate2? ClientCertificate, VerificationOptions VerificationOptions, Func<DateTimeOffset> Now);
+public sealed record OutboundContext(PosternConfig Config, MailEventStream Events, Func<X509Certificate2Collection> TrustedRoots,
+    Func<X509Certificate2?> ClientCertificate, VerificationOptions VerificationOptions, Func<DateTimeOffset> Now);
 
 /// <summary>Why a connection attempt did not yield a usable SMTP session.</summary>
 public sealed record ConnectFailure(string Status, string Reason, bool Permanent = false);
@@ -125,6 +125,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (reply.Code != 220) return TlsStepOutcome(OutboundTlsPolicy.AfterStartTlsRefused(level, reply.ToString()), destination);
 
         X509Certificate2? leaf = null;
+        var clientCertificate = context.ClientCertificate();
         var presented = new List<X509Certificate2>();
         var ssl = new SslStream(_network, leaveInnerStreamOpen: true);
         try
@@ -134,8 +135,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
             {
                 TargetHost = Hop.IsIpLiteral ? destination.Domain : Hop.Host,
-                ClientCertificates = context.ClientCertificate is { } cc ? new X509CertificateCollection { cc } : null,
-                LocalCertificateSelectionCallback = context.ClientCertificate is { } c2 ? (_, _, _, _, _) => c2 : null,
+                ClientCertificates = clientCertificate is { } cc ? new X509CertificateCollection { cc } : null,
+                LocalCertificateSelectionCallback = clientCertificate is { } c2 ? (_, _, _, _, _) => c2 : null,
                 // The check is ours (the enabled CA lists, the level's identity rule); capture what the peer sent.
                 RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
                 {
@@ -163,7 +164,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
 
         var references = ReferenceIdentifiers(destination.Domain);
         var check = leaf is null ? CertificateCheck.NoCertificate
-            : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots, references, OutboundTlsPolicy.IdentityRuleFor(level), context.Now(), context.VerificationOptions);
+            : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots(), references, OutboundTlsPolicy.IdentityRuleFor(level), context.Now(), context.VerificationOptions);
         var verdict = OutboundTlsPolicy.AfterHandshake(level, check);
         if (OutboundTlsPolicy.Verifies(level) || check.Verified)
             _events.Publish(new DeliveryTlsOutcome(Dcid, verdict.Deliver ? $"TLS {verdict.LogText}" : verdict.LogText));

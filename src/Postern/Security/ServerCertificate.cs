@@ -10,14 +10,22 @@ public sealed class ServerCertificate
     public X509Certificate2 Certificate { get; }
     public SslStreamCertificateContext Context { get; }
     public bool IsDemo { get; }
+    /// <summary>Where it came from: a store name, a PEM file, or "demo".</summary>
+    public string Source { get; }
+    public X509Certificate2Collection Chain { get; }
 
-    private ServerCertificate(X509Certificate2 certificate, X509Certificate2Collection chain, bool isDemo)
+    private ServerCertificate(X509Certificate2 certificate, X509Certificate2Collection chain, bool isDemo, string source)
     {
         // Round-trip through PKCS#12 so the key is usable by the TLS stack on every platform.
         Certificate = X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
         Context = SslStreamCertificateContext.Create(Certificate, chain, offline: true);
+        Chain = chain;
         IsDemo = isDemo;
+        Source = source;
     }
+
+    public static ServerCertificate From(X509Certificate2 certificateWithKey, X509Certificate2Collection chain, bool isDemo, string source) =>
+        new(certificateWithKey, chain, isDemo, source);
 
     /// <summary>Loads a PEM certificate (optionally followed by its intermediates) and a PEM private key.</summary>
     public static ServerCertificate FromPemFiles(string certificateFile, string keyFile)
@@ -30,7 +38,7 @@ public sealed class ServerCertificate
             var leaf = X509Certificate2.CreateFromPemFile(certificateFile, keyFile);
             var chain = new X509Certificate2Collection();
             for (var i = 1; i < all.Count; i++) chain.Add(all[i]);
-            return new ServerCertificate(leaf, chain, isDemo: false);
+            return new ServerCertificate(leaf, chain, isDemo: false, certificateFile);
         }
         catch (CryptographicException e)
         {
@@ -61,7 +69,7 @@ public sealed class ServerCertificate
             File.WriteAllText(certFile, cert.ExportCertificatePem() + "\n");
         }
         var loaded = FromPemFiles(certFile, keyFile);
-        return new ServerCertificate(loaded.Certificate, [], isDemo: true);
+        return new ServerCertificate(loaded.Certificate, [], isDemo: true, "demo");
     }
 
     /// <summary>Writes a secret readable by the service user only (0600) from the first byte.</summary>

@@ -4,23 +4,39 @@ using Postern.Admin;
 
 namespace Postern.Security;
 
-/// <summary>The enabled trusted CA lists (system bundle and/or custom PEM list), loaded once.</summary>
+/// <summary>The enabled trusted CA lists: the system bundle and/or the custom list.</summary>
 public sealed class TrustedAuthorities
 {
     public X509Certificate2Collection Roots { get; } = new();
     public int SystemCount { get; }
     public int CustomCount { get; }
 
-    public TrustedAuthorities(CertificateAuthoritySettings settings)
+    /// <param name="systemEnabled">The system list is used only when both the configuration and the store allow it.</param>
+    /// <param name="storeCustom">The custom list kept in the certificate store (certconfig).</param>
+    public TrustedAuthorities(CertificateAuthoritySettings settings, bool systemEnabled = true, IEnumerable<X509Certificate2>? storeCustom = null)
     {
-        if (settings.SystemListEnabled && File.Exists(settings.SystemBundle))
-            SystemCount = Load(settings.SystemBundle);
+        if (settings.SystemListEnabled && systemEnabled)
+            SystemCount = LoadFile(settings.SystemBundle, optional: true);
         if (settings.CustomListEnabled && settings.CustomListFile is { } custom)
-            CustomCount = Load(custom);
+            CustomCount = LoadFile(custom, optional: false);
+        foreach (var ca in storeCustom ?? [])
+        {
+            Roots.Add(ca);
+            CustomCount++;
+        }
     }
 
-    private int Load(string file)
+    /// <summary>The certificates of a PEM bundle (the system list for `certconfig ca system list`).</summary>
+    public static X509Certificate2Collection ReadBundle(string file)
     {
+        var c = new X509Certificate2Collection();
+        if (File.Exists(file)) c.ImportFromPemFile(file);
+        return c;
+    }
+
+    private int LoadFile(string file, bool optional)
+    {
+        if (optional && !File.Exists(file)) return 0;
         var before = Roots.Count;
         try { Roots.ImportFromPemFile(file); }
         catch (Exception e) when (e is CryptographicException or IOException)

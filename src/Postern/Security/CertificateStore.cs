@@ -1,0 +1,479 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Microsoft.Data.Sqlite;
+using Postern.Dns;
+
+namespace Postern.Security;
+
+public enum KeyKind { Rsa1024, Rsa2048, Rsa3072, Rsa4096, EcdsaP256, EcdsaP384 }
+
+/// <summary>Where a certificate lives in a cluster: each machine its own (same name), or one for all.</summary>
+public enum CertificateScope { Machine, Cluster }
+
+/// <summary>A stored certificate as shown to administrators (no key material).</summary>
+public sealed record CertificateInfo(string Name, string Subject, string Issuer, IReadOnlyList<string> DnsNames, DateTimeOffset NotBefore,
+    DateTimeOffset NotAfter, string Thumbprint, string KeyType, bool SelfSigned, int Intermediates, CertificateScope Scope, IReadOnlyList<string> AssignedTo)
+{
+    public bool IsExpired(DateTimeOffset now) => now > NotAfter;
+}
+
+public sealed record SelfSignedRequest(string CommonName, string? Organization = null, string? Unit = null, string? City = null,
+    string? State = null, string? Country = null, int Days = 365, KeyKind Key = KeyKind.Rsa2048, bool AllowInsecureKey = false,
+    bool ValidateFqdn = false, IReadOnlyList<string>? ExtraDnsNames = null, string? Name = null, CertificateScope? Scope = null);
+
+/// <summary>A trusted CA in the custom list.</summary>
+public sealed record CaEntry(string Fingerprint, string Subject, DateTimeOffset NotAfter, X509Certificate2 Certificate);
+
+/// <summary>
+/// Named certificates with their private keys and chains, service assignments, and the
+/// trusted CA lists. Private keys are encrypted at rest (AES-256-GCM) with a key kept in a
+/// separate 0600 file; the database itself is 0600 too. Nothing here logs key material.
+/// Every change bumps a version number, which the running daemon watches to pick up new
+/// assignments and CA lists without dropping sessions.
+/// </summary>
+public sealed class CertificateStore : IDisposable
+{
+    public const string OutboundService = "outbound";
+    public const string HttpsService = "https";
+    public static string ListenerService(string listener) => "listener:" + listener;
+
+    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private readonly SqliteConnection _db;
+    private readonly byte[] _masterKey;
+
+    public string DatabasePath { get; }
+    public string MasterKeyPath { get; }
+
+    public CertificateStore(string dataDirectory)
+    {
+        var dir = Path.Combine(dataDirectory, "certs");
+        var secrets = Path.Combine(dataDirectory, "secrets");
+        CreatePrivateDirectory(dir);
+        CreatePrivateDirectory(secrets);
+        DatabasePath = Path.Combine(dir, "certificates.db");
+        MasterKeyPath = Path.Combine(secrets, "certificate-store.key");
+        _masterKey = LoadOrCreateMasterKey(MasterKeyPath);
+        var isNew = !File.Exists(DatabasePath);
+        if (isNew) { using (File.Create(DatabasePath)) { } }
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(DatabasePath, OwnerOnly);
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Pooling = false }.ToString());
+        _db.Open();
+        Exec("""
+            PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;
+            CREATE TABLE IF NOT EXISTS certificates(name TEXT PRIMARY KEY COLLATE NOCASE, scope INTEGER NOT NULL,
+              certificate BLOB NOT NULL, chain TEXT NOT NULL, key_type TEXT NOT NULL, key_sealed BLOB NOT NULL, created INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS assignments(service TEXT PRIMARY KEY, name TEXT NOT NULL COLLATE NOCASE);
+            CREATE TABLE IF NOT EXISTS custom_cas(fingerprint TEXT PRIMARY KEY, certificate BLOB NOT NULL, added INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT OR IGNORE INTO settings(key, value) VALUES('version', '1'), ('system_cas_enabled', '1');
+            """);
+        foreach (var suffix in new[] { "-wal", "-shm" })
+            if (File.Exists(DatabasePath + suffix) && !OperatingSystem.IsWindows()) File.SetUnixFileMode(DatabasePath + suffix, OwnerOnly);
+    }
+
+    private static void CreatePrivateDirectory(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
+    private static byte[] LoadOrCreateMasterKey(string path)
+    {
+        if (File.Exists(path))
+        {
+            var key = File.ReadAllBytes(path);
+            if (key.Length != 32) throw new CertificateException($"certificate store key {path} is damaged (expected 32 bytes)");
+            return key;
+        }
+        var fresh = RandomNumberGenerator.GetBytes(32);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnly;
+        using (var f = new FileStream(path, options)) f.Write(fresh);
+        return fresh;
+    }
+
+    // ---- sealing private keys ----
+
+    private byte[] Seal(byte[] pkcs8, string name)
+    {
+        var nonce = RandomNumberGenerator.GetBytes(12);
+        var tag = new byte[16];
+        var cipher = new byte[pkcs8.Length];
+        using var aes = new AesGcm(_masterKey, 16);
+        aes.Encrypt(nonce, pkcs8, cipher, tag, Encoding.UTF8.GetBytes(name.ToLowerInvariant()));
+        CryptographicOperations.ZeroMemory(pkcs8);
+        return [.. nonce, .. tag, .. cipher];
+    }
+
+    private byte[] Unseal(byte[] sealedKey, string name)
+    {
+        var plain = new byte[sealedKey.Length - 28];
+        using var aes = new AesGcm(_masterKey, 16);
+        try { aes.Decrypt(sealedKey.AsSpan(0, 12), sealedKey.AsSpan(28), sealedKey.AsSpan(12, 16), plain, Encoding.UTF8.GetBytes(name.ToLowerInvariant())); }
+        catch (AuthenticationTagMismatchException) { throw new CertificateException($"the private key of '{name}' cannot be decrypted (wrong store key?)"); }
+        return plain;
+    }
+
+    // ---- certificates ----
+
+    public IReadOnlyList<CertificateInfo> List()
+    {
+        var assignments = Assignments();
+        var result = new List<CertificateInfo>();
+        using var cmd = Command("SELECT name, scope, certificate, chain, key_type FROM certificates ORDER BY name");
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            result.Add(Describe(r.GetString(0), (CertificateScope)r.GetInt32(1), X509CertificateLoader.LoadCertificate((byte[])r[2]), r.GetString(3), r.GetString(4), assignments));
+        return result;
+    }
+
+    public CertificateInfo? Find(string name) => List().FirstOrDefault(c => c.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
+
+    private static CertificateInfo Describe(string name, CertificateScope scope, X509Certificate2 cert, string chainPem, string keyType, IReadOnlyDictionary<string, string> assignments)
+    {
+        var chain = new X509Certificate2Collection();
+        if (chainPem.Length > 0) chain.ImportFromPem(chainPem);
+        return new CertificateInfo(name, cert.Subject, cert.Issuer, Policy.CertificateVerifier.DnsNames(cert), cert.NotBefore, cert.NotAfter, cert.Thumbprint,
+            keyType, cert.SubjectName.RawData.AsSpan().SequenceEqual(cert.IssuerName.RawData), chain.Count, scope,
+            assignments.Where(a => a.Value.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(a => a.Key).Order().ToList());
+    }
+
+    /// <summary>Creates a self-signed certificate and stores it with its key.</summary>
+    public CertificateInfo CreateSelfSigned(SelfSignedRequest request)
+    {
+        var cn = request.CommonName.Trim();
+        if (cn.Length == 0) throw new CertificateException("the common name is empty");
+        if (request.Country is { } c && (c.Length != 2 || !c.All(char.IsAsciiLetter)))
+            throw new CertificateException($"country '{c}' is not a 2-letter ISO 3166 code");
+        if (request.Days is < 1 or > 3650) throw new CertificateException("days until expiry must be 1-3650");
+        var names = new List<string> { cn };
+        names.AddRange(request.ExtraDnsNames ?? []);
+        if (request.ValidateFqdn)
+            foreach (var n in names)
+            {
+                var bare = n.StartsWith("*.", StringComparison.Ordinal) ? n[2..] : n;
+                if (!bare.Contains('.') || !DomainNames.IsValidHostname(bare))
+                    throw new CertificateException($"'{n}' is not a fully qualified domain name");
+            }
+        if (request.Key == KeyKind.Rsa1024 && !request.AllowInsecureKey)
+            throw new CertificateException("a 1024-bit RSA key is insecure and rejected by modern TLS stacks; pass the insecure flag to create one anyway");
+        var name = request.Name ?? cn;
+        ValidateName(name);
+        if (Exists(name)) throw new CertificateException($"a certificate named '{name}' exists already");
+
+        var subject = new StringBuilder("CN=").Append(Escape(cn));
+        void Part(string key, string? value) { if (!string.IsNullOrWhiteSpace(value)) subject.Append(", ").Append(key).Append('=').Append(Escape(value.Trim())); }
+        Part("OU", request.Unit);
+        Part("O", request.Organization);
+        Part("L", request.City);
+        Part("S", request.State);
+        Part("C", request.Country?.ToUpperInvariant());
+
+        using var key = NewKey(request.Key);
+        var csr = NewRequest(subject.ToString(), key, names);
+        var now = DateTimeOffset.UtcNow;
+        using var cert = csr.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(request.Days));
+        var scope = request.Scope ?? DefaultScope(names);
+        Save(name, scope, cert, new X509Certificate2Collection(), KeyTypeName(key), ExportKey(key), replace: false);
+        return Find(name)!;
+    }
+
+    /// <summary>Wildcard and multi-name certificates may serve a whole cluster; others are per machine.</summary>
+    private static CertificateScope DefaultScope(IReadOnlyCollection<string> names) =>
+        names.Any(n => n.StartsWith("*.", StringComparison.Ordinal)) || names.Distinct(StringComparer.OrdinalIgnoreCase).Count() > 1
+            ? CertificateScope.Cluster : CertificateScope.Machine;
+
+    private static string Escape(string value) => value.IndexOfAny([',', '+', '"', '\\', '<', '>', ';', '=']) >= 0 ? "\"" + value.Replace("\"", "\\\"") + "\"" : value;
+
+    private static void ValidateName(string name)
+    {
+        if (name.Length is 0 or > 128 || name.Any(ch => char.IsControl(ch) || ch is '/' or '\\'))
+            throw new CertificateException($"'{name}' is not a usable certificate name");
+    }
+
+    private static AsymmetricAlgorithm NewKey(KeyKind kind) => kind switch
+    {
+        KeyKind.Rsa1024 => RSA.Create(1024),
+        KeyKind.Rsa2048 => RSA.Create(2048),
+        KeyKind.Rsa3072 => RSA.Create(3072),
+        KeyKind.Rsa4096 => RSA.Create(4096),
+        KeyKind.EcdsaP256 => ECDsa.Create(ECCurve.NamedCurves.nistP256),
+        KeyKind.EcdsaP384 => ECDsa.Create(ECCurve.NamedCurves.nistP384),
+        _ => throw new CertificateException($"unknown key type {kind}"),
+    };
+
+    private static CertificateRequest NewRequest(string subject, AsymmetricAlgorithm key, IEnumerable<string> names)
+    {
+        var req = key is RSA rsa
+            ? new CertificateRequest(subject, rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1)
+            : new CertificateRequest(subject, (ECDsa)key, key.KeySize > 256 ? HashAlgorithmName.SHA384 : HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        foreach (var n in names.Distinct(StringComparer.OrdinalIgnoreCase)) san.AddDnsName(n);
+        req.CertificateExtensions.Add(san.Build());
+        req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | (key is RSA ? X509KeyUsageFlags.KeyEncipherment : 0), true));
+        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
+        req.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(req.PublicKey, false));
+        return req;
+    }
+
+    private static string KeyTypeName(AsymmetricAlgorithm key) => key is RSA ? $"RSA {key.KeySize}" : $"ECDSA P-{key.KeySize}";
+    private static byte[] ExportKey(AsymmetricAlgorithm key) => key switch
+    {
+        RSA rsa => rsa.ExportPkcs8PrivateKey(),
+        ECDsa ec => ec.ExportPkcs8PrivateKey(),
+        _ => throw new CertificateException("unsupported key algorithm"),
+    };
+
+    private static AsymmetricAlgorithm ImportKey(byte[] pkcs8, X509Certificate2 cert)
+    {
+        AsymmetricAlgorithm key = cert.GetKeyAlgorithm() == "1.2.840.10045.2.1" ? ECDsa.Create() : RSA.Create();
+        if (key is RSA rsa) rsa.ImportPkcs8PrivateKey(pkcs8, out _); else ((ECDsa)key).ImportPkcs8PrivateKey(pkcs8, out _);
+        CryptographicOperations.ZeroMemory(pkcs8);
+        return key;
+    }
+
+    /// <summary>A PEM certificate signing request for a stored certificate's key and names.</summary>
+    public string CreateSigningRequest(string name)
+    {
+        var (cert, _, _, sealedKey, _) = Load(name);
+        using var key = ImportKey(Unseal(sealedKey, name), cert);
+        return NewRequest(cert.SubjectName.Name, key, Policy.CertificateVerifier.DnsNames(cert)).CreateSigningRequestPem();
+    }
+
+    /// <summary>Replaces the certificate with the CA-signed one, only if it carries the stored public key.</summary>
+    public CertificateInfo UploadSigned(string name, string certificatePem, string? intermediatesPem)
+    {
+        var (current, scope, keyType, sealedKey, _) = Load(name);
+        var signed = ParseSingle(certificatePem, "signed certificate");
+        if (!signed.PublicKey.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(current.PublicKey.ExportSubjectPublicKeyInfo()))
+            throw new CertificateException($"the uploaded certificate does not match the private key of '{name}' (its public key differs); nothing was changed");
+        var chain = intermediatesPem is null ? new X509Certificate2Collection() : ParseMany(intermediatesPem, "intermediate certificates");
+        SaveSealed(name, scope, signed, chain, keyType, sealedKey);
+        return Find(name)!;
+    }
+
+    /// <summary>Sets the intermediate certificates sent with this certificate in TLS handshakes.</summary>
+    public CertificateInfo SetIntermediates(string name, string intermediatesPem)
+    {
+        var (cert, scope, keyType, sealedKey, _) = Load(name);
+        SaveSealed(name, scope, cert, ParseMany(intermediatesPem, "intermediate certificates"), keyType, sealedKey);
+        return Find(name)!;
+    }
+
+    public CertificateInfo ImportPkcs12(string name, byte[] pkcs12, string passphrase, CertificateScope? scope = null)
+    {
+        ValidateName(name);
+        if (Exists(name)) throw new CertificateException($"a certificate named '{name}' exists already");
+        X509Certificate2Collection all;
+        try { all = X509CertificateLoader.LoadPkcs12Collection(pkcs12, passphrase, X509KeyStorageFlags.Exportable); }
+        catch (CryptographicException e)
+        {
+            throw new CertificateException(e.Message.Contains("password", StringComparison.OrdinalIgnoreCase) || e.HResult == -2146893819 || e.Message.Contains("MAC", StringComparison.OrdinalIgnoreCase)
+                ? "the PKCS#12 passphrase is wrong (or the file is damaged); nothing was imported"
+                : $"the PKCS#12 file cannot be read: {e.Message}; nothing was imported");
+        }
+        var leaf = all.FirstOrDefault(c => c.HasPrivateKey)
+            ?? throw new CertificateException("the PKCS#12 file holds no certificate with a private key; nothing was imported");
+        using AsymmetricAlgorithm key = (AsymmetricAlgorithm?)leaf.GetRSAPrivateKey() ?? leaf.GetECDsaPrivateKey()
+            ?? throw new CertificateException("only RSA and ECDSA keys are supported; nothing was imported");
+        var chain = new X509Certificate2Collection();
+        foreach (var c in all)
+            if (!c.RawDataMemory.Span.SequenceEqual(leaf.RawDataMemory.Span)) chain.Add(X509CertificateLoader.LoadCertificate(c.RawData));
+        var plainLeaf = X509CertificateLoader.LoadCertificate(leaf.RawData);
+        Save(name, scope ?? DefaultScope(Policy.CertificateVerifier.DnsNames(plainLeaf)), plainLeaf, chain, KeyTypeName(key), ExportKey(key), replace: false);
+        return Find(name)!;
+    }
+
+    /// <summary>PKCS#12 with PBES2 / AES-256-CBC / SHA-256 and the chain included.</summary>
+    public byte[] ExportPkcs12(string name, string passphrase)
+    {
+        if (passphrase.Length < 8) throw new CertificateException("the export passphrase must have at least 8 characters");
+        var (cert, _, _, sealedKey, chain) = Load(name);
+        using var key = ImportKey(Unseal(sealedKey, name), cert);
+        using var withKey = key is RSA rsa ? cert.CopyWithPrivateKey(rsa) : cert.CopyWithPrivateKey((ECDsa)key);
+        var collection = new X509Certificate2Collection { withKey };
+        collection.AddRange(chain);
+        return collection.ExportPkcs12(Pkcs12ExportPbeParameters.Pbes2Aes256Sha256, passphrase);
+    }
+
+    /// <summary>The certificate with its key and chain, ready for TLS.</summary>
+    public ServerCertificate LoadForTls(string name)
+    {
+        var (cert, _, _, sealedKey, chain) = Load(name);
+        using var key = ImportKey(Unseal(sealedKey, name), cert);
+        var withKey = key is RSA rsa ? cert.CopyWithPrivateKey(rsa) : cert.CopyWithPrivateKey((ECDsa)key);
+        return ServerCertificate.From(withKey, chain, isDemo: false, name);
+    }
+
+    public void Delete(string name)
+    {
+        var users = Assignments().Where(a => a.Value.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(a => a.Key).ToList();
+        if (users.Count > 0) throw new CertificateException($"'{name}' is assigned to {string.Join(", ", users)}; unassign it first");
+        using var cmd = Command("DELETE FROM certificates WHERE name=$n", ("$n", name));
+        if (cmd.ExecuteNonQuery() == 0) throw new CertificateException($"no certificate named '{name}'");
+        Bump();
+    }
+
+    public bool Exists(string name)
+    {
+        using var cmd = Command("SELECT COUNT(*) FROM certificates WHERE name=$n", ("$n", name));
+        return (long)cmd.ExecuteScalar()! > 0;
+    }
+
+    private (X509Certificate2 Cert, CertificateScope Scope, string KeyType, byte[] SealedKey, X509Certificate2Collection Chain) Load(string name)
+    {
+        using var cmd = Command("SELECT certificate, scope, key_type, key_sealed, chain, name FROM certificates WHERE name=$n", ("$n", name));
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) throw new CertificateException($"no certificate named '{name}'");
+        var chain = new X509Certificate2Collection();
+        var chainPem = r.GetString(4);
+        if (chainPem.Length > 0) chain.ImportFromPem(chainPem);
+        return (X509CertificateLoader.LoadCertificate((byte[])r[0]), (CertificateScope)r.GetInt32(1), r.GetString(2), (byte[])r[3], chain);
+    }
+
+    private void Save(string name, CertificateScope scope, X509Certificate2 cert, X509Certificate2Collection chain, string keyType, byte[] pkcs8, bool replace) =>
+        SaveSealed(name, scope, cert, chain, keyType, Seal(pkcs8, name), replace);
+
+    private void SaveSealed(string name, CertificateScope scope, X509Certificate2 cert, X509Certificate2Collection chain, string keyType, byte[] sealedKey, bool replace = true)
+    {
+        var chainPem = string.Concat(chain.Select(c => c.ExportCertificatePem() + "\n"));
+        using var cmd = Command((replace ? "INSERT OR REPLACE" : "INSERT") + " INTO certificates(name, scope, certificate, chain, key_type, key_sealed, created) VALUES($n, $s, $c, $ch, $k, $key, $t)",
+            ("$n", name), ("$s", (int)scope), ("$c", cert.RawData), ("$ch", chainPem), ("$k", keyType), ("$key", sealedKey), ("$t", DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+        cmd.ExecuteNonQuery();
+        Bump();
+    }
+
+    private static X509Certificate2 ParseSingle(string pem, string what)
+    {
+        var all = ParseMany(pem, what);
+        if (all.Count != 1) throw new CertificateException($"the {what} must be exactly one PEM certificate (found {all.Count})");
+        return all[0];
+    }
+
+    public static X509Certificate2Collection ParseMany(string pem, string what)
+    {
+        var all = new X509Certificate2Collection();
+        try { all.ImportFromPem(pem); }
+        catch (CryptographicException e) { throw new CertificateException($"the {what} are not valid PEM: {e.Message}; nothing was changed"); }
+        if (all.Count == 0) throw new CertificateException($"no PEM certificate found in the {what}; nothing was changed");
+        return all;
+    }
+
+    // ---- assignments ----
+
+    public IReadOnlyDictionary<string, string> Assignments()
+    {
+        var map = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        using var cmd = Command("SELECT service, name FROM assignments");
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) map[r.GetString(0)] = r.GetString(1);
+        return map;
+    }
+
+    public void Assign(string service, string name)
+    {
+        if (!Exists(name)) throw new CertificateException($"no certificate named '{name}'");
+        using var cmd = Command("INSERT OR REPLACE INTO assignments(service, name) VALUES($s, $n)", ("$s", service), ("$n", name));
+        cmd.ExecuteNonQuery();
+        Bump();
+    }
+
+    public void Unassign(string service)
+    {
+        using var cmd = Command("DELETE FROM assignments WHERE service=$s", ("$s", service));
+        cmd.ExecuteNonQuery();
+        Bump();
+    }
+
+    // ---- trusted CA lists ----
+
+    public bool SystemListEnabled
+    {
+        get => Setting("system_cas_enabled") == "1";
+        set { SetSetting("system_cas_enabled", value ? "1" : "0"); Bump(); }
+    }
+
+    public IReadOnlyList<CaEntry> CustomCas()
+    {
+        var list = new List<CaEntry>();
+        using var cmd = Command("SELECT fingerprint, certificate FROM custom_cas ORDER BY added, fingerprint");
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            var cert = X509CertificateLoader.LoadCertificate((byte[])r[1]);
+            list.Add(new CaEntry(r.GetString(0), cert.Subject, cert.NotAfter, cert));
+        }
+        return list;
+    }
+
+    /// <summary>Adds every CA certificate in a PEM text; returns how many were new.</summary>
+    public int AddCustomCas(string pem)
+    {
+        var certs = ParseMany(pem, "CA certificates");
+        foreach (var c in certs)
+        {
+            var bc = c.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault();
+            if (bc is not null && !bc.CertificateAuthority) throw new CertificateException($"'{c.Subject}' is not a CA certificate (basicConstraints CA:FALSE); nothing was changed");
+        }
+        var added = 0;
+        foreach (var c in certs)
+        {
+            using var cmd = Command("INSERT OR IGNORE INTO custom_cas(fingerprint, certificate, added) VALUES($f, $c, $t)",
+                ("$f", Fingerprint(c)), ("$c", c.RawData), ("$t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+            added += cmd.ExecuteNonQuery();
+        }
+        Bump();
+        return added;
+    }
+
+    public void RemoveCustomCa(string fingerprint)
+    {
+        var normalized = fingerprint.Replace(":", "").ToUpperInvariant();
+        using var cmd = Command("DELETE FROM custom_cas WHERE fingerprint=$f", ("$f", normalized));
+        if (cmd.ExecuteNonQuery() == 0) throw new CertificateException($"no custom CA with fingerprint {fingerprint}");
+        Bump();
+    }
+
+    public static string Fingerprint(X509Certificate2 c) => Convert.ToHexString(SHA256.HashData(c.RawData));
+
+    // ---- version ----
+
+    /// <summary>Increases on every change; the daemon reloads when it moves.</summary>
+    public long Version => long.Parse(Setting("version") ?? "0");
+
+    private void Bump()
+    {
+        using var cmd = Command("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key='version'");
+        cmd.ExecuteNonQuery();
+    }
+
+    private string? Setting(string key)
+    {
+        using var cmd = Command("SELECT value FROM settings WHERE key=$k", ("$k", key));
+        return cmd.ExecuteScalar() as string;
+    }
+
+    private void SetSetting(string key, string value)
+    {
+        using var cmd = Command("INSERT OR REPLACE INTO settings(key, value) VALUES($k, $v)", ("$k", key), ("$v", value));
+        cmd.ExecuteNonQuery();
+    }
+
+    private SqliteCommand Command(string sql, params (string Name, object Value)[] parameters)
+    {
+        var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (n, v) in parameters) cmd.Parameters.AddWithValue(n, v);
+        return cmd;
+    }
+
+    private void Exec(string sql)
+    {
+        using var cmd = Command(sql);
+        cmd.ExecuteNonQuery();
+    }
+
+    public void Dispose() => _db.Dispose();
+}
