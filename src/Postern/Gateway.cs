@@ -26,6 +26,7 @@ public sealed class Gateway : IAsyncDisposable
     public string DataDirectory { get; }
 
     private readonly List<Listener> _listeners = new();
+    private CertificateExpiryWatch? _expiryWatch;
 
     private Gateway(PosternConfig config, string dataDirectory, MailEventStream events, IQueueStore store, MailLog mailLog, DeliveryAgent delivery, QueueManager queue, AlertService alerts)
     {
@@ -81,11 +82,13 @@ public sealed class Gateway : IAsyncDisposable
             throw;
         }
         queue.Start();
+        gateway._expiryWatch = new CertificateExpiryWatch(config, certificates, events, alerts);
         return gateway;
     }
 
     public async ValueTask DisposeAsync()
     {
+        if (_expiryWatch is not null) await _expiryWatch.DisposeAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         await Delivery.DisposeAsync().ConfigureAwait(false);
         await Queue.DisposeAsync().ConfigureAwait(false);

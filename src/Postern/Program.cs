@@ -49,6 +49,7 @@ configCommand.Subcommands.Add(check);
 root.Subcommands.Add(configCommand);
 
 root.Subcommands.Add(QueueCommands.Build(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(CertConfigCommands.Build(configOption, jsonOption, LoadConfig));
 
 return await root.Parse(args).InvokeAsync();
 

@@ -29,6 +29,7 @@ public sealed class PosternConfig
     public List<SmtpRoute> SmtpRoutes { get; set; } = new();
     public CertificateAuthoritySettings CertificateAuthorities { get; set; } = new();
     public AlertSettings Alerts { get; set; } = new();
+    public CertificateSettings Certificates { get; set; } = new();
 
     /// <summary>The "Default" bounce profile.</summary>
     [JsonIgnore] public BounceProfile DefaultBounceProfile => BounceProfiles["Default"];
@@ -138,6 +139,8 @@ public sealed class PosternConfig
         if (CertificateAuthorities.CustomListEnabled && CertificateAuthorities.CustomListFile is null)
             errors.Add("certificateAuthorities: the custom list is enabled but customListFile is not set");
         Alerts.Validate(errors);
+        if (Certificates.ExpiryWarningDays is < 0 or > 365) errors.Add("certificates.expiryWarningDays must be 0-365");
+        if (Certificates.CheckIntervalMinutes is < 1 or > 1440) errors.Add("certificates.checkIntervalMinutes must be 1-1440");
         if (MailLog.MaxFileBytes < 64 * 1024) errors.Add("mailLog.maxFileBytes must be at least 65536");
         if (errors.Count > 0) throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", errors));
     }
@@ -314,4 +317,11 @@ public sealed class AlertSettings
         if (From is not null && !Inbound.SmtpSyntax.IsValidMailbox(From)) errors.Add($"alerts.from '{From}' is not a mail address");
         if (ThrottleSeconds is < 0 or > 7 * 86400) errors.Add("alerts.throttleSeconds must be 0-604800");
     }
+}
+
+public sealed class CertificateSettings
+{
+    /// <summary>Warn (log line and alert) this many days before an assigned certificate expires; 0 = only once expired.</summary>
+    public int ExpiryWarningDays { get; set; } = 30;
+    public int CheckIntervalMinutes { get; set; } = 60;
 }

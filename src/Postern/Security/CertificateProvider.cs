@@ -22,6 +22,7 @@ public sealed class CertificateProvider : IDisposable
     private DateTime _checked;
     private Dictionary<string, ServerCertificate?> _listeners = new(StringComparer.OrdinalIgnoreCase);
     private X509Certificate2? _outbound;
+    private string? _outboundSource;
     private X509Certificate2Collection _roots = new();
     private ServerCertificate? _demo;
     private readonly Dictionary<string, ServerCertificate> _pemCache = new();
@@ -84,7 +85,9 @@ public sealed class CertificateProvider : IDisposable
             _listeners = listeners;
 
             var dc = _config.DestinationControls;
-            _outbound = Resolve(CertificateStore.OutboundService, assignments, dc.ClientCertificateFile, dc.ClientPrivateKeyFile, demoAllowed: false)?.Certificate;
+            var outbound = Resolve(CertificateStore.OutboundService, assignments, dc.ClientCertificateFile, dc.ClientPrivateKeyFile, demoAllowed: false);
+            _outbound = outbound?.Certificate;
+            _outboundSource = outbound?.Source;
 
             var trust = new TrustedAuthorities(_config.CertificateAuthorities, _store.SystemListEnabled, _store.CustomCas().Select(c => c.Certificate));
             _roots = trust.Roots;
@@ -109,12 +112,13 @@ public sealed class CertificateProvider : IDisposable
     }
 
     /// <summary>Every certificate in service now, by service name (for the expiry watch).</summary>
-    public IReadOnlyList<(string Service, ServerCertificate Certificate)> InService()
+    public IReadOnlyList<(string Service, string Source, X509Certificate2 Certificate)> InService()
     {
         Refresh();
         lock (_gate)
         {
-            var list = _listeners.Where(l => l.Value is not null).Select(l => ("listener " + l.Key, l.Value!)).ToList();
+            var list = _listeners.Where(l => l.Value is not null).Select(l => ("listener " + l.Key, l.Value!.Source, l.Value.Certificate)).ToList();
+            if (_outbound is not null) list.Add(("outbound client certificate", _outboundSource ?? "", _outbound));
             return list;
         }
     }

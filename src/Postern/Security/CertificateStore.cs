@@ -60,7 +60,7 @@ public sealed class CertificateStore : IDisposable
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Pooling = false }.ToString());
         _db.Open();
         Exec("""
-            PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;
+            PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;
             CREATE TABLE IF NOT EXISTS certificates(name TEXT PRIMARY KEY COLLATE NOCASE, scope INTEGER NOT NULL,
               certificate BLOB NOT NULL, chain TEXT NOT NULL, key_type TEXT NOT NULL, key_sealed BLOB NOT NULL, created INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS assignments(service TEXT PRIMARY KEY, name TEXT NOT NULL COLLATE NOCASE);
@@ -68,8 +68,6 @@ public sealed class CertificateStore : IDisposable
             CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             INSERT OR IGNORE INTO settings(key, value) VALUES('version', '1'), ('system_cas_enabled', '1');
             """);
-        foreach (var suffix in new[] { "-wal", "-shm" })
-            if (File.Exists(DatabasePath + suffix) && !OperatingSystem.IsWindows()) File.SetUnixFileMode(DatabasePath + suffix, OwnerOnly);
     }
 
     private static void CreatePrivateDirectory(string dir)
@@ -356,8 +354,11 @@ public sealed class CertificateStore : IDisposable
     {
         var all = new X509Certificate2Collection();
         try { all.ImportFromPem(pem); }
-        catch (CryptographicException e) { throw new CertificateException($"the {what} are not valid PEM: {e.Message}; nothing was changed"); }
-        if (all.Count == 0) throw new CertificateException($"no PEM certificate found in the {what}; nothing was changed");
+        catch (CryptographicException e) { throw new CertificateException($"the {what} are malformed PEM: {e.Message}; nothing was changed"); }
+        if (all.Count == 0)
+            throw new CertificateException(pem.Contains("-----BEGIN", StringComparison.Ordinal)
+                ? $"the {what} hold a PEM block that cannot be decoded (malformed PEM); nothing was changed"
+                : $"no PEM certificate found in the {what}; nothing was changed");
         return all;
     }
 

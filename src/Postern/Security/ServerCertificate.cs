@@ -73,12 +73,13 @@ public sealed class ServerCertificate
     }
 
     /// <summary>Writes a secret readable by the service user only (0600) from the first byte.</summary>
-    public static void WritePrivate(string path, string content)
+    public static void WritePrivate(string path, string content) => WritePrivate(path, System.Text.Encoding.UTF8.GetBytes(content));
+
+    public static void WritePrivate(string path, byte[] content)
     {
         var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (var f = new FileStream(path, options))
-        using (var w = new StreamWriter(f)) w.Write(content);
+        using (var f = new FileStream(path, options)) f.Write(content);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 }
