@@ -60,6 +60,7 @@ public sealed class CertificateTests
         await established.ReadReplyAsync();
         Assert.StartsWith("250", await established.CommandAsync("EHLO client.test"));
 
+        Assert.Contains("WARNING: listener IncomingMail uses the demo certificate", Cert(file, "list"));
         Assert.Contains("Created self-signed certificate 'mx.postern.test'", Cert(file, "create", "--cn", "mx.postern.test", "--org", "Postern", "--country", "NL", "--days", "400", "--key", "ecdsa-p256"));
         Cert(file, "assign", "mx.postern.test", "--listener", "IncomingMail");
         TestWorld.WaitUntil(() => SClient(gw.Public).Subject.Contains("CN = mx.postern.test"), TimeSpan.FromSeconds(10), "the new certificate on the wire");
@@ -259,14 +260,18 @@ public sealed class CertificateTests
         var refused = await Send("nosys");
         gw.WaitForLogLine("Delayed:", $"To:<{refused}>", "unable to get local issuer certificate");
 
-        Assert.Contains("1 CA certificate(s) added", Cert(file, "ca", "custom", "import", _world.CaCertificate));
+        Assert.Contains("Added to the custom list.", Cert(file, "ca", "custom", "add", _world.CaCertificate));
         Assert.Contains("Postern Test Root CA", Cert(file, "ca", "custom", "list"));
         await Task.Delay(1200);
         _world.WaitForMail(await Send("custom"));
+        var fingerprint = Cert(file, "ca", "custom", "list").Split(' ')[0];
+        Assert.Contains("0 CA certificate(s) added", Cert(file, "ca", "custom", "import", _world.CaCertificate));   // no duplicates
         var exported = Path.Combine(config.DataDirectory, "custom.pem");
         Cert(file, "ca", "custom", "export", exported);
         Assert.Contains("BEGIN CERTIFICATE", File.ReadAllText(exported));
         Assert.Contains("System CA list reloaded: 1 certificates", Cert(file, "ca", "system", "update"));
+        Cert(file, "ca", "custom", "remove", fingerprint);
+        Assert.Contains("The custom CA list is empty.", Cert(file, "ca", "custom", "list"));
     }
 
     [Fact]

@@ -23,12 +23,13 @@ public static class CertConfigCommands
         var nameArg = new Argument<string>("name") { Description = "Certificate name" };
 
         var list = new Command("list", "List certificates, their expiry and where they are assigned") { configOption, jsonOption };
-        list.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        list.SetAction(parse => WithStore(parse, configOption, loadConfig, (config, store) =>
         {
             var certs = store.List();
             if (parse.GetValue(jsonOption)) { Console.WriteLine(JsonSerializer.Serialize(certs.Select(c => ToJson(c)), JsonOut)); return 0; }
-            if (certs.Count == 0) { Console.WriteLine("No certificates are stored (listeners without one use the demo certificate)."); return 0; }
+            if (certs.Count == 0) Console.WriteLine("No certificates are stored.");
             foreach (var c in certs) Console.WriteLine(Line(c));
+            foreach (var l in DemoUsers(config, store)) Console.WriteLine($"WARNING: listener {l} uses the demo certificate; assign a real certificate before production use");
             return 0;
         }));
 
@@ -240,11 +241,26 @@ public static class CertConfigCommands
             Console.WriteLine($"Exported {cas.Count} custom CAs to {parse.GetValue(fileArg)!.FullName}.");
             return 0;
         }));
-        foreach (var c in new[] { cusList, cusImport, cusRemove, cusExport }) custom.Subcommands.Add(c);
+        var cusAdd = new Command("add", "Add a single CA certificate (PEM file) to the custom list") { fileArg, configOption };
+        cusAdd.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        {
+            var text = ReadText(parse.GetValue(fileArg)!);
+            if (CertificateStore.ParseMany(text, "CA certificate").Count != 1) throw new CertificateException("add takes a file with exactly one certificate; use import for a list");
+            Console.WriteLine(store.AddCustomCas(text) == 1 ? "Added to the custom list." : "That CA is in the custom list already.");
+            return 0;
+        }));
+        foreach (var c in new[] { cusList, cusImport, cusAdd, cusRemove, cusExport }) custom.Subcommands.Add(c);
 
         ca.Subcommands.Add(system);
         ca.Subcommands.Add(custom);
         return ca;
+    }
+
+    /// <summary>Listeners that fall back to the demo certificate (no assignment, no PEM files).</summary>
+    private static IEnumerable<string> DemoUsers(PosternConfig config, CertificateStore store)
+    {
+        var assignments = store.Assignments();
+        return config.Listeners.Where(l => l.CertificateFile is null && !assignments.ContainsKey(CertificateStore.ListenerService(l.Name))).Select(l => l.Name);
     }
 
     private static bool SystemEnabled(PosternConfig config, CertificateStore store) => config.CertificateAuthorities.SystemListEnabled && store.SystemListEnabled;
