@@ -9,7 +9,6 @@ S=${2:-20}
 N_BIG=$(( N / 4 ))
 WORLD=${POSTERN_WORLD:-/tmp/postern-world}
 B=$WORLD/bench
-PF=$B/postfix
 OUT=$ROOT/bench/results
 mkdir -p "$OUT" "$B"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -24,43 +23,29 @@ POSTERN_ADDR=127.0.3.2:2525
 POSTFIX_ADDR=127.0.3.1:25
 SINK=127.0.3.20:25
 
-# ---- Postfix: one relaying instance, durable queue as shipped (fsync per queue file) ----
-postfix_config() {  # $1 = accept|relay|relay-tls
-  postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
-  rm -rf "$PF"; mkdir -p "$PF/etc" "$PF/spool" "$PF/data"; chown postfix "$PF/data"
-  sed "s/^smtp \( *\)inet/127.0.3.1:smtp\1inet/; s/^#tlsproxy /tlsproxy /" /etc/postfix/master.cf \
-    | awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } { print }' > "$PF/etc/master.cf"
-  cat > "$PF/etc/main.cf" <<MAIN
-compatibility_level = 3.6
-queue_directory = $PF/spool
-data_directory = $PF/data
-mail_owner = postfix
-setgid_group = postdrop
+# ---- Postfix: one relaying instance (the test world's instance builder), durable queue as shipped ----
+source "$ROOT/testworld/world.sh"
+PF=$WORLD/postfix-bench
+postfix_config() {  # $1 = accept|relay|relay-tls|relay-tls-reuse
+  postfix_down "$PF"
+  local extra="smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions =
 myhostname = postfix.bench.test
-mydestination =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-alias_maps =
-local_recipient_maps =
-smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-relayhost = [127.0.3.20]:25
-maillog_file = $PF/maillog
-maillog_file_prefixes = $WORLD
-MAIN
+relayhost = [127.0.3.20]:25"
   case $1 in
-    accept) echo "defer_transports = smtp" >> "$PF/etc/main.cf" ;;
-    relay) echo "smtp_tls_security_level = none" >> "$PF/etc/main.cf" ;;
-    relay-tls) echo "smtp_tls_security_level = may" >> "$PF/etc/main.cf" ;;
-    relay-tls-reuse) printf 'smtp_tls_security_level = may\nsmtp_tls_connection_reuse = yes\n' >> "$PF/etc/main.cf" ;;
+    accept) extra="$extra
+defer_transports = smtp" ;;
+    relay) extra="$extra
+smtp_tls_security_level = none" ;;
+    relay-tls) extra="$extra
+smtp_tls_security_level = may" ;;
+    relay-tls-reuse) extra="$extra
+smtp_tls_security_level = may
+smtp_tls_connection_reuse = yes" ;;
   esac
-  postfix -c "$PF/etc" start >/dev/null 2>&1
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.3.1/25) 2>/dev/null && return 0; sleep 0.1; done
-  echo "postfix did not start" >&2; return 1
+  EXTRA_MAIN_CF=$extra postfix_up bench postfix.bench.test "" "127.0.3.1:-"
 }
-postfix_stop() { postfix -c "$PF/etc" stop >/dev/null 2>&1 || true; }
+postfix_stop() { postfix_down "$PF"; }
 
 # ---- Postern: default limits, durable queue, opportunistic TLS on the outbound leg ----
 POSTERN_PID=

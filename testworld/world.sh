@@ -12,7 +12,7 @@
 #   127.0.4.1-9     Postfix "tls": one smtpd per TLS-matrix case (testworld/README.md)
 #   127.0.4.10      Postfix "tls": requires TLS and a client certificate from the world CA
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORLD=${POSTERN_WORLD:-/tmp/postern-world}
 RESOLVER=127.0.10.1
 AUTH=127.0.10.53
@@ -177,7 +177,7 @@ dns_down() {
   done
 }
 
-# postfix_up NAME HOSTNAME "DOMAINS" SERVICE... where SERVICE is "ADDRESS:CERT[:ccert]" (CERT
+# postfix_up NAME HOSTNAME "DOMAINS" SERVICE... (EXTRA_MAIN_CF: more main.cf lines; later lines win) where SERVICE is "ADDRESS:CERT[:ccert]" (CERT
 # = a name under certs/, or "-" for no STARTTLS; ":ccert" = TLS and a client certificate from
 # the world's CA are required). One Postfix instance, one smtpd per address.
 postfix_up() {
@@ -191,7 +191,8 @@ postfix_up() {
   # No chroot (the instance lives in a scratch folder without the files a chroot needs), and
   # the default smtpd replaced by one per address: inet_interfaces only accepts addresses
   # configured on an interface, and lo carries just 127.0.0.1.
-  awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } /^smtp +inet/ { next } { print }' /etc/postfix/master.cf > "$p/etc/master.cf"
+  sed 's/^#tlsproxy /tlsproxy /' /etc/postfix/master.cf \
+    | awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } /^smtp +inet/ { next } { print }' > "$p/etc/master.cf"
   local svc addr cert extra
   for svc in "$@"; do
     addr=${svc%%:*}; cert=${svc#*:}; extra=
@@ -244,6 +245,7 @@ biff = no
 smtpd_banner = \$myhostname ESMTP Postfix (test world)
 smtpd_tls_received_header = yes
 smtpd_tls_loglevel = 1
+${EXTRA_MAIN_CF:-}
 MAIN
   # postfix prints its errors only to a terminal: give it one when it fails.
   postfix -c "$p/etc" start >/dev/null 2>&1 || { script -qc "postfix -c $p/etc start" /dev/null >&2; return 1; }
@@ -292,6 +294,9 @@ down() {
   dns_down
   echo "world: down"
 }
+
+# Sourced (bench/run.sh): provide the functions only.
+[ "${BASH_SOURCE[0]}" != "$0" ] && return 0
 
 case "${1:-up}" in
   up) up ;;

@@ -214,15 +214,7 @@ public sealed class CertificateTests
         Cert(file, "assign", "client", "--outbound");
         await using var gw = RunningGateway.Start(config);
         var rcpt = TestWorld.Unique("cc") + "@clientcert.test";
-        await using (var c = await RawSmtp.ConnectAsync(gw.Private))
-        {
-            await c.ReadReplyAsync();
-            await c.CommandAsync("EHLO client.test");
-            await c.CommandAsync("MAIL FROM:<s@sender.test>");
-            await c.CommandAsync($"RCPT TO:<{rcpt}>");
-            await c.CommandAsync("DATA");
-            Assert.StartsWith("250", await c.CommandAsync("Subject: client cert\r\n\r\nx\r\n."));
-        }
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "client cert");
         var mail = _world.WaitForMail(rcpt).Replace("\n\t", " ").Replace("\n ", " ");
         Assert.Contains("Client CN \"postern.test\", Issuer \"Postern Test Root CA\" (verified OK)", mail);
     }
@@ -243,13 +235,7 @@ public sealed class CertificateTests
         async Task<string> Send(string tag)
         {
             var rcpt = TestWorld.Unique(tag) + "@mxname.test";
-            await using var c = await RawSmtp.ConnectAsync(gw.Private);
-            await c.ReadReplyAsync();
-            await c.CommandAsync("EHLO client.test");
-            await c.CommandAsync("MAIL FROM:<s@sender.test>");
-            await c.CommandAsync($"RCPT TO:<{rcpt}>");
-            await c.CommandAsync("DATA");
-            Assert.StartsWith("250", await c.CommandAsync("Subject: ca lists\r\n\r\nx\r\n."));
+            await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "ca lists");
             return rcpt;
         }
 

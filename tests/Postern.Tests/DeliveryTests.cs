@@ -141,16 +141,7 @@ public sealed class DeliveryTests
         });
         await using var gw = RunningGateway.Start(config);
         var recipients = Enumerable.Range(0, 12).Select(i => TestWorld.Unique($"reuse{i}") + "@good.test").ToList();
-        await Task.WhenAll(recipients.Select(async rcpt =>
-        {
-            await using var c = await RawSmtp.ConnectAsync(gw.Private);
-            await c.ReadReplyAsync();
-            await c.CommandAsync("EHLO client.test");
-            await c.CommandAsync("MAIL FROM:<s@sender.test>");
-            await c.CommandAsync($"RCPT TO:<{rcpt}>");
-            await c.CommandAsync("DATA");
-            Assert.StartsWith("250", await c.CommandAsync("Subject: reuse\r\n\r\nx\r\n."));
-        }));
+        await Task.WhenAll(recipients.Select(rcpt => RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "reuse")));
         foreach (var rcpt in recipients) _world.WaitForMail(rcpt);
         TestWorld.WaitUntil(() => gw.MailLogText().Split('\n').Count(l => l.Contains("Message finished MID")) == 12, TimeSpan.FromSeconds(30), "12 finished messages");
 

@@ -60,16 +60,7 @@ public sealed class TlsMatrixTests
     {
         await using var gw = RunningGateway.Start(MatrixConfig("matrix-" + level, level));
         var recipients = Receivers.ToDictionary(r => r, r => TestWorld.Unique(r) + $"@{r}.test");
-        foreach (var (_, rcpt) in recipients)
-        {
-            await using var c = await RawSmtp.ConnectAsync(gw.Private);
-            await c.ReadReplyAsync();
-            await c.CommandAsync("EHLO client.test");
-            await c.CommandAsync("MAIL FROM:<s@sender.test>");
-            Assert.StartsWith("250", await c.CommandAsync($"RCPT TO:<{rcpt}>"));
-            await c.CommandAsync("DATA");
-            Assert.StartsWith("250", await c.CommandAsync($"Subject: matrix {level}\r\n\r\nx\r\n."));
-        }
+        foreach (var (_, rcpt) in recipients) await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, $"matrix {level}");
 
         var levelName = EffectiveDestination.LevelName(level);
         var failures = new List<string>();
@@ -128,15 +119,7 @@ public sealed class TlsMatrixTests
         config.DefaultBounceProfile.MaxTimeInQueueSeconds = 3;
         await using var gw = RunningGateway.Start(config);
         var sender = TestWorld.Unique("tlsb") + "@sender.test";
-        await using (var c = await RawSmtp.ConnectAsync(gw.Private))
-        {
-            await c.ReadReplyAsync();
-            await c.CommandAsync("EHLO client.test");
-            await c.CommandAsync($"MAIL FROM:<{sender}>");
-            await c.CommandAsync("RCPT TO:<someone@untrusted.test>");
-            await c.CommandAsync("DATA");
-            Assert.StartsWith("250", await c.CommandAsync("Subject: will bounce\r\n\r\nx\r\n."));
-        }
+        await RawSmtp.SubmitAsync(gw.Private, sender, "someone@untrusted.test", "will bounce");
         var dsn = _world.WaitForMail(sender, TimeSpan.FromSeconds(40));
         Assert.Contains("Action: failed", dsn);
         Assert.Contains("Status: 4.7.5", dsn);
@@ -152,16 +135,7 @@ public sealed class TlsMatrixTests
         await using var gw = RunningGateway.Start(config);
         var deferred = TestWorld.Unique("ss") + "@selfsigned.test";
         var clear = TestWorld.Unique("mx") + "@mxname.test";
-        foreach (var rcpt in new[] { deferred, clear })
-        {
-            await using var c = await RawSmtp.ConnectAsync(gw.Private);
-            await c.ReadReplyAsync();
-            await c.CommandAsync("EHLO client.test");
-            await c.CommandAsync("MAIL FROM:<s@sender.test>");
-            await c.CommandAsync($"RCPT TO:<{rcpt}>");
-            await c.CommandAsync("DATA");
-            Assert.StartsWith("250", await c.CommandAsync("Subject: entries\r\n\r\nx\r\n."));
-        }
+        foreach (var rcpt in new[] { deferred, clear }) await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "entries");
         Assert.Contains("with ESMTP id", _world.WaitForMail(clear));
         gw.WaitForLogLine("Destination Controls for domain (mxname.test): TLS No (.test entry)");
         gw.WaitForLogLine("Destination Controls for domain (selfsigned.test): TLS Required (Verify) (selfsigned.test entry)");
@@ -184,15 +158,7 @@ public sealed class TlsMatrixTests
             c.SmtpRoutes.Add(new SmtpRoute { Domain = "scripted.test", Hosts = { new SmtpRouteHost { Host = "127.0.6.1", Port = peer.EndPoint.Port } } });
         });
         await using var gw = RunningGateway.Start(config);
-        await using (var c = await RawSmtp.ConnectAsync(gw.Private))
-        {
-            await c.ReadReplyAsync();
-            await c.CommandAsync("EHLO client.test");
-            await c.CommandAsync("MAIL FROM:<s@sender.test>");
-            await c.CommandAsync("RCPT TO:<u@scripted.test>");
-            await c.CommandAsync("DATA");
-            Assert.StartsWith("250", await c.CommandAsync("Subject: scripted\r\n\r\nx\r\n."));
-        }
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", "u@scripted.test", "scripted");
         gw.WaitForLogLine(logText);
         if (delivered)
         {

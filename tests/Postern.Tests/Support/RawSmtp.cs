@@ -21,6 +21,24 @@ public sealed class RawSmtp : IAsyncDisposable
         return new RawSmtp(tcp);
     }
 
+    /// <summary>One whole transaction in its own session; asserts every step is accepted.</summary>
+    public static async Task SubmitAsync(IPEndPoint listener, string sender, string recipient, string subject = "test")
+    {
+        await using var c = await ConnectAsync(listener);
+        Expect(await c.ReadReplyAsync(), "220");
+        Expect(await c.CommandAsync("EHLO client.test"), "250");
+        Expect(await c.CommandAsync($"MAIL FROM:<{sender}>"), "250");
+        Expect(await c.CommandAsync($"RCPT TO:<{recipient}>"), "250");
+        Expect(await c.CommandAsync("DATA"), "354");
+        Expect(await c.CommandAsync($"Subject: {subject}\r\n\r\nx\r\n."), "250");
+        await c.CommandAsync("QUIT");
+    }
+
+    private static void Expect(string? text, string code)
+    {
+        if (text is null || !text.StartsWith(code, StringComparison.Ordinal)) throw new Xunit.Sdk.XunitException($"expected {code}, got {text ?? "(closed)"}");
+    }
+
     public Task SendAsync(string text) => SendBytesAsync(Encoding.UTF8.GetBytes(text));
 
     public async Task SendBytesAsync(byte[] bytes)
