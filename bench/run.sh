@@ -38,9 +38,11 @@ defer_transports = smtp" ;;
     relay) extra="$extra
 smtp_tls_security_level = none" ;;
     relay-tls) extra="$extra
-smtp_tls_security_level = may" ;;
+smtp_tls_CAfile = $WORLD/certs/ca.crt
+smtp_tls_policy_maps = inline:{ {[127.0.3.20]:25 = verify match=mx.sink.test} }" ;;
     relay-tls-reuse) extra="$extra
-smtp_tls_security_level = may
+smtp_tls_CAfile = $WORLD/certs/ca.crt
+smtp_tls_policy_maps = inline:{ {[127.0.3.20]:25 = verify match=mx.sink.test} }
 smtp_tls_connection_reuse = yes" ;;
   esac
   EXTRA_MAIN_CF=$extra postfix_up bench postfix.bench.test "" "127.0.3.1:-"
@@ -52,7 +54,7 @@ POSTERN_PID=
 postern_start() {  # $1 = accept|relay|relay-tls
   postern_stop
   rm -rf "$B/postern"; mkdir -p "$B/postern"
-  local tls=preferred; [ "$1" = relay ] && tls=no
+  local tls=requiredVerify; [ "$1" = relay ] && tls=no
   [ "$1" = relay-tls-reuse ] && return 0
   cat > "$B/postern/postern.json" <<JSON
 {
@@ -68,7 +70,8 @@ postern_start() {  # $1 = accept|relay|relay-tls
       "senderGroups": [ { "name": "RELAYLIST", "senders": ["127.0.0.0/8"], "policy": "RELAYED" } ],
       "defaultPolicy": "BLOCKED" }
   ],
-  "destinationControls": { "default": { "tls": "$tls" } }
+  "destinationControls": { "default": { "tls": "$tls" } },
+  "certificateAuthorities": { "customListEnabled": true, "customListFile": "$WORLD/certs/ca.crt" }
 }
 JSON
   dotnet "$POSTERN_DLL" serve --config "$B/postern/postern.json" > "$B/postern/out.txt" 2>&1 &
@@ -105,7 +108,7 @@ for mode in accept relay relay-tls relay-tls-reuse; do
       awk -v n=$N -v s="$start" -v e="$end" -v mta="${target%%:*}" 'BEGIN { printf "{\"case\":\"smtp-source 1KB\",\"mta\":\"%s\",\"result\":{\"messages\":%d,\"seconds\":%.3f,\"rate\":%.1f}}\n", mta, n, e - s, n / (e - s) }' | tee -a "$RESULTS"
     done
   else
-    tlsargs=(); [ $mode != relay ] && tlsargs=(--tls-cert "$WORLD/certs/mx1.good.test.crt" --tls-key "$WORLD/certs/mx1.good.test.key")
+    tlsargs=(); [ $mode != relay ] && tlsargs=(--tls-cert "$WORLD/certs/sink.crt" --tls-key "$WORLD/certs/sink.key")
     run "$mode 1KB" postfix relay --server $POSTFIX_ADDR --sink $SINK "${tlsargs[@]}" --sessions $S --messages $N --size 1024 --to user@sink.test --timeout 120
     postfix_stop
     # Postern reuses TLS connections by design; its figure is the same in both TLS cases.

@@ -26,7 +26,7 @@ TLS_CASES="mxname domainonly wild cnonly expired selfsigned untrusted intermedia
 tls_addr() { local i=1; for c in $TLS_CASES; do [ "$c" = "$1" ] && { echo "127.0.4.$i"; return; }; i=$((i+1)); done; }
 
 # Every certificate the world needs; a missing one regenerates the whole PKI.
-CERT_NAMES="ca other-ca int mx1.good.test clientcert postern-client mxname domainonly wild cnonly untrusted intermediate selfsigned expired"
+CERT_NAMES="ca other-ca int mx1.good.test clientcert postern-client sink mxname domainonly wild cnonly untrusted intermediate selfsigned expired"
 
 certs() {
   local d=$WORLD/certs n missing=0
@@ -52,6 +52,7 @@ certs() {
     leaf mx1.good.test mx1.good.test DNS:mx1.good.test ca
     leaf clientcert mx.clientcert.test DNS:mx.clientcert.test ca
     leaf postern-client postern.test DNS:postern.test ca   # Postern's outbound client certificate
+    leaf sink mx.sink.test DNS:mx.sink.test ca                # bench/SmtpBench's sink
     leaf mxname mx.mxname.test DNS:mx.mxname.test ca
     leaf domainonly domainonly.test DNS:domainonly.test ca
     leaf wild '*.wild.test' 'DNS:*.wild.test' ca
