@@ -96,11 +96,16 @@ dns_up() {
   mkdir -p "$d"
   sed "s/@AUTH@/$AUTH/g; s/@MX_GOOD@/$MX_GOOD/g" "$HERE/zones/test.zone" > "$d/test.zone"
   cp "$HERE/zones/3.0.127.in-addr.arpa.zone" "$d/"
+  # bogus.test: the parent publishes a DS for it, but the child is served unsigned, so a
+  # validating resolver answers SERVFAIL (broken DNSSEC, the "DNS error" case).
+  cp "$HERE/zones/bogus.test.zone" "$d/"
   (cd "$d"
    if [ ! -f ksk.name ]; then
      ldns-keygen -a ECDSAP256SHA256 -k test > ksk.name
      ldns-keygen -a ECDSAP256SHA256 test > zsk.name
    fi
+   [ -f bogus-ksk.name ] || ldns-keygen -a ECDSAP256SHA256 -k bogus.test > bogus-ksk.name
+   { echo; echo "bogus NS ns.test."; sed 's/^bogus\.test\.[[:space:]]*/bogus /' "$(cat bogus-ksk.name).ds"; } >> test.zone
    ldns-signzone -e "$(date -u -d '+30 days' +%Y%m%d%H%M%S)" test.zone "$(cat ksk.name)" "$(cat zsk.name)"
    cp "$(cat ksk.name).ds" trust-anchor.ds)
   cat > "$d/nsd.conf" <<NSD
@@ -125,6 +130,9 @@ zone:
 zone:
   name: 3.0.127.in-addr.arpa
   zonefile: 3.0.127.in-addr.arpa.zone
+zone:
+  name: bogus.test
+  zonefile: bogus.test.zone
 NSD
   cat > "$d/unbound.conf" <<UNB
 server:

@@ -196,4 +196,39 @@ public sealed class DeliveryTests
         Assert.Equal(Queue.RecipientState.Pending, queued!.Recipients[0].State);
         Assert.Contains("connection refused", queued.Recipients[0].LastResponse);
     }
+
+    [Fact]
+    public async Task Broken_DNSSEC_defers_and_never_bounces_or_delivers()
+    {
+        await using var gw = RunningGateway.Start(_world.NewConfig("bogusdns"));
+        var sender = TestWorld.Unique("bogus") + "@sender.test";
+        var rcpt = TestWorld.Unique("x") + "@bogus.test";
+        await RawSmtp.SubmitAsync(gw.Private, sender, rcpt);
+        gw.WaitForLogLine("DNS query: Q(bogus.test, 'MX') ServerFailure");
+        gw.WaitForLogLine("Delayed:", $"To:<{rcpt}>", "4.4.3", "DNS lookup of MX for bogus.test failed: ServerFailure");
+        Assert.Null(_world.TryWaitForMail(rcpt, TimeSpan.FromSeconds(1)));
+        Assert.Null(_world.TryWaitForMail(sender, TimeSpan.Zero));
+        Assert.DoesNotContain("Bounced:", gw.MailLogText());
+    }
+
+    [Fact]
+    public void Serve_refuses_a_bad_configuration_with_a_clear_error()
+    {
+        var dir = Directory.CreateTempSubdirectory("postern-badconfig").FullName;
+        var file = Path.Combine(dir, "bad.json");
+        File.WriteAllText(file, """
+            { "hostname": "not a hostname", "listeners": [ { "name": "In", "port": 99999 } ],
+              "destinationControls": { "entries": [ { "domain": "x.example", "concurrentConnections": 5000 } ] } }
+            """);
+        var (code, output) = PosternProcess.Cli("serve", "--config", file);
+        Assert.Equal(2, code);
+        Assert.Contains("invalid configuration", output);
+        Assert.Contains("hostname 'not a hostname'", output);
+        Assert.Contains("port 99999 is out of range", output);
+        Assert.Contains("'x.example': concurrentConnections must be 1-1000", output);
+        File.WriteAllText(file, "{ not json");
+        var (code2, output2) = PosternProcess.Cli("config", "check", "--config", file);
+        Assert.Equal(2, code2);
+        Assert.Contains("is not valid", output2);
+    }
 }
