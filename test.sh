@@ -19,6 +19,7 @@ set -e
 counters=$(grep -o '<Counters [^>]*>' "$results"/*.trx 2>/dev/null | head -1 || true)
 passed=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
 failed=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+grep -o 'testName="[^"]*"[^>]*outcome="Failed"' "$results"/*.trx 2>/dev/null | sed 's/testName="\([^"]*\)".*/FAILED: \1/' || true
 echo "tests: ${passed:-0} passed, ${failed:-0} failed"
 if [ "${passed:-0}" = 0 ]; then echo "no test ran" >&2; exit 1; fi
 exit $status

@@ -106,13 +106,14 @@ public sealed class DurabilityTests
         }
 
         var senders = Enumerable.Range(0, 8).Select(Sender).ToList();
-        TestWorld.WaitUntil(() => acknowledged.Count >= 400, TimeSpan.FromSeconds(120), "400 acknowledged messages");
+        // Kill well before the end of the load, so some sessions are cut mid-transaction.
+        TestWorld.WaitUntil(() => acknowledged.Count >= 250, TimeSpan.FromSeconds(120), "250 acknowledged messages");
         killed.Cancel();
         serve.Kill9();
         await Task.WhenAll(senders).WaitAsync(TimeSpan.FromSeconds(60));
         serve.Dispose();
 
-        Assert.True(acknowledged.Count is >= 400 and < 1000, $"{acknowledged.Count} acknowledged");
+        Assert.True(acknowledged.Count is >= 250 and < 1000, $"{acknowledged.Count} acknowledged");
         await using var store = new SqliteQueueStore(Gateway.StorePath(config.DataDirectory));
         var stored = (await store.ListAsync()).Select(m => m.Mid).ToHashSet();
         var lost = acknowledged.Where(mid => !stored.Contains(mid)).ToList();
