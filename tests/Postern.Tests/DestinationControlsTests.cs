@@ -83,8 +83,13 @@ public sealed class DestinationControlsTests
         TestWorld.WaitUntil(() => recipients.Count(r => _world.TryWaitForMail(r, TimeSpan.Zero) is not null) == 3
             && gw.MailLogText().Split('\n').Count(l => l.Contains("recipient limit for good.test reached (3 per 1 min)")) >= 2,
             TimeSpan.FromSeconds(30), "three delivered and two held back");
-        var held = (await gw.Gateway.Store.ListAsync()).SelectMany(m => m.Recipients).ToList();
-        Assert.Equal(2, held.Count);
+        // The log line is published before the store commits the new state: poll the store.
+        List<Queue.QueuedRecipient> held = [];
+        TestWorld.WaitUntil(() =>
+        {
+            held = gw.Gateway.Store.ListAsync().GetAwaiter().GetResult().SelectMany(m => m.Recipients).ToList();
+            return held.Count == 2 && held.All(r => r.LastResponse is not null);
+        }, TimeSpan.FromSeconds(10), "both held recipients stored");
         Assert.All(held, r => Assert.Equal(0, r.Attempts));
         Assert.All(held, r => Assert.InRange(r.NextAttempt, DateTimeOffset.UtcNow.AddSeconds(20), DateTimeOffset.UtcNow.AddSeconds(61)));
     }
