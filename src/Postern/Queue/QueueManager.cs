@@ -119,6 +119,9 @@ public sealed class QueueManager : IAsyncDisposable
     {
         var now = DateTimeOffset.UtcNow;
         var updates = new List<RecipientUpdate>();
+        // Published only once the store holds the new state, so the log and tracking never
+        // report a decision that a crash could undo.
+        var outcome = new List<MailEvent>();
         var dsn = new List<DsnRecipient>();
         foreach (var result in results)
         {
@@ -129,7 +132,7 @@ public sealed class QueueManager : IAsyncDisposable
                 // Held back by Postern's own limits: not an attempt, and no penalty.
                 r.NextAttempt = now + wait;
                 r.LastResponse = $"{result.Status} {result.Detail}";
-                _events.Publish(new RecipientDelayed(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail, r.NextAttempt));
+                outcome.Add(new RecipientDelayed(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail, r.NextAttempt));
                 updates.Add(new RecipientUpdate(r.Rid, r.State, r.Attempts, r.NextAttempt, r.LastResponse));
                 continue;
             }
@@ -139,13 +142,13 @@ public sealed class QueueManager : IAsyncDisposable
             {
                 case RecipientOutcome.Delivered:
                     r.State = RecipientState.Delivered;
-                    _events.Publish(new RecipientResponse(message.Mid, r.Rid, result.Detail));
+                    outcome.Add(new RecipientResponse(message.Mid, r.Rid, result.Detail));
                     if (r.Notify.HasFlag(DsnNotify.Success) && !result.PeerSupportsDsn)
                         dsn.Add(new DsnRecipient(r, "relayed", "2.0.0", Diagnostic(result), result.RemoteHost));
                     break;
                 case RecipientOutcome.Bounced:
                     r.State = RecipientState.Bounced;
-                    _events.Publish(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail));
+                    outcome.Add(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail));
                     if (WantsFailureDsn(r, profile)) dsn.Add(new DsnRecipient(r, "failed", result.Status, Diagnostic(result), result.RemoteHost));
                     break;
                 case RecipientOutcome.Deferred:
@@ -154,31 +157,32 @@ public sealed class QueueManager : IAsyncDisposable
                     {
                         r.State = RecipientState.Bounced;
                         var why = $"delivery time expired after {r.Attempts} attempts in {(int)age.TotalSeconds} s; last error: {result.Detail}";
-                        _events.Publish(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, why));
+                        outcome.Add(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, why));
                         if (WantsFailureDsn(r, profile)) dsn.Add(new DsnRecipient(r, "failed", result.Status, "x-postern; " + why, result.RemoteHost));
                     }
                     else
                     {
                         r.NextAttempt = now + Backoff(r.Attempts, profile);
-                        _events.Publish(new RecipientDelayed(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail, r.NextAttempt));
+                        outcome.Add(new RecipientDelayed(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail, r.NextAttempt));
                     }
                     break;
             }
             updates.Add(new RecipientUpdate(r.Rid, r.State, r.Attempts, r.NextAttempt, r.LastResponse));
         }
         foreach (var group in results.Where(r => r.Outcome == RecipientOutcome.Delivered && r.Dcid != 0).GroupBy(r => r.Dcid))
-            _events.Publish(new MessageDone(group.Key, message.Mid, group.Select(r => r.Rid).ToList()));
+            outcome.Add(new MessageDone(group.Key, message.Mid, group.Select(r => r.Rid).ToList()));
 
         // The DSN is queued durably before the recipients are marked final, so a crash in
         // between can at worst send it twice, never lose it.
-        if (dsn.Count > 0) await GenerateDsnAsync(message, body, dsn).ConfigureAwait(false);
+        var dsnEvents = dsn.Count > 0 ? await GenerateDsnAsync(message, body, dsn).ConfigureAwait(false) : [];
         await _store.UpdateRecipientsAsync(message.Mid, updates).ConfigureAwait(false);
+        foreach (var e in outcome.Concat(dsnEvents)) _events.Publish(e);
         if (message.Recipients.All(r => r.IsFinal))
         {
             await _store.RemoveAsync(message.Mid).ConfigureAwait(false);
-            var outcome = message.Recipients.All(r => r.State == RecipientState.Delivered) ? "done"
+            var finished = message.Recipients.All(r => r.State == RecipientState.Delivered) ? "done"
                 : message.Recipients.All(r => r.State == RecipientState.Bounced) ? "bounced" : "done (some recipients bounced)";
-            _events.Publish(new MessageFinished(message.Mid, outcome));
+            _events.Publish(new MessageFinished(message.Mid, finished));
         }
     }
 
@@ -197,18 +201,17 @@ public sealed class QueueManager : IAsyncDisposable
         return TimeSpan.FromSeconds(Math.Min(seconds, p.MaxRetrySeconds));
     }
 
-    private async Task GenerateDsnAsync(QueuedMessage original, byte[] body, IReadOnlyList<DsnRecipient> recipients)
+    /// <summary>Queues the DSN durably; returns the events to publish with the recipients' outcome.</summary>
+    private async Task<IReadOnlyList<MailEvent>> GenerateDsnAsync(QueuedMessage original, byte[] body, IReadOnlyList<DsnRecipient> recipients)
     {
         if (original.IsNullSender)
         {
-            _events.Publish(new BounceSuppressed(original.Mid, "null reverse-path (a bounce is never bounced)"));
-            return;
+            return [new BounceSuppressed(original.Mid, "null reverse-path (a bounce is never bounced)")];
         }
         var domain = DomainNames.Normalize(SmtpSyntax.DomainOf(original.Sender));
         if (domain is null)
         {
-            _events.Publish(new BounceSuppressed(original.Mid, $"sender <{original.Sender}> has no routable domain"));
-            return;
+            return [new BounceSuppressed(original.Mid, $"sender <{original.Sender}> has no routable domain")];
         }
         var dsnBody = DsnBuilder.Build(_config.Hostname, original, body, recipients, DateTimeOffset.UtcNow);
         var mid = await _store.NextIdAsync(IdKind.Message).ConfigureAwait(false);
@@ -219,8 +222,7 @@ public sealed class QueueManager : IAsyncDisposable
             Recipients = [new QueuedRecipient { Rid = 0, Address = original.Sender, Domain = domain, Notify = DsnNotify.Never, NextAttempt = DateTimeOffset.UtcNow }],
         };
         await _store.EnqueueAsync(bounce, dsnBody).ConfigureAwait(false);
-        _events.Publish(new BounceGenerated(mid, original.Mid));
-        _events.Publish(new MessageQueued(mid));
+        return [new BounceGenerated(mid, original.Mid), new MessageQueued(mid)];
     }
 
     public async ValueTask DisposeAsync()
