@@ -118,6 +118,10 @@ public sealed record TlsRequiredFailed(long Dcid, string Domain, string MxHost, 
 {
     public override string LogText => $"DCID {Dcid} TLS was required but could not be successfully negotiated";
 }
+public sealed record MessageConverted(long Dcid, long Mid, string Reason) : MailEvent
+{
+    public override string LogText => $"DCID {Dcid} MID {Mid} converted to 7-bit MIME: {Reason}";
+}
 public sealed record DeliveryStarted(long Dcid, long Mid, IReadOnlyList<int> Rids) : MailEvent
 {
     public override string LogText => $"Delivery start DCID {Dcid} MID {Mid} to RID [{string.Join(", ", Rids)}]";

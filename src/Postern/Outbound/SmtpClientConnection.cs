@@ -245,6 +245,18 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 results.Add(Result(r, RecipientOutcome.Bounced, "5.6.7", $"{Hop.Host} does not support SMTPUTF8"));
             return results;
         }
+        if (message.BodyType == "8BITMIME" && !Supports("8BITMIME"))
+        {
+            var converted = MimeDowngrade.ToSevenBit(body);
+            if (converted is null)
+            {
+                foreach (var r in recipients)
+                    results.Add(Result(r, RecipientOutcome.Bounced, "5.6.3", $"{Hop.Host} does not support 8BITMIME and the message cannot be converted to 7 bits (8-bit header text)"));
+                return results;
+            }
+            _events.Publish(new MessageConverted(Dcid, message.Mid, $"{Hop.Host} does not offer 8BITMIME (RFC 6152)"));
+            body = converted;
+        }
         if (_maxSize > 0 && body.Length > _maxSize)
         {
             foreach (var r in recipients)

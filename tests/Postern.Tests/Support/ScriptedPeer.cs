@@ -11,13 +11,15 @@ namespace Postern.Tests.Support;
 /// </summary>
 public sealed class ScriptedPeer : IAsyncDisposable
 {
-    public enum Behaviour { NoEsmtp, StartTlsRefused, HandshakeFails }
+    public enum Behaviour { NoEsmtp, StartTlsRefused, HandshakeFails, SevenBitOnly }
 
     private readonly TcpListener _listener;
     private readonly Behaviour _behaviour;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     public List<string> Messages { get; } = new();
+    /// <summary>The raw bytes of each message as received (Latin-1 decoded, so 8-bit bytes show as themselves).</summary>
+    public List<byte[]> RawMessages { get; } = new();
     public int Connections;
 
     public ScriptedPeer(Behaviour behaviour, string address = "127.0.6.1")
@@ -45,7 +47,7 @@ public sealed class ScriptedPeer : IAsyncDisposable
     {
         using var _ = client;
         var stream = client.GetStream();
-        var reader = new StreamReader(stream, Encoding.ASCII);
+        var reader = new StreamReader(stream, Encoding.Latin1);
         async Task Say(string s) => await stream.WriteAsync(Encoding.ASCII.GetBytes(s + "\r\n"));
         try
         {
@@ -56,6 +58,7 @@ public sealed class ScriptedPeer : IAsyncDisposable
                 switch (verb)
                 {
                     case "EHLO" when _behaviour == Behaviour.NoEsmtp: await Say("500 5.5.1 command unrecognized"); break;
+                    case "EHLO" when _behaviour == Behaviour.SevenBitOnly: await Say("250-scripted.test\r\n250 PIPELINING"); break;
                     case "EHLO": await Say("250-scripted.test\r\n250-PIPELINING\r\n250 STARTTLS"); break;
                     case "HELO": await Say("250 scripted.test"); break;
                     case "STARTTLS" when _behaviour == Behaviour.StartTlsRefused: await Say("454 4.7.0 TLS not available due to local problem"); break;
@@ -67,7 +70,7 @@ public sealed class ScriptedPeer : IAsyncDisposable
                         await Say("354 go ahead");
                         var sb = new StringBuilder();
                         while (await reader.ReadLineAsync() is { } l && l != ".") sb.Append(l).Append('\n');
-                        lock (Messages) Messages.Add(sb.ToString());
+                        lock (Messages) { Messages.Add(sb.ToString()); RawMessages.Add(Encoding.Latin1.GetBytes(sb.ToString())); }
                         await Say("250 2.0.0 accepted");
                         break;
                     case "QUIT": await Say("221 bye"); return;
