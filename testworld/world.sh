@@ -11,6 +11,7 @@
 #   127.0.1.99      nothing listens (a dead MX)
 #   127.0.4.1-9     Postfix "tls": one smtpd per TLS-matrix case (testworld/README.md)
 #   127.0.4.10      Postfix "tls": requires TLS and a client certificate from the world CA
+#   127.0.7.1:25    Postfix "sender": relays everything to a Postern listener on 127.0.2.9:2525
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORLD=${POSTERN_WORLD:-/tmp/postern-world}
@@ -295,6 +296,13 @@ up() {
   services+=("127.0.4.10:clientcert:ccert")
   domains="$domains clientcert.test"
   postfix_up tls mx.tls.test "$domains" "${services[@]}"
+  # A sending Postfix: relays everything it is given to a Postern listener on 127.0.2.9:2525
+  # (tests bind one there), with opportunistic STARTTLS and DSN.
+  EXTRA_MAIN_CF="smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions =
+relayhost = [127.0.2.9]:2525
+smtp_tls_security_level = may
+smtp_tls_loglevel = 1" postfix_up sender postfix-sender.test "" "127.0.7.1:-"
   echo "world: up in $WORLD"
 }
 

@@ -1,5 +1,6 @@
 using System.Text;
 using MimeKit;
+using Postern.Admin;
 using Postern.Tests.Support;
 using Xunit;
 
@@ -230,5 +231,28 @@ public sealed class DeliveryTests
         var (code2, output2) = PosternProcess.Cli("config", "check", "--config", file);
         Assert.Equal(2, code2);
         Assert.Contains("is not valid", output2);
+    }
+
+    [Fact]
+    public async Task A_real_Postfix_relays_through_Postern_to_a_real_Postfix()
+    {
+        var config = _world.NewConfig("postfix-sender", c =>
+        {
+            c.Listeners[1].Address = "127.0.2.9";
+            c.Listeners[1].Port = 2525;
+            c.MailFlowPolicies["RELAYED"].Tls = InboundTls.Required;
+        });
+        await using var gw = RunningGateway.Start(config);
+        var rcpt = TestWorld.Unique("viapf") + "@good.test";
+        var (code, output) = TestWorld.Run("swaks", ["--server", "127.0.7.1", "--from", "origin@sender.test", "--to", rcpt,
+            "--header", "Subject: postfix to postern to postfix", "--helo", "client.test"], TimeSpan.FromSeconds(60));
+        Assert.True(code == 0, output);
+        var mail = _world.WaitForMail(rcpt, TimeSpan.FromSeconds(60));
+        // Postfix → Postern over STARTTLS (the listener requires it), Postern → Postfix over STARTTLS.
+        Assert.Contains("by postern.test (Postern) with ESMTPS", mail);
+        Assert.Contains("by postfix-sender.test (Postfix) with ESMTP", mail);
+        Assert.Contains("by mx1.good.test (Postfix) with ESMTPS", mail);
+        gw.WaitForLogLine("interface OutgoingMail (127.0.2.9)");
+        gw.WaitForLogLine("TLS success protocol TLSv1.3");
     }
 }
