@@ -127,6 +127,8 @@ public sealed class InboundProtocolTests
         Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<user@good.test>"));
         Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<user@sub.good.test>"));
         Assert.StartsWith("550 5.7.1", await c.CommandAsync("RCPT TO:<user@evilgood.test>"));
+        Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<Postmaster>"));   // RFC 5321 §4.5.1
+        gw.WaitForLogLine("To: <postmaster@good.test>");
         gw.WaitForLogLine("To: <victim@elsewhere.test> Rejected by RAT");
     }
 

@@ -14,6 +14,9 @@ public sealed record HatDecision(string Group, string PolicyName, MailFlowPolicy
 /// <summary>Recipient Access Table: which domains public listeners accept mail for.</summary>
 public sealed class RecipientAccessTable(IReadOnlyList<RatEntry> entries)
 {
+    /// <summary>The first exact domain the table accepts: where "&lt;postmaster&gt;" goes.</summary>
+    public string? PostmasterDomain { get; } = entries.FirstOrDefault(e => e.Action == RatAction.Accept && !e.Domain.StartsWith('.'))?.Domain;
+
     public bool Accepts(string domain)
     {
         foreach (var e in entries)

@@ -335,7 +335,12 @@ public sealed class SmtpSession
     {
         if (_sender is null) { Reply("503 5.5.1 Error: need MAIL command"); return; }
         if (!arg.StartsWith("TO:", StringComparison.OrdinalIgnoreCase)) { Reply("501 5.5.4 Syntax: RCPT TO:<address>"); return; }
-        var error = SmtpSyntax.ParsePath(arg[3..], allowNull: false, out var recipient, out var parameters);
+        // RFC 5321 §4.5.1: "<postmaster>" without a domain must be accepted; it means the
+        // postmaster of the first domain this gateway accepts mail for.
+        var path = arg[3..];
+        if (path.TrimStart().StartsWith("<postmaster>", StringComparison.OrdinalIgnoreCase) && _listener.Rat.PostmasterDomain is { } own)
+            path = $"<postmaster@{own}>" + path.TrimStart()["<postmaster>".Length..];
+        var error = SmtpSyntax.ParsePath(path, allowNull: false, out var recipient, out var parameters);
         if (error is not null) { Reply(error); return; }
         if (_recipients.Count >= _policy.MaxRecipientsPerMessage) { Reply("452 4.5.3 Error: too many recipients"); return; }
         if (!_smtpUtf8 && !SmtpSyntax.IsAscii(recipient)) { Reply("553 5.6.7 Non-ASCII address needs SMTPUTF8"); return; }
