@@ -82,12 +82,26 @@ JSON
 postern_stop() { if [ -n "$POSTERN_PID" ]; then kill "$POSTERN_PID" 2>/dev/null || true; wait "$POSTERN_PID" 2>/dev/null || true; POSTERN_PID=; fi; }
 trap 'postern_stop; postfix_stop' EXIT
 
-cpu_of() { awk '{print $14+$15+$16+$17}' "/proc/$1/stat"; }   # utime+stime(+children) in ticks
+# CPU time (ticks) an MTA has used so far. Postern: its one process. Postfix: the master
+# (including the children that have exited) plus every child still running.
+cpu_ticks() {  # $1 = postern|postfix
+  if [ "$1" = postern ]; then
+    awk '{print $14+$15}' "/proc/$POSTERN_PID/stat"
+  else
+    local master; master=$(cat "$PF/spool/pid/master.pid" 2>/dev/null | tr -d ' ')
+    { awk '{print $14+$15+$16+$17}' "/proc/$master/stat"
+      for c in $(ps -o pid= --ppid "$master"); do awk '{print $14+$15}' "/proc/$c/stat" 2>/dev/null; done; } | awk '{t+=$1} END {print t}'
+  fi
+}
+TICK_MS=$(( 1000 / $(getconf CLK_TCK) ))
 
 run() {  # $1 name  $2 mta  $3.. smtpbench args
   local name=$1 mta=$2; shift 2
-  local json
+  local json before after
+  before=$(cpu_ticks "$mta")
   json=$($BENCH "$@")
+  after=$(cpu_ticks "$mta")
+  json="${json%\}},\"cpu_ms\":$(( (after - before) * TICK_MS ))}"
   echo "{\"case\":\"$name\",\"mta\":\"$mta\",\"result\":$json}" >> "$RESULTS"
   echo "$name $mta $json"
 }
