@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 testworld/install-peers.sh
 dotnet build Postern.slnx -c Release -warnaserror -nologo -v quiet
 testworld/world.sh up
-trap 'testworld/world.sh down >/dev/null 2>&1 || true' EXIT
+trap 'timeout 180 testworld/world.sh down >/dev/null 2>&1 || true' EXIT
 # Start from clean scratch space: earlier runs' gateway folders and delivered mail.
 rm -rf "${TMPDIR:-/tmp}/postern-tests"
 find "${POSTERN_WORLD:-/tmp/postern-world}/mail" -type f -delete 2>/dev/null || true

@@ -45,7 +45,7 @@ smtp_tls_CAfile = $WORLD/certs/ca.crt
 smtp_tls_policy_maps = inline:{ {[127.0.3.20]:25 = verify match=mx.sink.test} }
 smtp_tls_connection_reuse = yes" ;;
   esac
-  EXTRA_MAIN_CF=$extra postfix_up bench postfix.bench.test "" "127.0.3.1:-"
+  EXTRA_MAIN_CF=$extra postfix_up bench postfix.bench.test "" "127.0.3.1/-"
 }
 postfix_stop() { postfix_down "$PF"; }
 

@@ -8,6 +8,7 @@
 #   127.0.10.1:53   unbound, the validating resolver Postern queries
 #   127.0.10.53:53  nsd, authoritative for the signed zone "test."
 #   127.0.1.10:25   Postfix "mx1.good.test": STARTTLS with a test-CA certificate, Maildir delivery
+#   [::1]:25        the same Postfix over IPv6
 #   127.0.1.99      nothing listens (a dead MX)
 #   127.0.4.1-9     Postfix "tls": one smtpd per TLS-matrix case (testworld/README.md)
 #   127.0.4.10      Postfix "tls": requires TLS and a client certificate from the world CA
@@ -187,8 +188,8 @@ dns_down() {
   done
 }
 
-# postfix_up NAME HOSTNAME "DOMAINS" SERVICE... (EXTRA_MAIN_CF: more main.cf lines; later lines win) where SERVICE is "ADDRESS:CERT[:ccert]" (CERT
-# = a name under certs/, or "-" for no STARTTLS; ":ccert" = TLS and a client certificate from
+# postfix_up NAME HOSTNAME "DOMAINS" SERVICE... (EXTRA_MAIN_CF: more main.cf lines; later lines win) where SERVICE is "ADDRESS/CERT[/ccert]" (ADDRESS
+# 127.0.x.y or [::1]; CERT = a name under certs/, or "-" for no STARTTLS; "/ccert" = TLS and a client certificate from
 # the world's CA are required). One Postfix instance, one smtpd per address.
 postfix_up() {
   local name=$1 host=$2 domains=$3; shift 3
@@ -205,8 +206,8 @@ postfix_up() {
     | awk '/^[a-z0-9.:]/ && NF >= 8 && $5 == "y" { $5 = "n" } /^smtp +inet/ { next } { print }' > "$p/etc/master.cf"
   local svc addr cert extra
   for svc in "$@"; do
-    addr=${svc%%:*}; cert=${svc#*:}; extra=
-    case $cert in *:ccert) cert=${cert%:ccert}
+    addr=${svc%%/*}; cert=${svc#*/}; extra=
+    case $cert in */ccert) cert=${cert%/ccert}
       extra="-o smtpd_tls_security_level=encrypt -o smtpd_tls_ask_ccert=yes -o smtpd_tls_req_ccert=yes -o smtpd_tls_CAfile=$WORLD/certs/ca.crt" ;; esac
     if [ "$cert" = - ]; then
       echo "$addr:smtp inet n - n - - smtpd -o smtpd_tls_security_level=none" >> "$p/etc/master.cf"
@@ -231,7 +232,7 @@ setgid_group = postdrop
 myhostname = $host
 mydestination =
 inet_interfaces = loopback-only
-inet_protocols = ipv4
+inet_protocols = ${INET_PROTOCOLS:-ipv4}
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = reject_unauth_destination
 smtpd_recipient_restrictions = check_recipient_access regexp:$p/etc/recipient_access
@@ -255,12 +256,18 @@ biff = no
 smtpd_banner = \$myhostname ESMTP Postfix (test world)
 smtpd_tls_received_header = yes
 smtpd_tls_loglevel = 1
-${EXTRA_MAIN_CF:-}
 MAIN
+  # Extra settings replace the lines above (postconf -e) instead of repeating them: a
+  # repeated parameter makes every Postfix process warn, and postlogd can deadlock on
+  # logging its own warnings.
+  local line
+  while IFS= read -r line; do
+    [ -n "$line" ] && postconf -c "$p/etc" -e "$line"
+  done <<<"${EXTRA_MAIN_CF:-}"
   # postfix prints its errors only to a terminal: give it one when it fails.
   postfix -c "$p/etc" start >/dev/null 2>&1 || { script -qc "postfix -c $p/etc start" /dev/null >&2; return 1; }
   for svc in "$@"; do
-    addr=${svc%%:*}
+    addr=${svc%%/*}; addr=${addr#[}; addr=${addr%]}
     for _ in $(seq 50); do
       if (exec 3<>"/dev/tcp/$addr/25") 2>/dev/null; then continue 2; fi
       sleep 0.2
@@ -270,9 +277,13 @@ MAIN
 }
 
 postfix_down() {
-  local p=$1
-  [ -d "$p/etc" ] && postfix -c "$p/etc" stop >/dev/null 2>&1 || true
+  local p=$1 master
+  [ -d "$p/etc" ] || return 0
+  timeout 30 postfix -c "$p/etc" stop >/dev/null 2>&1 || true
   for _ in $(seq 50); do alive "$p/spool/pid/master.pid" || return 0; sleep 0.1; done
+  # A stop that did not finish: end the instance by force, children first.
+  master=$(tr -d ' ' < "$p/spool/pid/master.pid" 2>/dev/null)
+  if [ -n "$master" ]; then pkill -9 -P "$master" 2>/dev/null || true; kill -9 "$master" 2>/dev/null || true; fi
 }
 
 up() {
@@ -287,13 +298,13 @@ up() {
   fi
   certs
   dns_up
-  postfix_up good mx1.good.test "good.test sender.test implicit.test fallback.test" "$MX_GOOD:mx1.good.test"
+  INET_PROTOCOLS=all postfix_up good mx1.good.test "good.test sender.test implicit.test fallback.test dual.test v6only.test" "$MX_GOOD/mx1.good.test" "[::1]/mx1.good.test"
   local services=() domains="routed.test" c
   for c in $TLS_CASES; do
-    services+=("$(tls_addr "$c"):$([ "$c" = notls ] && echo - || echo "$c")")
+    services+=("$(tls_addr "$c")/$([ "$c" = notls ] && echo - || echo "$c")")
     domains="$domains $c.test"
   done
-  services+=("127.0.4.10:clientcert:ccert")
+  services+=("127.0.4.10/clientcert/ccert")
   domains="$domains clientcert.test"
   postfix_up tls mx.tls.test "$domains" "${services[@]}"
   # A sending Postfix: relays everything it is given to a Postern listener on 127.0.2.9:2525
@@ -302,7 +313,7 @@ up() {
 smtpd_recipient_restrictions =
 relayhost = [127.0.2.9]:2525
 smtp_tls_security_level = may
-smtp_tls_loglevel = 1" postfix_up sender postfix-sender.test "" "127.0.7.1:-"
+smtp_tls_loglevel = 1" postfix_up sender postfix-sender.test "" "127.0.7.1/-"
   echo "world: up in $WORLD"
 }
 

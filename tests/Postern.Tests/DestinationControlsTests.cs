@@ -113,6 +113,23 @@ public sealed class DestinationControlsTests
     }
 
     [Fact]
+    public async Task IPv6_is_used_by_preference_and_when_it_is_the_only_address()
+    {
+        var config = _world.NewConfig("ipv6pref", c =>
+            c.DestinationControls.Entries.Add(new DestinationEntry { Domain = "dual.test", IpPreference = IpPreference.IPv6Preferred }));
+        await using var gw = RunningGateway.Start(config);
+        var dual = TestWorld.Unique("dual") + "@dual.test";
+        var v6only = TestWorld.Unique("v6") + "@v6only.test";
+        await SubmitAsync(gw.Private, "s@sender.test", dual);
+        await SubmitAsync(gw.Private, "s@sender.test", v6only);
+        Assert.Contains("by mx1.good.test (Postfix) with ESMTPS", _world.WaitForMail(dual));
+        _world.WaitForMail(v6only);
+        gw.WaitForLogLine("address ::1 port 25 (MX mx.dual.test for dual.test)");
+        // IPv4 preferred (the Default entry) still reaches a host that has only IPv6.
+        gw.WaitForLogLine("address ::1 port 25 (MX mx.v6only.test for v6only.test)");
+    }
+
+    [Fact]
     public async Task SMTP_routes_replace_MX_lookup()
     {
         var config = _world.NewConfig("routes", c =>
