@@ -27,8 +27,6 @@ public sealed class CertificateProvider : IDisposable
     private ServerCertificate? _demo;
     private readonly Dictionary<string, ServerCertificate> _pemCache = new();
 
-    public CertificateStore Store => _store;
-
     public CertificateProvider(PosternConfig config, CertificateStore store, string dataDirectory, MailEventStream events)
     {
         _config = config;
