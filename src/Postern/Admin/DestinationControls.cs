@@ -116,7 +116,7 @@ public sealed class DestinationControls
         foreach (var e in Entries)
         {
             if (!DomainNames.MatchesPattern(domain, e.Domain)) continue;
-            if (match is null || Specificity(e) > Specificity(match)) match = e;
+            if (match is null || DomainNames.PatternSpecificity(e.Domain) > DomainNames.PatternSpecificity(match.Domain)) match = e;
         }
         var d = Default;
         var entry = match ?? d;
@@ -137,9 +137,6 @@ public sealed class DestinationControls
             BounceVerification: entry.BounceVerification ?? d.BounceVerification ?? false,
             BounceProfile: entry.BounceProfile ?? d.BounceProfile ?? "Default");
     }
-
-    // "example.com" beats ".example.com"; a longer suffix beats a shorter one.
-    private static int Specificity(DestinationEntry e) => e.Domain.Length * 2 + (e.Domain.StartsWith('.') ? 0 : 1);
 }
 
 /// <summary>Destination Controls as they apply to one domain, every field concrete.</summary>

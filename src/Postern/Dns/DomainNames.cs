@@ -38,6 +38,12 @@ public static class DomainNames
     public static bool IsValidDomainPattern(string pattern) =>
         IsValidHostname(pattern.StartsWith('.') ? pattern[1..] : pattern);
 
+    /// <summary>
+    /// How specific a pattern is, for choosing among several that match one domain:
+    /// "example.com" beats ".example.com", and a longer suffix beats a shorter one.
+    /// </summary>
+    public static int PatternSpecificity(string pattern) => pattern.Length * 2 + (pattern.StartsWith('.') ? 0 : 1);
+
     /// <summary>Exact match for "example.com"; proper subdomains for ".example.com".</summary>
     public static bool MatchesPattern(string domain, string pattern)
     {

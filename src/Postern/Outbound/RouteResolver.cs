@@ -30,7 +30,7 @@ public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> rou
     /// <summary>The SMTP route for a domain: the exact entry, else the most specific ".parent" one.</summary>
     public SmtpRoute? RouteFor(string domain) =>
         routes.Where(r => DomainNames.MatchesPattern(domain, r.Domain))
-            .OrderByDescending(r => r.Domain.Length * 2 + (r.Domain.StartsWith('.') ? 0 : 1))
+            .OrderByDescending(r => DomainNames.PatternSpecificity(r.Domain))
             .FirstOrDefault();
 
     public static bool[] AddressFamilies(IpPreference preference) => preference switch
@@ -78,7 +78,7 @@ public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> rou
 
     private async Task<Route> ResolveRouteAsync(string domain, SmtpRoute route, IpPreference preference, CancellationToken ct)
     {
-        var ordered = route.Hosts.GroupBy(h => h.Priority).OrderBy(g => g.Key).SelectMany(g => g.OrderBy(_ => Random.Shared.Next()));
+        var ordered = OrderByPreference(route.Hosts, h => h.Priority);
         var (hops, temporary) = await AddressesAsync(ordered.Select(h => (h.Host, h.Priority, h.Port)), preference, ct).ConfigureAwait(false);
         if (hops.Count > 0) return new Route(RouteOutcome.Ok, hops, "2.0.0", "", false, ViaSmtpRoute: true);
         // A configured route that does not resolve is the administrator's to fix: retry, never bounce.
@@ -117,8 +117,11 @@ public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> rou
     };
 
     /// <summary>Ascending preference; hosts of equal preference in random order (RFC 5321 §5.1).</summary>
-    public static IReadOnlyList<MxHost> OrderByPreference(IEnumerable<MxHost> hosts) =>
-        hosts.GroupBy(h => h.Preference).OrderBy(g => g.Key)
+    public static IReadOnlyList<MxHost> OrderByPreference(IEnumerable<MxHost> hosts) => OrderByPreference(hosts, h => h.Preference);
+
+    /// <summary>The same rule for SMTP route hosts (priority) and MX hosts (preference).</summary>
+    public static IReadOnlyList<T> OrderByPreference<T>(IEnumerable<T> items, Func<T, int> preference) =>
+        items.GroupBy(preference).OrderBy(g => g.Key)
             .SelectMany(g => g.OrderBy(_ => Random.Shared.Next()))
             .ToList();
 }
