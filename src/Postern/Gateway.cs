@@ -52,12 +52,14 @@ public sealed class Gateway : IAsyncDisposable
         var events = new MailEventStream();
         mailLog.Attach(events);
         events.Publish(new SystemNotice($"Postern starting: hostname {config.Hostname}, data {data}"));
+        foreach (var warning in ConfigPreflight.Warnings(config)) events.Publish(new SystemWarning(warning));
         var dns = new DnsResolver(config.Dns, events);
         var certificates = new CertificateProvider(config, new CertificateStore(data), data, events);
         var dc = config.DestinationControls;
         var context = new OutboundContext(config, events, certificates.TrustedRoots, certificates.OutboundClientCertificate,
             new Policy.VerificationOptions(dc.RequireFqdnIdentities, dc.CheckSignatureAlgorithms), () => DateTimeOffset.UtcNow);
-        var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port), store);
+        var own = new OwnEndpoints();
+        var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port), store, own);
         var queue = new QueueManager(config, store, delivery, events);
         var alerts = new AlertService(config, store, events, queue.Wake);
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
@@ -71,6 +73,7 @@ public sealed class Gateway : IAsyncDisposable
                     console?.WriteLine($"WARNING: listener {name} uses the demo certificate; assign a real certificate before production use");
                 var listener = new Listener(settings, config, store, events, dns, () => certificates.ForListener(name), queue.Wake);
                 gateway._listeners.Add(listener);
+                own.Add(listener.LocalEndPoint);
                 listener.Start();
                 events.Publish(new SystemNotice($"listener {settings.Name} ({settings.Type.ToString().ToLowerInvariant()}) on {listener.LocalEndPoint}"));
                 console?.WriteLine($"listener {settings.Name} ({settings.Type.ToString().ToLowerInvariant()}) on {listener.LocalEndPoint}");

@@ -15,11 +15,16 @@ serve.SetAction(async (parse, ct) =>
 {
     var config = LoadConfig(parse.GetValue(configOption));
     if (config is null) return 2;
+    var problems = ConfigPreflight.Problems(config, checkBind: false);
+    foreach (var problem in problems) Console.Error.WriteLine($"postern: {problem}");
+    if (problems.Count > 0) return 2;
+    foreach (var warning in ConfigPreflight.Warnings(config)) Console.WriteLine($"WARNING: {warning}");
     Gateway gateway;
     try { gateway = Gateway.Start(config, Console.Out); }
-    catch (Exception e) when (e is ConfigException or Postern.Security.CertificateException)
+    catch (Exception e)
     {
-        Console.Error.WriteLine($"postern: {e.Message}");
+        // One clear line, never a stack trace: the administrator fixes the cause and starts again.
+        Console.Error.WriteLine($"postern: cannot start: {e.Message}");
         return 2;
     }
     Console.WriteLine($"Postern running as {config.Hostname}; data in {gateway.DataDirectory}; mail log {gateway.MailLog.CurrentPath}");
@@ -41,6 +46,10 @@ check.SetAction(parse =>
 {
     var config = LoadConfig(parse.GetValue(configOption));
     if (config is null) return 2;
+    var problems = ConfigPreflight.Problems(config, checkBind: true);
+    foreach (var problem in problems) Console.Error.WriteLine($"postern: {problem}");
+    if (problems.Count > 0) return 2;
+    foreach (var warning in ConfigPreflight.Warnings(config)) Console.WriteLine($"warning: {warning}");
     Console.WriteLine("configuration is valid");
     return 0;
 });

@@ -293,7 +293,7 @@ public sealed class InboundProtocolTests
         Assert.StartsWith("250 2.0.0", await c.CommandAsync("Subject: pipelined\r\n\r\n..dot stuffed\r\n."));
 
         var chunk1 = "Subject: chunked\r\n\r\n";
-        var chunk2 = "bare\nLF is fine in BDAT\r\n";
+        var chunk2 = "split across\r\nchunks\r\n";
         await c.CommandAsync("MAIL FROM:<b@sender.test>");
         await c.CommandAsync("RCPT TO:<u3@good.test>");
         await c.SendAsync($"BDAT {Encoding.UTF8.GetByteCount(chunk1)}\r\n{chunk1}");

@@ -244,7 +244,8 @@ public sealed class UnitTests
     [Fact]
     public void Header_peek_finds_Message_ID_and_Subject_in_the_header_block_only()
     {
-        var (id, subject) = HeaderPeek.Find(Encoding.ASCII.GetBytes("Subject: hi\r\nmessage-id: <a@b>\r\n\r\nSubject: not this\r\n"));
+        var (id, subject, received) = HeaderPeek.Find(Encoding.ASCII.GetBytes("Subject: hi\r\nReceived: from a\r\nmessage-id: <a@b>\r\n\r\nSubject: not this\r\nReceived: no\r\n"));
+        Assert.Equal(1, received);
         Assert.Equal("<a@b>", id);
         Assert.Equal("hi", subject);
     }

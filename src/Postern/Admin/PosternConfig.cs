@@ -30,6 +30,8 @@ public sealed class PosternConfig
     public CertificateAuthoritySettings CertificateAuthorities { get; set; } = new();
     public AlertSettings Alerts { get; set; } = new();
     public CertificateSettings Certificates { get; set; } = new();
+    /// <summary>RFC 5321 §6.3 loop detection: a message with more Received: headers than this is refused (554 5.4.6).</summary>
+    public int MaxReceivedHeaders { get; set; } = 50;
 
     /// <summary>The "Default" bounce profile.</summary>
     [JsonIgnore] public BounceProfile DefaultBounceProfile => BounceProfiles["Default"];
@@ -142,6 +144,7 @@ public sealed class PosternConfig
         if (Certificates.ExpiryWarningDays is < 0 or > 365) errors.Add("certificates.expiryWarningDays must be 0-365");
         if (Certificates.CheckIntervalMinutes is < 1 or > 1440) errors.Add("certificates.checkIntervalMinutes must be 1-1440");
         if (MailLog.MaxFileBytes < 64 * 1024) errors.Add("mailLog.maxFileBytes must be at least 65536");
+        if (MaxReceivedHeaders is < 1 or > 1000) errors.Add("maxReceivedHeaders must be 1-1000");
         if (errors.Count > 0) throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", errors));
     }
 
@@ -251,8 +254,15 @@ public sealed class DeliverySettings
     /// <summary>Source address for outbound connections; null lets the kernel choose.</summary>
     public string? SourceAddress { get; set; }
     public int ConnectTimeoutSeconds { get; set; } = 30;
+    /// <summary>Waiting for the greeting and for replies to commands (RFC 5321 §4.5.3.2: 5 minutes).</summary>
     public int CommandTimeoutSeconds { get; set; } = 300;
+    /// <summary>Writing one block of message data (RFC 5321 §4.5.3.2.5: 3 minutes).</summary>
+    public int DataBlockTimeoutSeconds { get; set; } = 180;
+    /// <summary>Waiting for the reply after the message data (RFC 5321 §4.5.3.2.6: 10 minutes; giving up early risks duplicates).</summary>
+    public int DataDoneTimeoutSeconds { get; set; } = 600;
     public int TotalConcurrentConnections { get; set; } = 2000;
+    /// <summary>Messages the scheduler holds in memory at once (with their bodies); the rest wait in the store.</summary>
+    public int ActiveMessageLimit { get; set; } = 1000;
 
     internal void Validate(List<string> errors)
     {
@@ -261,6 +271,9 @@ public sealed class DeliverySettings
         if (ConnectTimeoutSeconds is < 1 or > 600) errors.Add("delivery.connectTimeoutSeconds must be 1-600");
         if (CommandTimeoutSeconds is < 1 or > 3600) errors.Add("delivery.commandTimeoutSeconds must be 1-3600");
         if (TotalConcurrentConnections is < 1 or > 100000) errors.Add("delivery.totalConcurrentConnections must be 1-100000");
+        if (DataBlockTimeoutSeconds is < 1 or > 3600) errors.Add("delivery.dataBlockTimeoutSeconds must be 1-3600");
+        if (DataDoneTimeoutSeconds is < 1 or > 3600) errors.Add("delivery.dataDoneTimeoutSeconds must be 1-3600");
+        if (ActiveMessageLimit is < 1 or > 100000) errors.Add("delivery.activeMessageLimit must be 1-100000");
     }
 }
 

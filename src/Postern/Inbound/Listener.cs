@@ -63,20 +63,35 @@ public sealed class Listener : IAsyncDisposable
             .Select(g => (g, g.Senders.Select(s => { SenderPattern.TryParse(s, out var p); return p; }).ToList()))
             .ToList();
         _needsHostNames = _groups.Any(g => g.Patterns.Any(p => p.NeedsHostName));
+        _socket = Bind(settings);
+    }
+
+    /// <summary>
+    /// Binds and listens. Only SO_REUSEADDR (restart while old connections sit in TIME_WAIT):
+    /// .NET's ReuseAddress also sets SO_REUSEPORT on Linux, which would let a second gateway
+    /// bind the same port and silently split the connections with the first.
+    /// </summary>
+    public static Socket Bind(ListenerSettings settings)
+    {
         var address = IPAddress.Parse(settings.Address);
-        _socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            _socket.Bind(new IPEndPoint(address, settings.Port));
-            _socket.Listen(512);
+            if (OperatingSystem.IsLinux()) socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+            socket.Bind(new IPEndPoint(address, settings.Port));
+            socket.Listen(512);
+            return socket;
         }
         catch (SocketException e)
         {
-            _socket.Dispose();
-            throw new ConfigException($"listener '{settings.Name}' cannot bind {settings.Address}:{settings.Port}: {e.Message}");
+            socket.Dispose();
+            var hint = e.SocketErrorCode == SocketError.AddressAlreadyInUse ? " (is another gateway or MTA running on it?)" : "";
+            throw new ConfigException($"listener '{settings.Name}' cannot bind {settings.Address}:{settings.Port}: {e.Message}{hint}");
         }
     }
+
+    private const int SolSocket = 1;      // Linux <sys/socket.h>
+    private const int SoReuseAddr = 2;
 
     public void Start() => _acceptLoop = Task.Run(AcceptLoop);
 

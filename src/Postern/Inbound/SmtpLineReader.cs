@@ -10,19 +10,64 @@ public readonly record struct SmtpLine(int Start, int Length, bool TooLong, bool
 /// <summary>
 /// Reads CRLF-framed lines from a stream without ever holding more than the limit of one
 /// line: longer lines are reported and discarded. The stream can be swapped (STARTTLS)
-/// only when nothing is buffered.
+/// only when nothing is buffered. The buffer starts small (an idle session costs little)
+/// and grows from the shared pool up to the maximum while long lines or message data need
+/// it; <see cref="Trim"/> gives the large buffer back between messages.
 /// </summary>
-public sealed class SmtpLineReader
+public sealed class SmtpLineReader : IDisposable
 {
+    private const int SmallSize = 1024;
     private Stream _stream;
-    private readonly byte[] _buffer;
+    private byte[] _buffer;
+    private bool _pooled;
+    private readonly int _maxSize;
     private int _start;
     private int _end;
 
-    public SmtpLineReader(Stream stream, int bufferSize = 65536 + 1024)
+    public SmtpLineReader(Stream stream, int maxBufferSize = 65536 + 1024)
     {
         _stream = stream;
-        _buffer = new byte[bufferSize];
+        _maxSize = Math.Max(SmallSize, maxBufferSize);
+        _buffer = new byte[SmallSize];
+    }
+
+    /// <summary>Grows the buffer to at least size bytes (capped at the maximum), keeping what is buffered.</summary>
+    public void Reserve(int size)
+    {
+        size = Math.Min(size, _maxSize);
+        if (_buffer.Length >= size) return;
+        var bigger = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
+        System.Buffer.BlockCopy(_buffer, _start, bigger, 0, _end - _start);
+        Release();
+        _buffer = bigger;
+        _pooled = true;
+        _end -= _start;
+        _start = 0;
+    }
+
+    /// <summary>Returns a grown buffer to the pool when what is buffered fits a small one.</summary>
+    public void Trim()
+    {
+        if (!_pooled || Buffered > SmallSize) return;
+        var small = new byte[SmallSize];
+        System.Buffer.BlockCopy(_buffer, _start, small, 0, _end - _start);
+        Release();
+        _buffer = small;
+        _end -= _start;
+        _start = 0;
+    }
+
+    private void Release()
+    {
+        if (_pooled) System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
+        _pooled = false;
+    }
+
+    public void Dispose()
+    {
+        Release();
+        _buffer = [];
+        _start = _end = 0;
     }
 
     public byte[] Buffer => _buffer;
@@ -67,13 +112,18 @@ public sealed class SmtpLineReader
                 _start = _end = 0;
                 if (keepCr) _buffer[_end++] = (byte)'\r';
             }
-            else if (_start > 0 && _end == _buffer.Length)
-            {
-                System.Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
-                _end -= _start;
-                _start = 0;
-            }
             else if (_start == _end) { _start = _end = 0; }
+            else if (_end == _buffer.Length)
+            {
+                if (_start > 0)
+                {
+                    System.Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+                    _end -= _start;
+                    _start = 0;
+                }
+                // A line longer than the buffer (but within the limit) needs a bigger one.
+                if (_buffer.Length - _end < _buffer.Length / 4 && _buffer.Length < _maxSize) Reserve(Math.Max(_buffer.Length * 2, maxLength + 2));
+            }
             scanFrom = _end;
             var n = await _stream.ReadAsync(_buffer.AsMemory(_end, _buffer.Length - _end), ct).ConfigureAwait(false);
             if (n == 0) return new SmtpLine(0, 0, tooLong, false, false, true);

@@ -15,6 +15,10 @@ namespace Postern.Inbound;
 public sealed class SmtpSession
 {
     private const int CommandLineLimit = 2048;   // 512 in RFC 5321, plus room for ESMTP parameters
+    /// <summary>Replies owed to a pipelining client: past this, stop reading until they are written.</summary>
+    private const int ReplyBacklogLimit = 8 * 1024;
+    /// <summary>Buffer for message data: large enough that long lines and BDAT chunks arrive in few reads.</summary>
+    private const int DataBufferSize = 64 * 1024;
     private static readonly Encoding Utf8 = new UTF8Encoding(false, false);
 
     private readonly Listener _listener;
@@ -26,7 +30,7 @@ public sealed class SmtpSession
     private readonly MailFlowPolicy _policy;
     private readonly SmtpLineReader _reader;
     private Stream _stream;
-    private readonly ArrayBufferWriter<byte> _out = new(4096);
+    private readonly ArrayBufferWriter<byte> _out = new(512);
     private readonly CancellationToken _shutdown;
     private readonly MailEventStream _events;
 
@@ -48,6 +52,8 @@ public sealed class SmtpSession
     private MemoryStream? _bdat;
     private bool _bdatFailed;
     private string? _bdatError;
+    private string? _bdatRefusal;
+    private bool _bdatLastWasCr;
 
     public SmtpSession(Listener listener, Stream network, IPEndPoint local, IPEndPoint remote, long icid, HatDecision hat, CancellationToken shutdown)
     {
@@ -103,6 +109,7 @@ public sealed class SmtpSession
         {
             _events.Publish(new ConnectionClosed(_icid, closeReason));
             _tls?.Dispose();
+            _reader.Dispose();
         }
     }
 
@@ -114,6 +121,20 @@ public sealed class SmtpSession
             Reply(line);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await _stream.WriteAsync(_out.WrittenMemory, cts.Token).ConfigureAwait(false);
+            _out.ResetWrittenCount();
+            await CloseTlsAsync().ConfigureAwait(false);
+        }
+        catch (Exception) { /* the peer is gone */ }
+    }
+
+    /// <summary>Sends TLS close_notify so the peer sees a proper end of the TLS session.</summary>
+    private async Task CloseTlsAsync()
+    {
+        if (_tls is null) return;
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _tls.ShutdownAsync().WaitAsync(cts.Token).ConfigureAwait(false);
         }
         catch (Exception) { /* the peer is gone */ }
     }
@@ -122,9 +143,9 @@ public sealed class SmtpSession
     {
         while (true)
         {
-            var line = await ReadCommandAsync(timeout).ConfigureAwait(false);
-            if (line is null) return;
-            if (Verb(line) == "QUIT") { Reply($"221 2.0.0 {Hostname} closing connection"); await FlushAsync().ConfigureAwait(false); return; }
+            var (line, _, closed) = await ReadCommandAsync(timeout).ConfigureAwait(false);
+            if (closed) return;
+            if (line is not null && Verb(line) == "QUIT") { Reply($"221 2.0.0 {Hostname} closing connection"); await FlushAsync().ConfigureAwait(false); return; }
             Reply("503 5.7.1 Access denied; only QUIT is accepted");
             await FlushAsync().ConfigureAwait(false);
         }
@@ -136,30 +157,36 @@ public sealed class SmtpSession
         return (sp < 0 ? line : line[..sp]).ToUpperInvariant();
     }
 
-    private async Task<string?> ReadCommandAsync(CancellationTokenSource timeout)
+    /// <summary>
+    /// Reads the next command. Replies are written when the client has nothing more
+    /// pipelined, or when they pile up past a small bound: a client that sends without
+    /// reading then meets the write deadline instead of growing our memory.
+    /// </summary>
+    private async Task<(string? Line, string? Error, bool Closed)> ReadCommandAsync(CancellationTokenSource timeout)
     {
-        if (_reader.Buffered == 0) await FlushAsync().ConfigureAwait(false);
+        if (_reader.Buffered == 0 || _out.WrittenCount > ReplyBacklogLimit) await FlushAsync().ConfigureAwait(false);
         timeout.CancelAfter(TimeSpan.FromSeconds(_policy.CommandTimeoutSeconds));
         var line = await _reader.ReadLineAsync(CommandLineLimit, timeout.Token).ConfigureAwait(false);
-        if (line.EndOfStream) return null;
-        if (line.TooLong) return "\0toolong";
-        return Utf8.GetString(_reader.Buffer, line.Start, line.Length);
+        if (line.EndOfStream) return (null, null, true);
+        if (line.TooLong) return (null, "500 5.5.2 Error: command line too long", false);
+        var error = SmtpSyntax.DecodeCommandLine(_reader.Buffer.AsSpan(line.Start, line.Length), line.HasBareNewline, out var text);
+        return error is null ? (text, null, false) : (null, error, false);
     }
 
     private async Task<string> CommandLoopAsync(CancellationTokenSource timeout)
     {
         while (true)
         {
-            var line = await ReadCommandAsync(timeout).ConfigureAwait(false);
-            if (line is null) return "peer closed";
-            if (line == "\0toolong") { Reply("500 5.5.2 Error: command line too long"); continue; }
+            var (line, error, closed) = await ReadCommandAsync(timeout).ConfigureAwait(false);
+            if (closed) return "peer closed";
+            if (line is null) { Reply(error!); continue; }
             var verb = Verb(line);
             var arg = line.Length > verb.Length ? line[(verb.Length + 1)..] : "";
 
             if (_policy.Tls == InboundTls.Required && _tls is null && verb is not ("NOOP" or "EHLO" or "QUIT" or "STARTTLS"))
             {
                 // RFC 3207 §4: everything but NOOP, EHLO, STARTTLS and QUIT waits for TLS.
-                _events.Publish(new InboundTlsRequired(_icid, verb));
+                _events.Publish(new InboundTlsRequired(_icid, verb.Length > 16 ? verb[..16] + "..." : verb));
                 Reply("530 5.7.0 Must issue a STARTTLS command first");
                 if (verb == "BDAT") return "BDAT before STARTTLS";   // the chunk that follows cannot be told from commands
                 continue;
@@ -176,6 +203,7 @@ public sealed class SmtpSession
                 case "QUIT":
                     Reply($"221 2.0.0 {Hostname} closing connection");
                     await FlushAsync().ConfigureAwait(false);
+                    await CloseTlsAsync().ConfigureAwait(false);
                     return "quit";
                 case "STARTTLS":
                     if (!await StartTlsAsync(arg, timeout).ConfigureAwait(false)) return "TLS failed";
@@ -195,8 +223,9 @@ public sealed class SmtpSession
 
     private void Ehlo(string arg, bool extended)
     {
-        var name = arg.Trim();
-        if (name.Length == 0) { Reply($"501 5.5.4 Syntax: {(extended ? "EHLO" : "HELO")} hostname"); return; }
+        var name = arg.Trim(' ');
+        // The name goes into the Received header: one token, nothing that could end or bend it.
+        if (!SmtpSyntax.IsHeloArgument(name)) { Reply($"501 5.5.4 Syntax: {(extended ? "EHLO" : "HELO")} hostname"); return; }
         ResetTransaction();
         _helo = name;
         _esmtp = extended;
@@ -274,7 +303,10 @@ public sealed class SmtpSession
         _bdat = null;
         _bdatFailed = false;
         _bdatError = null;
+        _bdatRefusal = null;
+        _bdatLastWasCr = false;
         _mid = 0;
+        _reader.Trim();
     }
 
     private async Task MailAsync(string arg)
@@ -295,7 +327,7 @@ public sealed class SmtpSession
             switch (key)
             {
                 case "SIZE":
-                    if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var size)) { Reply("501 5.5.4 Bad SIZE parameter"); return; }
+                    if (value is null || !SmtpSyntax.TryParseNumber(value, out var size)) { Reply("501 5.5.4 Bad SIZE parameter"); return; }
                     if (size > _policy.MaxMessageSize) { Reply("552 5.3.4 Message size exceeds fixed maximum message size"); return; }
                     break;
                 case "BODY":
@@ -313,7 +345,7 @@ public sealed class SmtpSession
                     break;
                 case "ENVID":
                     envid = value is null ? null : SmtpSyntax.DecodeXtext(value);
-                    if (envid is null || envid.Length > 100) { Reply("501 5.5.4 Bad ENVID parameter"); return; }
+                    if (envid is null || envid.Length > 100 || !SmtpSyntax.IsPrintable(envid)) { Reply("501 5.5.4 Bad ENVID parameter"); return; }
                     break;
                 case "AUTH": break;   // RFC 4954 AUTH= on MAIL is informational; we do not advertise AUTH
                 default: Reply($"555 5.5.4 Unsupported parameter {key}"); return;
@@ -357,10 +389,8 @@ public sealed class SmtpSession
                     if ((int)notify < 0 || (notify.HasFlag(DsnNotify.Never) && notify != DsnNotify.Never)) { Reply("501 5.5.4 Bad NOTIFY parameter"); return; }
                     break;
                 case "ORCPT":
-                    var semi = value?.IndexOf(';') ?? -1;
-                    var decoded = semi > 0 ? SmtpSyntax.DecodeXtext(value![(semi + 1)..]) : null;
-                    if (decoded is null) { Reply("501 5.5.4 Bad ORCPT parameter"); return; }
-                    orcpt = value![..semi] + ";" + decoded;
+                    orcpt = SmtpSyntax.ParseOrcpt(value);
+                    if (orcpt is null) { Reply("501 5.5.4 Bad ORCPT parameter"); return; }
                     break;
                 default: Reply($"555 5.5.4 Unsupported parameter {key}"); return;
             }
@@ -398,6 +428,7 @@ public sealed class SmtpSession
         if (_recipients.Count == 0) { Reply("554 5.5.1 Error: no valid recipients"); return true; }
         Reply("354 End data with <CR><LF>.<CR><LF>");
         await FlushAsync().ConfigureAwait(false);
+        _reader.Reserve(DataBufferSize);
 
         using var body = new MemoryStream(16 * 1024);
         var tooBig = false;
@@ -446,7 +477,7 @@ public sealed class SmtpSession
     private async Task<bool> BdatAsync(string arg, CancellationTokenSource timeout)
     {
         var parts = arg.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length is < 1 or > 2 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var size)
+        if (parts.Length is < 1 or > 2 || !SmtpSyntax.TryParseNumber(parts[0], out var size)
             || (parts.Length == 2 && !parts[1].Equals("LAST", StringComparison.OrdinalIgnoreCase)))
         {
             // Without a size we cannot find the end of the chunk: the stream is unusable.
@@ -456,6 +487,7 @@ public sealed class SmtpSession
         }
         var last = parts.Length == 2;
         timeout.CancelAfter(TimeSpan.FromSeconds(_policy.DataTimeoutSeconds));
+        _reader.Reserve(DataBufferSize);
         string? refusal = null;
         if (_sender is null) refusal = "503 5.5.1 Error: need MAIL command";
         else if (_recipients.Count == 0) refusal = "554 5.5.1 Error: no valid recipients";
@@ -470,10 +502,20 @@ public sealed class SmtpSession
         var ok = await _reader.ReadExactAsync(size, chunk =>
         {
             if (_bdatFailed) return;
+            // BDAT frames by count, but the message still travels on as lines (DATA to the
+            // next hop): a bare CR or LF would be read there as a line end (RFC 5321 §2.3.8).
+            if (MessageText.HasBareNewline(chunk, ref _bdatLastWasCr))
+            {
+                _bdatFailed = true;
+                _bdatError = "554 5.6.0 Message rejected: bare CR or LF in message data";
+                _bdatRefusal = "bare CR or LF in message data (BDAT)";
+                return;
+            }
             if (bdat.Length + chunk.Length > _policy.MaxMessageSize)
             {
                 _bdatFailed = true;
                 _bdatError = "552 5.3.4 Message size exceeds fixed maximum message size";
+                _bdatRefusal = $"message exceeds the maximum size of {_policy.MaxMessageSize} bytes";
                 return;
             }
             bdat.Write(chunk);
@@ -484,9 +526,15 @@ public sealed class SmtpSession
             Reply(_bdatFailed ? _bdatError! : $"250 2.0.0 {size} octets received");
             return true;
         }
+        if (!_bdatFailed && _bdatLastWasCr)
+        {
+            _bdatFailed = true;
+            _bdatError = "554 5.6.0 Message rejected: bare CR or LF in message data";
+            _bdatRefusal = "bare CR at the end of message data (BDAT)";
+        }
         if (_bdatFailed)
         {
-            _events.Publish(new MessageRefused(_mid, _icid, $"message exceeds the maximum size of {_policy.MaxMessageSize} bytes"));
+            _events.Publish(new MessageRefused(_mid, _icid, _bdatRefusal!));
             Reply(_bdatError!);
             ResetTransaction();
             return true;
@@ -497,6 +545,15 @@ public sealed class SmtpSession
 
     private async Task AcceptMessageAsync(ReadOnlyMemory<byte> data)
     {
+        var peek = HeaderPeek.Find(data.Span);
+        if (peek.ReceivedCount > _listener.Config.MaxReceivedHeaders)
+        {
+            // RFC 5321 §6.3: a message that has passed this many hops is in a loop.
+            _events.Publish(new MessageRefused(_mid, _icid, $"mail loop: {peek.ReceivedCount} Received: headers (limit {_listener.Config.MaxReceivedHeaders})"));
+            Reply($"554 5.4.6 Too many hops: {peek.ReceivedCount} Received: headers (mail loop?)");
+            ResetTransaction();
+            return;
+        }
         var protocol = (_smtpUtf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP") + (_tls is not null ? "S" : "");
         var received = new StringBuilder()
             .Append("Received: from ").Append(_helo).Append(" ([").Append(_remote.Address).Append("])\r\n")
@@ -509,8 +566,7 @@ public sealed class SmtpSession
         header.CopyTo(body, 0);
         data.Span.CopyTo(body.AsSpan(header.Length));
 
-        var (messageId, subject) = HeaderPeek.Find(data.Span);
-        _events.Publish(new MessageHeadersSeen(_mid, messageId, subject));
+        _events.Publish(new MessageHeadersSeen(_mid, peek.MessageId, peek.Subject));
         var message = new QueuedMessage
         {
             Mid = _mid, Icid = _icid, ReceivedAt = DateTimeOffset.UtcNow, Sender = _sender!, EnvelopeId = _envid, Ret = _ret,
@@ -540,26 +596,35 @@ public sealed class SmtpSession
     {
         var span = _out.GetSpan(line.Length * 3 + 2);
         var n = Utf8.GetBytes(line, span);
+        // Last line of defence: a reply is one line whatever text went into it.
+        for (var i = 0; i < n; i++) if (span[i] < 0x20 || span[i] == 0x7F) span[i] = (byte)'?';
         span[n] = (byte)'\r';
         span[n + 1] = (byte)'\n';
         _out.Advance(n + 2);
     }
 
+    /// <summary>Writes the pending replies; a peer that does not read them in time ends the session.</summary>
     private async ValueTask FlushAsync()
     {
         if (_out.WrittenCount == 0) return;
-        await _stream.WriteAsync(_out.WrittenMemory, _shutdown).ConfigureAwait(false);
-        await _stream.FlushAsync(_shutdown).ConfigureAwait(false);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_shutdown);
+        deadline.CancelAfter(TimeSpan.FromSeconds(_policy.CommandTimeoutSeconds));
+        await _stream.WriteAsync(_out.WrittenMemory, deadline.Token).ConfigureAwait(false);
+        await _stream.FlushAsync(deadline.Token).ConfigureAwait(false);
         _out.ResetWrittenCount();
     }
 }
 
-/// <summary>Finds Message-ID and Subject in a message's header block for the mail log.</summary>
+/// <summary>What the mail log and the loop check need from a message's header block.</summary>
+public readonly record struct HeaderSummary(string? MessageId, string? Subject, int ReceivedCount);
+
+/// <summary>Finds Message-ID, Subject and the Received: count in a message's header block.</summary>
 public static class HeaderPeek
 {
-    public static (string? MessageId, string? Subject) Find(ReadOnlySpan<byte> message)
+    public static HeaderSummary Find(ReadOnlySpan<byte> message)
     {
         string? messageId = null, subject = null;
+        var received = 0;
         var limit = Math.Min(message.Length, 64 * 1024);
         var pos = 0;
         while (pos < limit)
@@ -571,9 +636,10 @@ public static class HeaderPeek
             if (line.Length == 0) break;   // end of headers
             if (StartsWith(line, "message-id:")) messageId = Encoding.UTF8.GetString(line[11..]).Trim();
             else if (StartsWith(line, "subject:")) subject = Encoding.UTF8.GetString(line[8..]).Trim();
+            else if (StartsWith(line, "received:")) received++;
             pos += end + 1;
         }
-        return (messageId, subject);
+        return new HeaderSummary(messageId, subject, received);
     }
 
     private static bool StartsWith(ReadOnlySpan<byte> line, string name)
@@ -599,4 +665,35 @@ public static class TlsNames
     };
 
     public static string Cipher(SslStream s) => s.NegotiatedCipherSuite.ToString();
+}
+
+/// <summary>Checks on message text as it passes through.</summary>
+public static class MessageText
+{
+    /// <summary>
+    /// True when the chunk holds a CR not followed by LF or an LF not preceded by CR.
+    /// lastWasCr carries a CR at the end of one chunk into the next.
+    /// </summary>
+    public static bool HasBareNewline(ReadOnlySpan<byte> chunk, ref bool lastWasCr)
+    {
+        var i = 0;
+        if (lastWasCr)
+        {
+            if (chunk.Length == 0) return false;
+            if (chunk[0] != '\n') return true;
+            i = 1;
+            lastWasCr = false;
+        }
+        while (i < chunk.Length)
+        {
+            var k = chunk[i..].IndexOfAny((byte)'\r', (byte)'\n');
+            if (k < 0) return false;
+            i += k;
+            if (chunk[i] == '\n') return true;
+            if (i + 1 == chunk.Length) { lastWasCr = true; return false; }
+            if (chunk[i + 1] != '\n') return true;
+            i += 2;
+        }
+        return false;
+    }
 }

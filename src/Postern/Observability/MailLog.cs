@@ -15,7 +15,14 @@ public sealed class MailLog : IAsyncDisposable
     private readonly string _directory;
     private readonly long _maxBytes;
     private readonly bool _debug;
-    private readonly Channel<MailEvent> _channel = Channel.CreateUnbounded<MailEvent>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>Events waiting for the writer. Bounded: past this many, lines are counted as lost and a warning says how many.</summary>
+    public const int Backlog = 1_000_000;
+    private const int BatchBytes = 1 << 20;
+    private readonly Channel<MailEvent> _channel = Channel.CreateBounded<MailEvent>(new BoundedChannelOptions(Backlog)
+    {
+        SingleReader = true, FullMode = BoundedChannelFullMode.Wait,
+    });
+    private long _dropped;
     private readonly Task _writer;
     private FileStream? _file;
     private DateTime _fileDay;
@@ -33,7 +40,7 @@ public sealed class MailLog : IAsyncDisposable
 
     public void Attach(MailEventStream stream) => stream.Subscribe(e =>
     {
-        if (!e.IsDebug || _debug) _channel.Writer.TryWrite(e);
+        if ((!e.IsDebug || _debug) && !_channel.Writer.TryWrite(e)) Interlocked.Increment(ref _dropped);
     });
 
     public static string Timestamp(DateTimeOffset t)
@@ -45,7 +52,28 @@ public sealed class MailLog : IAsyncDisposable
             + local.ToString(" HH:mm:ss yyyy", CultureInfo.InvariantCulture);
     }
 
-    public static string Format(MailEvent e) => $"{Timestamp(e.Time)} {e.Level}: {e.LogText}";
+    public static string Format(MailEvent e) => $"{Timestamp(e.Time)} {e.Level}: {Escape(e.LogText)}";
+
+    /// <summary>
+    /// One log line whatever a peer sent: control characters (CR, LF, ESC, NUL, C1 ...)
+    /// become \xNN, so no line can be split, forged or turned into terminal escapes.
+    /// </summary>
+    public static string Escape(string text)
+    {
+        var i = 0;
+        while (i < text.Length && !NeedsEscape(text[i])) i++;
+        if (i == text.Length) return text;
+        var sb = new StringBuilder(text.Length + 16).Append(text, 0, i);
+        for (; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (NeedsEscape(c)) sb.Append("\\x").Append(((int)c).ToString("X2", CultureInfo.InvariantCulture));
+            else sb.Append(c);
+        }
+        return sb.ToString();
+    }
+
+    private static bool NeedsEscape(char c) => c < ' ' || c is >= '\u007F' and <= '\u009F' || c is '\u2028' or '\u2029';
 
     private async Task WriteLoop()
     {
@@ -55,11 +83,17 @@ public sealed class MailLog : IAsyncDisposable
         {
             sb.Clear();
             DateTimeOffset last = default;
-            while (reader.TryRead(out var e) && sb.Length < 1 << 20)
+            // Check the cap before taking an event: one taken is one written.
+            while (sb.Length < BatchBytes && reader.TryRead(out var e))
             {
-                // Keep CR/LF out of a log line whatever a peer sent.
-                sb.Append(Format(e).Replace('\r', ' ').Replace('\n', ' ')).Append('\n');
+                sb.Append(Format(e)).Append('\n');
                 last = e.Time;
+            }
+            var dropped = Interlocked.Exchange(ref _dropped, 0);
+            if (dropped > 0)
+            {
+                last = DateTimeOffset.Now;
+                sb.Append(Format(new SystemWarning($"mail log backlog over {Backlog} events: {dropped} lines were lost"))).Append('\n');
             }
             try
             {

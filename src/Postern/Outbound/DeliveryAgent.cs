@@ -33,11 +33,15 @@ public sealed class DeliveryAgent : IAsyncDisposable
     private readonly IQueueStore _store;
     private readonly ConcurrentDictionary<string, DestinationQueue> _destinations = new(StringComparer.OrdinalIgnoreCase);
     private readonly SemaphoreSlim _totalConnections;
+    private readonly OwnEndpoints _own;
+    /// <summary>Transactions waiting per destination; the scheduler's active-message limit keeps it far below this.</summary>
+    private const int MaxQueuedJobs = 100_000;
     private readonly CancellationTokenSource _stop = new();
     private int _running;
 
-    public DeliveryAgent(OutboundContext context, RouteResolver routes, IQueueStore store)
+    public DeliveryAgent(OutboundContext context, RouteResolver routes, IQueueStore store, OwnEndpoints? own = null)
     {
+        _own = own ?? new OwnEndpoints();
         var config = context.Config;
         var events = context.Events;
         _context = context;
@@ -60,7 +64,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
 
     private sealed class DestinationQueue(DeliveryAgent agent, string domain)
     {
-        private readonly Channel<DeliveryJob> _jobs = Channel.CreateUnbounded<DeliveryJob>();
+        private readonly Channel<DeliveryJob> _jobs = Channel.CreateBounded<DeliveryJob>(MaxQueuedJobs);
         private readonly Lock _gate = new();
         private int _pending;
         private int _workers;
@@ -96,7 +100,11 @@ public sealed class DeliveryAgent : IAsyncDisposable
 
         public void Submit(DeliveryJob job)
         {
-            _jobs.Writer.TryWrite(job);
+            if (!_jobs.Writer.TryWrite(job))
+            {
+                job.Complete(RecipientOutcome.Deferred, "4.3.1", $"delivery queue for {domain} is full ({MaxQueuedJobs} transactions)");
+                return;
+            }
             lock (_gate)
             {
                 _pending++;
@@ -160,8 +168,28 @@ public sealed class DeliveryAgent : IAsyncDisposable
             }
         }
 
-        /// <summary>Delivers the first job and then as many queued ones as one connection may carry.</summary>
+        /// <summary>Runs one connection; whatever happens, the first job gets an answer.</summary>
         private async Task RunConnectionAsync(DeliveryJob first, CancellationToken ct)
+        {
+            try
+            {
+                await RunConnectionCoreAsync(first, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                // A fault of ours: the job is answered (deferred, so it is an attempt with backoff), never left hanging.
+                agent._events.Publish(new SystemWarning($"delivery to {domain} failed: {e.GetType().Name}: {e.Message}"));
+                first.Complete(RecipientOutcome.Deferred, "4.3.0", $"internal error delivering to {domain}: {e.GetType().Name}: {e.Message}");
+            }
+            catch (Exception) { /* shutting down */ }
+            finally
+            {
+                first.Complete(RecipientOutcome.Deferred, "4.3.2", "delivery stopped before a result");
+            }
+        }
+
+        /// <summary>Delivers the first job and then as many queued ones as one connection may carry.</summary>
+        private async Task RunConnectionCoreAsync(DeliveryJob first, CancellationToken ct)
         {
             if (DateTimeOffset.UtcNow < _downUntil && _downReason is { } down)
             {
@@ -181,12 +209,18 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 first.Complete(route.Outcome == RouteOutcome.Permanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred, route.Status, route.Reason);
                 return;
             }
+            var hops = WithoutLoops(route.Hops);
+            if (hops.Count == 0)
+            {
+                first.Complete(RecipientOutcome.Bounced, "5.4.6", $"mail for {domain} loops back to myself");
+                return;
+            }
             await agent._totalConnections.WaitAsync(ct).ConfigureAwait(false);
             SmtpClientConnection? connection = null;
             try
             {
                 ConnectFailure? lastFailure = null;
-                foreach (var hop in route.Hops)
+                foreach (var hop in hops)
                 {
                     var dcid = await agent._store.NextIdAsync(IdKind.DeliveryConnection).ConfigureAwait(false);
                     var (c, failure) = await SmtpClientConnection.OpenAsync(hop, destination, dcid, agent._context, ct).ConfigureAwait(false);
@@ -215,9 +249,15 @@ public sealed class DeliveryAgent : IAsyncDisposable
                     }
                     catch (Exception e)
                     {
-                        var why = e is OperationCanceledException ? (ct.IsCancellationRequested ? "shutting down" : "timeout") : e.Message;
-                        job.Complete(RecipientOutcome.Deferred, "4.4.2", $"lost connection with {connection.Hop.Host}[{connection.Hop.Address}] while sending: {why}", connection.Dcid, connection.Hop.Host);
-                        await connection.CloseAsync("lost connection", sendQuit: false).ConfigureAwait(false);
+                        var why = e switch
+                        {
+                            OperationCanceledException when ct.IsCancellationRequested => "shutting down",
+                            SmtpClientException => e.Message,
+                            _ => $"internal error: {e.GetType().Name}: {e.Message}",
+                        };
+                        job.Complete(RecipientOutcome.Deferred, e is SmtpClientException ? "4.4.2" : "4.3.0",
+                            $"lost connection with {connection.Hop.Host}[{connection.Hop.Address}] while sending: {why}", connection.Dcid, connection.Hop.Host);
+                        await connection.CloseAsync("lost connection: " + why, sendQuit: false).ConfigureAwait(false);
                         connection = null;
                         return;
                     }
@@ -231,8 +271,18 @@ public sealed class DeliveryAgent : IAsyncDisposable
             {
                 if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
                 agent._totalConnections.Release();
-                first.Done.TrySetException(new InvalidOperationException("delivery ended without a result"));
             }
+        }
+
+        /// <summary>
+        /// RFC 5321 §5.1: when Postern itself is one of the next hops, only hops preferred
+        /// over it may be used; none left means the mail would loop back to us.
+        /// </summary>
+        private IReadOnlyList<NextHop> WithoutLoops(IReadOnlyList<NextHop> hops)
+        {
+            var self = hops.FirstOrDefault(h => agent._own.Contains(h.Address, h.Port));
+            if (self is null) return hops;
+            return hops.Where(h => h.Preference < self.Preference && !agent._own.Contains(h.Address, h.Port)).ToList();
         }
 
         /// <summary>Takes the next queued job for this connection, deferring the ones the rate limit holds back.</summary>

@@ -29,22 +29,43 @@ public sealed record OutboundContext(PosternConfig Config, MailEventStream Event
 public sealed record ConnectFailure(string Status, string Reason, bool Permanent = false);
 
 /// <summary>
+/// The one exception the SMTP client throws for anything that goes wrong on the wire: I/O
+/// errors, deadlines, a malformed or injected reply. Every caller handles it; the connection
+/// is then unusable.
+/// </summary>
+public sealed class SmtpClientException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>The innermost message: for TLS, the peer's alert or OpenSSL's reason, not ".NET Authentication failed".</summary>
+    public static string Describe(Exception e)
+    {
+        var inner = e;
+        while (inner.InnerException is not null) inner = inner.InnerException;
+        return ReferenceEquals(inner, e) || e.Message.Contains(inner.Message, StringComparison.Ordinal) ? e.Message : $"{e.Message} ({inner.Message})";
+    }
+
+    public static bool IsWireError(Exception e) =>
+        e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or AuthenticationException or InvalidOperationException;
+}
+
+/// <summary>
 /// One outbound SMTP connection (RFC 5321 client, STARTTLS, PIPELINING, CHUNKING, DSN,
 /// SIZE, 8BITMIME, SMTPUTF8). It carries several transactions when the peer allows.
 /// </summary>
 public sealed class SmtpClientConnection : IAsyncDisposable
 {
     private static readonly Encoding Utf8 = new UTF8Encoding(false);
-    private static readonly byte[] Dot = "."u8.ToArray();
     private readonly Socket _socket;
     private readonly NetworkStream _network;
     private Stream _stream;
     private readonly SmtpLineReader _reader;
     private readonly ArrayBufferWriter<byte> _out = new(8192);
     private readonly MailEventStream _events;
-    private readonly TimeSpan _commandTimeout;
-    private HashSet<string> _extensions = new(StringComparer.OrdinalIgnoreCase);
-    private long _maxSize;
+    private readonly DeliverySettings _timeouts;
+    private TimeSpan CommandTimeout => TimeSpan.FromSeconds(_timeouts.CommandTimeoutSeconds);
+    private TimeSpan DataBlockTimeout => TimeSpan.FromSeconds(_timeouts.DataBlockTimeoutSeconds);
+    private TimeSpan DataDoneTimeout => TimeSpan.FromSeconds(_timeouts.DataDoneTimeoutSeconds);
+    private readonly SmtpReplyAssembler _replies = new();
+    private EhloCapabilities _capabilities = EhloCapabilities.None;
     private int _transactions;
 
     public long Dcid { get; }
@@ -53,14 +74,14 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     public bool IsEsmtp { get; private set; }
     public bool Reusable { get; private set; } = true;
 
-    private SmtpClientConnection(Socket socket, long dcid, NextHop hop, string domain, MailEventStream events, TimeSpan commandTimeout)
+    private SmtpClientConnection(Socket socket, long dcid, NextHop hop, string domain, MailEventStream events, DeliverySettings timeouts)
     {
         _socket = socket;
         _network = new NetworkStream(socket, ownsSocket: true);
         _stream = _network;
         _reader = new SmtpLineReader(_network, 8192);
         _events = events;
-        _commandTimeout = commandTimeout;
+        _timeouts = timeouts;
         Dcid = dcid;
         Hop = hop;
         Domain = domain;
@@ -91,7 +112,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             events.Publish(new DeliveryConnectionFailed(domain, hop.Host, hop.Address, hop.Port, reason));
             return (null, new ConnectFailure("4.4.1", $"connect to {hop.Host}[{hop.Address}]:{hop.Port}: {reason}"));
         }
-        var connection = new SmtpClientConnection(socket, dcid, hop, domain, events, TimeSpan.FromSeconds(settings.CommandTimeoutSeconds));
+        var connection = new SmtpClientConnection(socket, dcid, hop, domain, events, settings);
         events.Publish(new DeliveryConnectionOpened(dcid, (IPEndPoint)socket.LocalEndPoint!, hop.Address, hop.Port, hop.Host, domain));
         events.Publish(new DeliveryPolicyApplied(dcid, domain, EffectiveDestination.LevelName(destination.Tls), destination.TlsSource));
         try
@@ -101,11 +122,21 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             await connection.CloseAsync(failure.Reason, sendQuit: connection.Reusable).ConfigureAwait(false);
             return (null, failure);
         }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        catch (SmtpClientException e)
         {
-            var reason = e is OperationCanceledException ? "timeout waiting for the peer" : e.Message;
-            await connection.CloseAsync(reason, sendQuit: false).ConfigureAwait(false);
-            return (null, new ConnectFailure("4.4.2", $"{hop.Host}[{hop.Address}]: {reason}"));
+            await connection.CloseAsync(e.Message, sendQuit: false).ConfigureAwait(false);
+            return (null, new ConnectFailure("4.4.2", $"{hop.Host}[{hop.Address}]: {e.Message}"));
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested)
+        {
+            // Not a wire error: a fault of ours. The socket is still closed and the attempt still counts.
+            await connection.CloseAsync("internal error", sendQuit: false).ConfigureAwait(false);
+            return (null, new ConnectFailure("4.3.0", $"{hop.Host}[{hop.Address}]: internal error: {e.GetType().Name}: {e.Message}"));
+        }
+        catch (Exception)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
     }
 
@@ -113,16 +144,26 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     {
         var hostname = context.Config.Hostname;
         var level = destination.Tls;
-        var greeting = await ReadReplyAsync(ct).ConfigureAwait(false);
+        var greeting = await ReadReplyAsync(CommandTimeout, ct).ConfigureAwait(false);
         if (greeting.Code != 220)
             return new ConnectFailure(greeting.IsPermanent ? "5.0.0" : "4.0.0", $"{Hop.Host}[{Hop.Address}] greeted with {greeting}");
         var ehlo = await EhloAsync(hostname, ct).ConfigureAwait(false);
         if (ehlo is not null) return ehlo;
 
-        var decision = OutboundTlsPolicy.AfterEhlo(level, IsEsmtp, _extensions.Contains("STARTTLS"));
+        var decision = OutboundTlsPolicy.AfterEhlo(level, IsEsmtp, Supports("STARTTLS"));
         if (decision.Step != TlsStep.StartTls) return TlsStepOutcome(decision, destination);
         var reply = await CommandAsync("STARTTLS", ct).ConfigureAwait(false);
         if (reply.Code != 220) return TlsStepOutcome(OutboundTlsPolicy.AfterStartTlsRefused(level, reply.ToString()), destination);
+        if (_reader.Buffered > 0)
+        {
+            // Bytes after the 220 would be read as if they came under TLS: a man in the middle
+            // injecting replies (CVE-2011-0411 class). Nothing on this connection can be trusted.
+            Reusable = false;
+            var why = $"{Hop.Host} sent data after its 220 to STARTTLS (response injection?)";
+            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS failed: {why}"));
+            if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
+            return new ConnectFailure("4.7.5", $"TLS with {Hop.Host}[{Hop.Address}] failed: {why}");
+        }
 
         X509Certificate2? leaf = null;
         var clientCertificate = context.ClientCertificate();
@@ -131,7 +172,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            cts.CancelAfter(_commandTimeout);
+            cts.CancelAfter(CommandTimeout);
             await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
             {
                 TargetHost = Hop.IsIpLiteral ? destination.Domain : Hop.Host,
@@ -153,10 +194,11 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             // After the 220 there is no way back to clear text on this connection (SPEC §2).
             await ssl.DisposeAsync().ConfigureAwait(false);
             Reusable = false;
-            var why = $"handshake with {Hop.Host} failed: {e.Message}";
+            var detail = e is OperationCanceledException ? $"no answer within {CommandTimeout.TotalSeconds} s" : SmtpClientException.Describe(e);
+            var why = $"handshake with {Hop.Host} failed: {detail}";
             _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS failed: {why}"));
             if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
-            return new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {e.Message}");
+            return new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}");
         }
         _stream = ssl;
         _reader.ReplaceStream(ssl);
@@ -212,23 +254,17 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (reply.Code == 250)
         {
             IsEsmtp = true;
-            _extensions = new(StringComparer.OrdinalIgnoreCase);
-            foreach (var line in reply.Lines.Skip(1))
-            {
-                var keyword = line.Split(' ', 2)[0];
-                _extensions.Add(keyword);
-                if (keyword.Equals("SIZE", StringComparison.OrdinalIgnoreCase) && line.Length > 5) long.TryParse(line[5..].Trim(), out _maxSize);
-            }
+            _capabilities = EhloCapabilities.Parse(reply.Lines);
             return null;
         }
+        _capabilities = EhloCapabilities.None;
         if (reply.Code == 421) return new ConnectFailure("4.0.0", $"{Hop.Host} said {reply}");
         IsEsmtp = false;
-        _extensions.Clear();
         reply = await CommandAsync($"HELO {hostname}", ct).ConfigureAwait(false);
         return reply.Code == 250 ? null : new ConnectFailure(reply.IsPermanent ? "5.0.0" : "4.0.0", $"{Hop.Host} refused HELO: {reply}");
     }
 
-    public bool Supports(string extension) => _extensions.Contains(extension);
+    public bool Supports(string extension) => _capabilities.Supports(extension);
 
     /// <summary>Sends one message to the given recipients; returns a result per recipient.</summary>
     public async Task<IReadOnlyList<RecipientResult>> SendAsync(QueuedMessage message, IReadOnlyList<QueuedRecipient> recipients, byte[] body, CancellationToken ct)
@@ -257,16 +293,17 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             _events.Publish(new MessageConverted(Dcid, message.Mid, $"{Hop.Host} does not offer 8BITMIME (RFC 6152)"));
             body = converted;
         }
-        if (_maxSize > 0 && body.Length > _maxSize)
+        var maxSize = _capabilities.MaxSize;
+        if (maxSize > 0 && body.Length > maxSize)
         {
             foreach (var r in recipients)
-                results.Add(Result(r, RecipientOutcome.Bounced, "5.3.4", $"message size {body.Length} exceeds {Hop.Host}'s limit of {_maxSize}"));
+                results.Add(Result(r, RecipientOutcome.Bounced, "5.3.4", $"message size {body.Length} exceeds {Hop.Host}'s limit of {maxSize}"));
             return results;
         }
         if (_transactions++ > 0)
         {
             var rset = await CommandAsync("RSET", ct).ConfigureAwait(false);
-            if (rset.Code != 250) throw new IOException($"RSET refused: {rset}");
+            if (rset.Code != 250) { Reusable = false; throw new SmtpClientException($"RSET refused: {rset}"); }
         }
 
         var mail = new StringBuilder("MAIL FROM:<").Append(message.Sender).Append('>');
@@ -303,7 +340,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         {
             foreach (var c in commands) Write(c);
             await FlushAsync(ct).ConfigureAwait(false);
-            foreach (var _ in commands) replies.Add(await ReadReplyAsync(ct).ConfigureAwait(false));
+            foreach (var _ in commands) replies.Add(await ReadReplyAsync(CommandTimeout, ct).ConfigureAwait(false));
         }
         else
         {
@@ -339,9 +376,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             // BDAT carries the stored bytes as they are: no dot-stuffing, binary safe (RFC 3030).
             Write($"BDAT {body.Length} LAST");
             await FlushAsync(ct).ConfigureAwait(false);
-            await _stream.WriteAsync(body, ct).ConfigureAwait(false);
-            await _stream.FlushAsync(ct).ConfigureAwait(false);
-            final = await ReadReplyAsync(ct).ConfigureAwait(false);
+            await WriteDataAsync(body, ct).ConfigureAwait(false);
+            final = await ReadReplyAsync(DataDoneTimeout, ct).ConfigureAwait(false);
         }
         else
         {
@@ -352,8 +388,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                     results.Add(Result(r, data.IsPermanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred, data.Status, $"DATA refused: {data.Quoted}", data));
                 return results;
             }
-            await WriteDotStuffedAsync(body, ct).ConfigureAwait(false);
-            final = await ReadReplyAsync(ct).ConfigureAwait(false);
+            await WriteDataAsync(DotStuff(body), ct).ConfigureAwait(false);
+            final = await ReadReplyAsync(DataDoneTimeout, ct).ConfigureAwait(false);
         }
         foreach (var r in accepted)
         {
@@ -365,24 +401,60 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         return results;
     }
 
-    private async Task WriteDotStuffedAsync(byte[] body, CancellationToken ct)
+    /// <summary>
+    /// The DATA form of a stored message: a dot doubled at each line start (RFC 5321
+    /// §4.5.2) and the terminating "." line. One buffer, written in blocks.
+    /// </summary>
+    public static byte[] DotStuff(byte[] body)
     {
-        var start = 0;
+        var dots = 0;
         var atLineStart = true;
-        for (var i = 0; i < body.Length; i++)
+        foreach (var b in body)
         {
-            if (atLineStart && body[i] == '.')
-            {
-                await _stream.WriteAsync(body.AsMemory(start, i - start), ct).ConfigureAwait(false);
-                await _stream.WriteAsync(Dot, ct).ConfigureAwait(false);   // stuff: the original dot follows
-                start = i;
-            }
-            atLineStart = body[i] == '\n';
+            if (atLineStart && b == '.') dots++;
+            atLineStart = b == '\n';
         }
-        await _stream.WriteAsync(body.AsMemory(start), ct).ConfigureAwait(false);
         var endsWithNewline = body.Length >= 2 && body[^2] == '\r' && body[^1] == '\n';
-        await _stream.WriteAsync(endsWithNewline ? ".\r\n"u8.ToArray() : "\r\n.\r\n"u8.ToArray(), ct).ConfigureAwait(false);
-        await _stream.FlushAsync(ct).ConfigureAwait(false);
+        ReadOnlySpan<byte> end = endsWithNewline ? ".\r\n"u8 : "\r\n.\r\n"u8;
+        var output = new byte[body.Length + dots + end.Length];
+        var o = 0;
+        atLineStart = true;
+        foreach (var b in body)
+        {
+            if (atLineStart && b == '.') output[o++] = (byte)'.';
+            output[o++] = b;
+            atLineStart = b == '\n';
+        }
+        end.CopyTo(output.AsSpan(o));
+        return output;
+    }
+
+    /// <summary>Writes message data in blocks, each within the RFC 5321 §4.5.3.2.5 data block deadline.</summary>
+    private async Task WriteDataAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        const int Block = 64 * 1024;
+        for (var offset = 0; offset < data.Length; offset += Block)
+            await WriteAsync(data.Slice(offset, Math.Min(Block, data.Length - offset)), DataBlockTimeout, ct).ConfigureAwait(false);
+        await WriteAsync(ReadOnlyMemory<byte>.Empty, DataBlockTimeout, ct, flush: true).ConfigureAwait(false);
+    }
+
+    /// <summary>Every write has a deadline; any failure becomes an <see cref="SmtpClientException"/>.</summary>
+    private async Task WriteAsync(ReadOnlyMemory<byte> data, TimeSpan deadline, CancellationToken ct, bool flush = false)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(deadline);
+        try
+        {
+            if (data.Length > 0) await _stream.WriteAsync(data, cts.Token).ConfigureAwait(false);
+            if (flush) await _stream.FlushAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (SmtpClientException.IsWireError(e) && !ct.IsCancellationRequested)
+        {
+            Reusable = false;
+            throw new SmtpClientException(e is OperationCanceledException
+                ? $"timeout: {Hop.Host} did not take data for {deadline.TotalSeconds} s"
+                : $"write to {Hop.Host} failed: {SmtpClientException.Describe(e)}", e);
+        }
     }
 
     private void Write(string command)
@@ -396,8 +468,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
 
     private async Task FlushAsync(CancellationToken ct)
     {
-        await _stream.WriteAsync(_out.WrittenMemory, ct).ConfigureAwait(false);
-        await _stream.FlushAsync(ct).ConfigureAwait(false);
+        await WriteAsync(_out.WrittenMemory, CommandTimeout, ct, flush: true).ConfigureAwait(false);
         _out.ResetWrittenCount();
     }
 
@@ -405,32 +476,33 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     {
         Write(command);
         await FlushAsync(ct).ConfigureAwait(false);
-        return await ReadReplyAsync(ct).ConfigureAwait(false);
+        return await ReadReplyAsync(CommandTimeout, ct).ConfigureAwait(false);
     }
 
-    private async Task<SmtpReply> ReadReplyAsync(CancellationToken ct)
+    /// <summary>Reads one whole reply within the deadline of the phase (RFC 5321 §4.5.3.2).</summary>
+    private async Task<SmtpReply> ReadReplyAsync(TimeSpan deadline, CancellationToken ct)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(_commandTimeout);
-        var lines = new List<string>();
+        cts.CancelAfter(deadline);
         while (true)
         {
-            var line = await _reader.ReadLineAsync(4096, cts.Token).ConfigureAwait(false);
-            if (line.EndOfStream) { Reusable = false; throw new IOException("connection closed by peer"); }
-            if (line.TooLong || line.Length < 3) { Reusable = false; throw new IOException("malformed reply from peer"); }
-            var text = Utf8.GetString(_reader.Buffer, line.Start, line.Length);
-            if (!int.TryParse(text.AsSpan(0, 3), out var code) || code < 200 || code > 599 || (text.Length > 3 && text[3] is not (' ' or '-')))
+            SmtpLine line;
+            try { line = await _reader.ReadLineAsync(4096, cts.Token).ConfigureAwait(false); }
+            catch (Exception e) when (SmtpClientException.IsWireError(e) && !ct.IsCancellationRequested)
             {
                 Reusable = false;
-                throw new IOException($"malformed reply from peer: {text}");
+                throw new SmtpClientException(e is OperationCanceledException
+                    ? $"timeout: no reply from {Hop.Host} within {deadline.TotalSeconds} s"
+                    : $"read from {Hop.Host} failed: {SmtpClientException.Describe(e)}", e);
             }
-            lines.Add(text.Length > 4 ? text[4..] : "");
-            if (text.Length == 3 || text[3] == ' ')
-            {
-                if (code == 421) Reusable = false;
-                return new SmtpReply(code, lines);
-            }
-            if (lines.Count > 1000) { Reusable = false; throw new IOException("reply too long"); }
+            if (line.EndOfStream) { Reusable = false; throw new SmtpClientException("connection closed by peer"); }
+            if (line.TooLong || line.HasBareNewline) { Reusable = false; throw new SmtpClientException("malformed reply from peer (line too long, or bare CR or LF)"); }
+            var text = Utf8.GetString(_reader.Buffer, line.Start, line.Length);
+            var reply = _replies.Add(text, out var error);
+            if (error is not null) { Reusable = false; throw new SmtpClientException($"malformed reply from peer: {error}"); }
+            if (reply is null) continue;
+            if (reply.Code == 421) Reusable = false;
+            return reply;
         }
     }
 
@@ -442,6 +514,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             {
                 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
                 await CommandAsync("QUIT", cts.Token).ConfigureAwait(false);
+                // TLS close_notify: the peer sees a proper end of the session, not a truncation.
+                if (_stream is SslStream ssl) await ssl.ShutdownAsync().WaitAsync(cts.Token).ConfigureAwait(false);
             }
             catch (Exception) { /* closing anyway */ }
         }
@@ -454,5 +528,6 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (_stream is SslStream ssl) await ssl.DisposeAsync().ConfigureAwait(false);
         await _network.DisposeAsync().ConfigureAwait(false);
         _socket.Dispose();
+        _reader.Dispose();
     }
 }

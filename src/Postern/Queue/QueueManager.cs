@@ -25,6 +25,12 @@ public sealed class QueueManager : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
     private int _active;
+    private int _peakActive;
+    /// <summary>How long a message whose round could not even be recorded stays out of the schedule.</summary>
+    private static readonly TimeSpan UnrecordedRoundPenalty = TimeSpan.FromSeconds(60);
+
+    /// <summary>The most messages in flight at once since start (bounded by delivery.activeMessageLimit).</summary>
+    public int PeakActive => Volatile.Read(ref _peakActive);
 
     public QueueManager(PosternConfig config, IQueueStore store, DeliveryAgent delivery, MailEventStream events)
     {
@@ -50,25 +56,30 @@ public sealed class QueueManager : IAsyncDisposable
         var ct = _stop.Token;
         while (!ct.IsCancellationRequested)
         {
-            IReadOnlyList<QueuedMessage> due;
+            IReadOnlyList<QueuedMessage> due = [];
             HashSet<long> exclude;
             lock (_inFlight) exclude = new HashSet<long>(_inFlight);
-            try
+            // The active set is bounded: messages beyond it wait in the store, not in memory.
+            var room = Math.Min(BatchSize, _config.Delivery.ActiveMessageLimit - Volatile.Read(ref _active));
+            if (room > 0)
             {
-                due = await _store.LoadDueAsync(DateTimeOffset.UtcNow, BatchSize, exclude).ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                _events.Publish(new SystemWarning("queue scan failed: " + e.Message));
-                due = [];
+                try
+                {
+                    due = await _store.LoadDueAsync(DateTimeOffset.UtcNow, room, exclude).ConfigureAwait(false);
+                }
+                catch (Exception e)
+                {
+                    _events.Publish(new SystemWarning("queue scan failed: " + e.Message));
+                }
             }
             foreach (var message in due)
             {
                 lock (_inFlight) _inFlight.Add(message.Mid);
-                Interlocked.Increment(ref _active);
+                var active = Interlocked.Increment(ref _active);
+                if (active > Volatile.Read(ref _peakActive)) Volatile.Write(ref _peakActive, active);
                 _ = Task.Run(() => ProcessAsync(message, ct));
             }
-            if (due.Count == BatchSize) continue;
+            if (room > 0 && due.Count == room) continue;
 
             var wait = Rescan;
             try
@@ -88,12 +99,14 @@ public sealed class QueueManager : IAsyncDisposable
 
     private async Task ProcessAsync(QueuedMessage message, CancellationToken ct)
     {
+        List<QueuedRecipient> due = [];
+        var holdBack = false;
         try
         {
+            var now = DateTimeOffset.UtcNow;
+            due = message.Recipients.Where(r => r.State == RecipientState.Pending && r.NextAttempt <= now).ToList();
             var body = await _store.ReadBodyAsync(message.Mid).ConfigureAwait(false);
             if (body is null) return;   // deleted meanwhile
-            var now = DateTimeOffset.UtcNow;
-            var due = message.Recipients.Where(r => r.State == RecipientState.Pending && r.NextAttempt <= now).ToList();
             // One transaction per destination domain, at most 100 recipients each (the
             // minimum every server must take, RFC 5321 §4.5.3.1.8).
             var jobs = due.GroupBy(r => r.Domain)
@@ -104,14 +117,70 @@ public sealed class QueueManager : IAsyncDisposable
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
         {
-            _events.Publish(new SystemWarning($"MID {message.Mid} delivery round failed: {e.Message}"));
+            // Never "due again at once": the round counts as an attempt and backs off like any deferral.
+            _events.Publish(new SystemWarning($"MID {message.Mid} delivery round failed: {e.GetType().Name}: {e.Message}"));
+            holdBack = !await RecordFailedRoundAsync(message, due, e).ConfigureAwait(false);
         }
         catch (Exception) { /* shutting down: the store still holds the message */ }
         finally
         {
+            if (holdBack)
+            {
+                // Not even the failure could be recorded (the store is failing): keep the
+                // message out of the schedule for a while instead of retrying it at once.
+                try { await Task.Delay(UnrecordedRoundPenalty, ct).ConfigureAwait(false); } catch (OperationCanceledException) { }
+            }
             lock (_inFlight) _inFlight.Remove(message.Mid);
             Interlocked.Decrement(ref _active);
             Wake();
+        }
+    }
+
+    /// <summary>
+    /// Records a round that failed before its outcome was stored: recipients already decided
+    /// keep that decision, the rest get an attempt with a 4.3.0 reason and the usual backoff
+    /// (or expire). Returns false when even this could not be stored.
+    /// </summary>
+    private async Task<bool> RecordFailedRoundAsync(QueuedMessage message, IReadOnlyList<QueuedRecipient> due, Exception error)
+    {
+        try
+        {
+            var now = DateTimeOffset.UtcNow;
+            var reason = $"delivery round failed: {error.GetType().Name}: {error.Message}";
+            var updates = new List<RecipientUpdate>();
+            var events = new List<MailEvent>();
+            foreach (var r in due)
+            {
+                if (!r.IsFinal && r.NextAttempt <= now)
+                {
+                    r.Attempts++;
+                    r.LastResponse = "4.3.0 " + reason;
+                    var profile = ProfileFor(r);
+                    var age = now - message.ReceivedAt;
+                    if (age.TotalSeconds >= profile.MaxTimeInQueueSeconds || r.Attempts > profile.MaxRetries)
+                    {
+                        r.State = RecipientState.Bounced;
+                        events.Add(new RecipientBounced(0, message.Mid, r.Rid, message.Sender, r.Address, "4.3.0",
+                            $"delivery time expired after {r.Attempts} attempts; last error: {reason} (no DSN: the round that would send it failed)"));
+                    }
+                    else
+                    {
+                        r.NextAttempt = now + Backoff(r.Attempts, profile);
+                        events.Add(new RecipientDelayed(0, message.Mid, r.Rid, message.Sender, r.Address, "4.3.0", reason, r.NextAttempt));
+                    }
+                }
+                updates.Add(new RecipientUpdate(r.Rid, r.State, r.Attempts, r.NextAttempt, r.LastResponse));
+            }
+            await _store.UpdateRecipientsAsync(message.Mid, updates).ConfigureAwait(false);
+            foreach (var e in events) _events.Publish(e);
+            if (message.Recipients.All(r => r.IsFinal))   // the store removed it with the update
+                _events.Publish(new MessageFinished(message.Mid, "done (delivery rounds failed; some recipients expired)"));
+            return true;
+        }
+        catch (Exception e)
+        {
+            _events.Publish(new SystemWarning($"MID {message.Mid}: could not record the failed round: {e.Message}"));
+            return false;
         }
     }
 
@@ -179,7 +248,7 @@ public sealed class QueueManager : IAsyncDisposable
         foreach (var e in outcome.Concat(dsnEvents)) _events.Publish(e);
         if (message.Recipients.All(r => r.IsFinal))
         {
-            await _store.RemoveAsync(message.Mid).ConfigureAwait(false);
+            // The store removed the message in the same transaction as the final update.
             var finished = message.Recipients.All(r => r.State == RecipientState.Delivered) ? "done"
                 : message.Recipients.All(r => r.State == RecipientState.Bounced) ? "bounced" : "done (some recipients bounced)";
             _events.Publish(new MessageFinished(message.Mid, finished));

@@ -61,6 +61,7 @@ public interface IQueueStore : IAsyncDisposable
     Task<IReadOnlyList<QueuedMessage>> LoadDueAsync(DateTimeOffset now, int limit, IReadOnlySet<long> exclude);
     Task<DateTimeOffset?> NextDueAsync();
     Task<byte[]?> ReadBodyAsync(long mid);
+    /// <summary>Records recipient outcomes; when none is pending afterwards, the message is removed in the same transaction.</summary>
     Task UpdateRecipientsAsync(long mid, IReadOnlyList<RecipientUpdate> updates);
     /// <summary>Removes a message whose recipients are all final.</summary>
     Task RemoveAsync(long mid);

@@ -40,6 +40,11 @@ public sealed class SqliteQueueStore : IQueueStore
               next_attempt INTEGER NOT NULL, last_response TEXT, PRIMARY KEY(mid, rid)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS recipients_due ON recipients(state, next_attempt);
             """);
+        // Stores written before finishing was one transaction may hold finished messages.
+        Exec(_writeConnection, """
+            DELETE FROM messages WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.mid = messages.mid AND r.state = 0);
+            DELETE FROM recipients WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.mid = recipients.mid);
+            """);
         TryRestrictPermissions(path);
         _writer = Task.Run(WriteLoop);
     }
@@ -204,6 +209,12 @@ public sealed class SqliteQueueStore : IQueueStore
             pResp.Value = (object?)u.LastResponse ?? DBNull.Value; pMid.Value = mid; pRid.Value = u.Rid;
             cmd.ExecuteNonQuery();
         }
+        // Finishing a message is this same transaction: a crash can never leave a message
+        // whose every recipient is final (and that nothing would ever pick up again).
+        Exec(c, $"""
+            DELETE FROM messages WHERE mid={mid} AND NOT EXISTS (SELECT 1 FROM recipients WHERE mid={mid} AND state=0);
+            DELETE FROM recipients WHERE mid={mid} AND NOT EXISTS (SELECT 1 FROM messages WHERE mid={mid});
+            """, tx);
     });
 
     public Task RemoveAsync(long mid) => WriteAsync((c, tx) =>

@@ -40,7 +40,7 @@ public sealed class ServerCertificate
             for (var i = 1; i < all.Count; i++) chain.Add(all[i]);
             return new ServerCertificate(leaf, chain, isDemo: false, certificateFile);
         }
-        catch (CryptographicException e)
+        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
         {
             throw new CertificateException($"cannot load certificate {certificateFile} with key {keyFile}: {e.Message}");
         }

@@ -6,12 +6,13 @@ namespace Postern.Tests.Support;
 
 /// <summary>
 /// A receiving SMTP peer on a real socket that misbehaves in ways no MTA can be configured
-/// to: no ESMTP, STARTTLS advertised but refused, a handshake that dies after the 220.
+/// to: no ESMTP, STARTTLS advertised but refused, a handshake that dies after the 220, a
+/// reply injected behind the 220 to STARTTLS, a receiver that stops reading message data.
 /// Otherwise it accepts mail (in clear) and records what it got.
 /// </summary>
 public sealed class ScriptedPeer : IAsyncDisposable
 {
-    public enum Behaviour { NoEsmtp, StartTlsRefused, HandshakeFails, SevenBitOnly }
+    public enum Behaviour { NoEsmtp, StartTlsRefused, HandshakeFails, SevenBitOnly, InjectsAfterStartTls, NeverReadsData, SendsTlsAlert }
 
     private readonly TcpListener _listener;
     private readonly Behaviour _behaviour;
@@ -59,12 +60,29 @@ public sealed class ScriptedPeer : IAsyncDisposable
                 {
                     case "EHLO" when _behaviour == Behaviour.NoEsmtp: await Say("500 5.5.1 command unrecognized"); break;
                     case "EHLO" when _behaviour == Behaviour.SevenBitOnly: await Say("250-scripted.test\r\n250 PIPELINING"); break;
+                    case "EHLO" when _behaviour == Behaviour.NeverReadsData: await Say("250-scripted.test\r\n250 PIPELINING"); break;
                     case "EHLO": await Say("250-scripted.test\r\n250-PIPELINING\r\n250 STARTTLS"); break;
                     case "HELO": await Say("250 scripted.test"); break;
                     case "STARTTLS" when _behaviour == Behaviour.StartTlsRefused: await Say("454 4.7.0 TLS not available due to local problem"); break;
+                    case "STARTTLS" when _behaviour == Behaviour.InjectsAfterStartTls:
+                        // A man in the middle's trick: a reply queued behind the 220, in one write.
+                        await stream.WriteAsync("220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected\r\n"u8.ToArray());
+                        var ignored = await stream.ReadAsync(new byte[1024]);
+                        return;
+                    case "STARTTLS" when _behaviour == Behaviour.SendsTlsAlert:
+                        await Say("220 2.0.0 Ready to start TLS");
+                        var clientHello = await stream.ReadAsync(new byte[4096]);
+                        // A fatal handshake_failure alert (40), as a server with no common cipher sends.
+                        await stream.WriteAsync(new byte[] { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28 });
+                        return;
                     case "STARTTLS":
                         await Say("220 2.0.0 Ready to start TLS");
+                        var hello = await stream.ReadAsync(new byte[4096]);   // the ClientHello, then nonsense back
                         await stream.WriteAsync("this is not a TLS server hello\r\n"u8.ToArray());
+                        return;
+                    case "DATA" when _behaviour == Behaviour.NeverReadsData:
+                        await Say("354 go ahead");
+                        try { await Task.Delay(Timeout.Infinite, _stop.Token); } catch (OperationCanceledException) { }
                         return;
                     case "DATA":
                         await Say("354 go ahead");

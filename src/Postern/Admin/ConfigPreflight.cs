@@ -1,0 +1,81 @@
+using System.Security.Cryptography.X509Certificates;
+using Postern.Inbound;
+using Postern.Security;
+
+namespace Postern.Admin;
+
+/// <summary>
+/// Checks a valid configuration against the machine before it is used: every referenced
+/// file exists and parses, every listener address can be bound. And the settings that are
+/// stored but not yet in force, which must never pass silently.
+/// </summary>
+public static class ConfigPreflight
+{
+    /// <summary>One line per problem that would stop the gateway (empty when it can start).</summary>
+    public static IReadOnlyList<string> Problems(PosternConfig config, bool checkBind)
+    {
+        var problems = new List<string>();
+        foreach (var l in config.Listeners)
+        {
+            if (l.CertificateFile is not null)
+                CheckKeyPair($"listener '{l.Name}'", l.CertificateFile, l.PrivateKeyFile!, problems);
+            if (checkBind && l.Port != 0)
+            {
+                try { Listener.Bind(l).Dispose(); }
+                catch (ConfigException e) { problems.Add(e.Message); }
+            }
+        }
+        var dc = config.DestinationControls;
+        if (dc.ClientCertificateFile is not null)
+            CheckKeyPair("destinationControls client certificate", dc.ClientCertificateFile, dc.ClientPrivateKeyFile!, problems);
+        var ca = config.CertificateAuthorities;
+        if (ca.CustomListEnabled && ca.CustomListFile is { } list)
+        {
+            if (!File.Exists(list)) problems.Add($"certificateAuthorities: custom CA list {list} does not exist");
+            else
+            {
+                try
+                {
+                    var certificates = new X509Certificate2Collection();
+                    certificates.ImportFromPemFile(list);
+                    if (certificates.Count == 0) problems.Add($"certificateAuthorities: custom CA list {list} holds no PEM certificate");
+                }
+                catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException)
+                {
+                    problems.Add($"certificateAuthorities: custom CA list {list} cannot be read: {e.Message}");
+                }
+            }
+        }
+        return problems;
+    }
+
+    private static void CheckKeyPair(string label, string certificateFile, string keyFile, List<string> problems)
+    {
+        var missing = new[] { certificateFile, keyFile }.Where(f => !File.Exists(f)).ToList();
+        if (missing.Count > 0)
+        {
+            foreach (var f in missing) problems.Add($"{label}: file {f} does not exist");
+            return;
+        }
+        try { ServerCertificate.FromPemFiles(certificateFile, keyFile); }
+        catch (CertificateException e) { problems.Add($"{label}: {e.Message}"); }
+    }
+
+    /// <summary>Settings that are stored and validated but not in force yet: each gets a warning line.</summary>
+    public static IReadOnlyList<string> Warnings(PosternConfig config)
+    {
+        var warnings = new List<string>();
+        var dc = config.DestinationControls;
+        foreach (var entry in dc.Entries.Prepend(dc.Default))
+        {
+            var label = entry == dc.Default ? "destinationControls default" : $"destination '{entry.Domain}'";
+            if (entry.LimitsApplyTo == LimitScope.VirtualGateway)
+                warnings.Add($"{label}: limitsApplyTo virtualGateway is stored but not in force (there are no virtual gateways yet); limits apply system-wide");
+            if (entry.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory)
+                warnings.Add($"{label}: DANE {entry.Dane.ToString().ToLowerInvariant()} is stored but not in force yet; mail goes out under the TLS level alone");
+            if (entry.MtaSts == MtaStsSupport.On)
+                warnings.Add($"{label}: MTA-STS is stored but not in force yet; mail goes out under the TLS level alone");
+        }
+        return warnings;
+    }
+}
