@@ -24,6 +24,7 @@ public sealed class Gateway : IAsyncDisposable
     public AlertService Alerts { get; }
     public CertificateProvider Certificates { get; private init; } = null!;
     public string DataDirectory { get; }
+    public MailCounters Counters { get; } = new();
 
     private readonly List<Listener> _listeners = new();
     private CertificateExpiryWatch? _expiryWatch;
@@ -56,13 +57,18 @@ public sealed class Gateway : IAsyncDisposable
         var dns = new DnsResolver(config.Dns, events);
         var certificates = new CertificateProvider(config, new CertificateStore(data), data, events);
         var dc = config.DestinationControls;
+        var tagger = dc.TagsAnyDestination ? BounceTagger.LoadOrCreate(data, config.BounceVerification.MaxAgeDays) : null;
         var context = new OutboundContext(config, events, certificates.TrustedRoots, certificates.OutboundClientCertificate,
-            new Policy.VerificationOptions(dc.RequireFqdnIdentities, dc.CheckSignatureAlgorithms), () => DateTimeOffset.UtcNow);
+            new Policy.VerificationOptions(dc.RequireFqdnIdentities, dc.CheckSignatureAlgorithms), () => DateTimeOffset.UtcNow)
+        {
+            BounceTagger = tagger,
+        };
         var own = new OwnEndpoints();
         var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port), store, own);
         var queue = new QueueManager(config, store, delivery, events);
         var alerts = new AlertService(config, store, events, queue.Wake);
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
+        gateway.Counters.Attach(events);
 
         try
         {
@@ -71,7 +77,10 @@ public sealed class Gateway : IAsyncDisposable
                 var name = settings.Name;
                 if (certificates.ForListener(name)?.IsDemo == true)
                     console?.WriteLine($"WARNING: listener {name} uses the demo certificate; assign a real certificate before production use");
-                var listener = new Listener(settings, config, store, events, dns, () => certificates.ForListener(name), queue.Wake);
+                var listener = new Listener(settings, config, store, events, dns, () => certificates.ForListener(name), queue.Wake)
+                {
+                    BounceVerification = tagger,
+                };
                 gateway._listeners.Add(listener);
                 own.Add(listener.LocalEndPoint);
                 listener.Start();

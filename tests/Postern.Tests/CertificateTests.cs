@@ -242,13 +242,14 @@ public sealed class CertificateTests
         _world.WaitForMail(await Send("sys"));
         Assert.Contains("System CA list: enabled, 1 certificates", Cert(file, "ca", "system", "list"));
         Cert(file, "ca", "system", "disable");
-        await Task.Delay(1200);   // the gateway looks at the store at most once a second
+        // The gateway looks at the store at most once a second: wait until it trusts nothing.
+        TestWorld.WaitUntil(() => gw.Gateway.Certificates.TrustedRoots().Count == 0, TimeSpan.FromSeconds(10), "the system list to be dropped");
         var refused = await Send("nosys");
         gw.WaitForLogLine("Delayed:", $"To:<{refused}>", "unable to get local issuer certificate");
 
         Assert.Contains("Added to the custom list.", Cert(file, "ca", "custom", "add", _world.CaCertificate));
         Assert.Contains("Postern Test Root CA", Cert(file, "ca", "custom", "list"));
-        await Task.Delay(1200);
+        TestWorld.WaitUntil(() => gw.Gateway.Certificates.TrustedRoots().Count == 1, TimeSpan.FromSeconds(10), "the custom CA to be trusted");
         _world.WaitForMail(await Send("custom"));
         var fingerprint = Cert(file, "ca", "custom", "list").Split(' ')[0];
         Assert.Contains("0 CA certificate(s) added", Cert(file, "ca", "custom", "import", _world.CaCertificate));   // no duplicates

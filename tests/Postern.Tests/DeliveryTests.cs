@@ -207,9 +207,15 @@ public sealed class DeliveryTests
         await RawSmtp.SubmitAsync(gw.Private, sender, rcpt);
         gw.WaitForLogLine("DNS query: Q(bogus.test, 'MX') ServerFailure");
         gw.WaitForLogLine("Delayed:", $"To:<{rcpt}>", "4.4.3", "DNS lookup of MX for bogus.test failed: ServerFailure");
-        Assert.Null(_world.TryWaitForMail(rcpt, TimeSpan.FromSeconds(1)));
-        Assert.Null(_world.TryWaitForMail(sender, TimeSpan.Zero));
+        // The definite answer is the stored decision: still pending, with the DNS failure as
+        // its reason. Nothing was delivered and no DSN was generated (that would be final).
+        Queue.QueuedMessage? queued = null;
+        TestWorld.WaitUntil(() => (queued = gw.Gateway.Store.ListAsync().GetAwaiter().GetResult().SingleOrDefault())?.Recipients[0].LastResponse is not null,
+            TimeSpan.FromSeconds(10), "the deferral to be stored");
+        Assert.Equal(Queue.RecipientState.Pending, queued!.Recipients[0].State);
+        Assert.Contains("4.4.3", queued.Recipients[0].LastResponse);
         Assert.DoesNotContain("Bounced:", gw.MailLogText());
+        Assert.DoesNotContain("generated for bounce", gw.MailLogText());
     }
 
     [Fact]

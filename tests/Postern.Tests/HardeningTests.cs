@@ -127,8 +127,11 @@ public sealed class HardeningTests
             Assert.Equal(1, r!.Attempts);
             Assert.True(r.NextAttempt > DateTimeOffset.UtcNow.AddSeconds(500), $"next attempt {r.NextAttempt} is not backed off");
             Assert.StartsWith("4.3.0 delivery round failed", r.LastResponse);
+            // A wake-up (a new message, a finished delivery) must not bring it back early:
+            // wait until the scheduler has scanned again after it.
+            var scans = queue.Scans;
             queue.Wake();
-            await Task.Delay(300);   // a wake-up must not bring it back early
+            TestWorld.WaitUntil(() => queue.Scans > scans, TimeSpan.FromSeconds(10), "the scan after the wake-up");
         }
         Assert.Equal(1, store.BodyReads);
         lock (seen) Assert.Contains(seen, e => e is RecipientDelayed d && d.Status == "4.3.0");
@@ -588,5 +591,88 @@ except ssl.SSLEOFError:
                 [new DsnRecipient(original.Recipients[0], "failed", "5.1.1", "smtp; 550 no", null)], DateTimeOffset.UtcNow);
             Assert.Contains($"To: <{sender}>", Encoding.UTF8.GetString(dsn));
         }
+    }
+    // ---- 10. backscatter: Bounce Verification and valid recipients ----
+
+    [Fact]
+    public void Bounce_tags_verify_expire_and_resist_forgery()
+    {
+        var key = Enumerable.Range(0, 32).Select(i => (byte)i).ToArray();
+        var tagger = new Security.BounceTagger(key, maxAgeDays: 7);
+        var now = DateTimeOffset.Parse("2026-11-30T12:00:00Z");
+        var tagged = tagger.Tag("Alice@example.com", now);
+        Assert.Matches("^prvs=0[0-9]{3}[0-9a-f]{6}=Alice@example.com$", tagged);
+        Assert.Equal((Security.BounceTagCheck.Valid, "Alice@example.com"), tagger.Check(tagged, now.AddDays(7)));
+        Assert.Equal((Security.BounceTagCheck.Valid, "Alice@example.com"), tagger.Check(tagged.ToUpperInvariant().Replace("PRVS=", "prvs=").Replace("ALICE@EXAMPLE.COM", "Alice@example.com"), now));
+        Assert.Equal(Security.BounceTagCheck.Expired, tagger.Check(tagged, now.AddDays(8)).Check);
+        Assert.Equal(Security.BounceTagCheck.BadTag, tagger.Check(tagged.Replace("=Alice@", "=Bob@"), now).Check);
+        Assert.Equal(Security.BounceTagCheck.BadTag, new Security.BounceTagger(key.Reverse().ToArray(), 7).Check(tagged, now).Check);
+        Assert.Equal(Security.BounceTagCheck.BadTag, tagger.Check("prvs=0999zzzzzz=alice@example.com", now).Check);
+        Assert.Equal(Security.BounceTagCheck.Untagged, tagger.Check("alice@example.com", now).Check);
+        Assert.Equal("\"a b\"@example.com", tagger.Tag("\"a b\"@example.com", now));   // a quoted local part cannot carry a tag
+        Assert.Equal(tagged, tagger.Tag(tagged, now));                                   // never tagged twice
+        // Across the 1000-day wrap of the day number.
+        var nearWrap = DateTimeOffset.FromUnixTimeSeconds((20995L) * 86400 + 3600);
+        var wrapped = tagger.Tag("a@example.com", nearWrap);
+        Assert.StartsWith("prvs=0002", wrapped);
+        Assert.Equal(Security.BounceTagCheck.Valid, tagger.Check(wrapped, nearWrap.AddDays(3)).Check);
+        Assert.Equal(Security.BounceTagCheck.Expired, tagger.Check(wrapped, nearWrap.AddDays(9)).Check);
+    }
+
+    [Fact]
+    public async Task Bounce_verification_tags_outbound_senders_and_refuses_backscatter()
+    {
+        var config = _world.NewConfig("batv", c => c.DestinationControls.Default.BounceVerification = true);
+        await using var gw = RunningGateway.Start(config);
+        var sender = TestWorld.Unique("tagme") + "@good.test";
+        var rcpt = TestWorld.Unique("batv") + "@good.test";
+        await RawSmtp.SubmitAsync(gw.Private, sender, rcpt, "tagged");
+        var delivered = _world.WaitForMail(rcpt);
+        var returnPath = delivered.Split('\n').First(l => l.StartsWith("Return-Path:", StringComparison.Ordinal));
+        var tagged = returnPath[(returnPath.IndexOf('<') + 1)..returnPath.IndexOf('>')];
+        Assert.StartsWith("prvs=", tagged);
+        Assert.EndsWith("=" + sender, tagged);
+        gw.WaitForLogLine("envelope sender tagged for bounce verification: <" + tagged + ">");
+
+        await using (var c = await GreetedAsync(gw.Public))
+        {
+            Assert.StartsWith("250", await c.CommandAsync("MAIL FROM:<>"));
+            Assert.StartsWith("550 5.7.1", await c.CommandAsync($"RCPT TO:<{sender}>"));                                          // untagged: backscatter
+            Assert.StartsWith("550 5.7.1", await c.CommandAsync($"RCPT TO:<{tagged.Replace("=" + sender, "=other@good.test")}>"));  // tag of another address
+            Assert.StartsWith("250", await c.CommandAsync($"RCPT TO:<{tagged}>"));                                                 // a real bounce
+            Assert.StartsWith("354", await c.CommandAsync("DATA"));
+            Assert.StartsWith("250", await c.CommandAsync("Subject: bounce\r\n\r\nyour message could not be delivered\r\n."));
+            // Mail with a sender is not a bounce: untagged recipients are fine.
+            Assert.StartsWith("250", await c.CommandAsync("MAIL FROM:<someone@sender.test>"));
+            Assert.StartsWith("250", await c.CommandAsync($"RCPT TO:<{sender}>"));
+            await c.CommandAsync("RSET");
+        }
+        // The real bounce reaches the original address, without the tag.
+        var bounce = _world.WaitForMail(sender);
+        Assert.Contains("your message could not be delivered", bounce);
+        gw.WaitForLogLine("Rejected by bounce verification: untagged address");
+        gw.WaitForLogLine("Rejected by bounce verification: invalid tag");
+        gw.WaitForLogLine($"bounce verification passed: <{tagged}> is a valid tag for <{sender}>");
+        Assert.Equal(2, gw.Gateway.Counters.Get(nameof(BounceVerificationFailed)));
+    }
+
+    [Fact]
+    public async Task A_RAT_entry_with_valid_recipients_refuses_unknown_ones_at_RCPT()
+    {
+        var list = Path.Combine(Path.GetTempPath(), "postern-tests", "valid-" + Guid.NewGuid().ToString("N") + ".txt");
+        Directory.CreateDirectory(Path.GetDirectoryName(list)!);
+        File.WriteAllText(list, "# who exists\nknown@good.test\n  Other@Good.Test  \n");
+        var config = _world.HoldingConfig("validrcpt", c => c.RecipientAccessTable[0].ValidRecipientsFile = list);
+        await using var gw = RunningGateway.Start(config);
+        await using var c = await GreetedAsync(gw.Public);
+        Assert.StartsWith("250", await c.CommandAsync("MAIL FROM:<forged@elsewhere.test>"));
+        Assert.StartsWith("550 5.1.1", await c.CommandAsync("RCPT TO:<unknown@good.test>"));
+        Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<known@good.test>"));
+        Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<other@good.test>"));
+        Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<postmaster@good.test>"));
+        Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<anyone@sub.good.test>"));   // the .good.test entry lists nobody
+        gw.WaitForLogLine("To: <unknown@good.test> Rejected by RAT valid recipients");
+        File.Delete(list);
+        Assert.Contains(ConfigPreflight.Problems(config, checkBind: false), p => p.Contains("valid recipients file") && p.Contains("does not exist"));
     }
 }

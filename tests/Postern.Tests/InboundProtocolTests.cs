@@ -275,7 +275,7 @@ public sealed class InboundProtocolTests
         await using var third = await RawSmtp.ConnectAsync(gw.Public);
         Assert.StartsWith("421 4.3.2", await third.ReadReplyAsync());
         await a.CommandAsync("QUIT");
-        await Task.Delay(200);
+        gw.WaitForLogLine("close (quit)");   // the session has ended and given back its slot
         await using var fourth = await RawSmtp.ConnectAsync(gw.Public);
         Assert.StartsWith("220", await fourth.ReadReplyAsync());
     }

@@ -25,6 +25,9 @@ public static class ConfigPreflight
                 catch (ConfigException e) { problems.Add(e.Message); }
             }
         }
+        foreach (var rat in config.RecipientAccessTable)
+            if (rat.ValidRecipientsFile is { } file && !File.Exists(file))
+                problems.Add($"RAT entry '{rat.Domain}': valid recipients file {file} does not exist");
         var dc = config.DestinationControls;
         if (dc.ClientCertificateFile is not null)
             CheckKeyPair("destinationControls client certificate", dc.ClientCertificateFile, dc.ClientPrivateKeyFile!, problems);

@@ -91,6 +91,10 @@ public sealed class DestinationControls
     public bool RequireFqdnIdentities { get; set; }
     public bool CheckSignatureAlgorithms { get; set; }
 
+    /// <summary>True when some entry tags envelope senders: inbound bounces are then verified.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool TagsAnyDestination => Default.BounceVerification == true || Entries.Any(e => e.BounceVerification == true);
+
     internal void Validate(PosternConfig config, List<string> errors)
     {
         Default.Validate("destinationControls.default", config, errors, isDefault: true);

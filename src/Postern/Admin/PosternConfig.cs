@@ -32,6 +32,7 @@ public sealed class PosternConfig
     public CertificateSettings Certificates { get; set; } = new();
     /// <summary>RFC 5321 §6.3 loop detection: a message with more Received: headers than this is refused (554 5.4.6).</summary>
     public int MaxReceivedHeaders { get; set; } = 50;
+    public BounceVerificationSettings BounceVerification { get; set; } = new();
 
     /// <summary>The "Default" bounce profile.</summary>
     [JsonIgnore] public BounceProfile DefaultBounceProfile => BounceProfiles["Default"];
@@ -145,6 +146,7 @@ public sealed class PosternConfig
         if (Certificates.CheckIntervalMinutes is < 1 or > 1440) errors.Add("certificates.checkIntervalMinutes must be 1-1440");
         if (MailLog.MaxFileBytes < 64 * 1024) errors.Add("mailLog.maxFileBytes must be at least 65536");
         if (MaxReceivedHeaders is < 1 or > 1000) errors.Add("maxReceivedHeaders must be 1-1000");
+        if (BounceVerification.MaxAgeDays is < 1 or > 365) errors.Add("bounceVerification.maxAgeDays must be 1-365");
         if (errors.Count > 0) throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", errors));
     }
 
@@ -245,6 +247,17 @@ public sealed class RatEntry
     /// <summary>"example.com" for the domain itself, ".example.com" for its subdomains.</summary>
     public string Domain { get; set; } = "";
     public RatAction Action { get; set; } = RatAction.Accept;
+    /// <summary>
+    /// Optional list of the valid recipients (one address a line, # comments): others are
+    /// refused at RCPT (550 5.1.1) instead of being accepted and bounced later (backscatter).
+    /// </summary>
+    public string? ValidRecipientsFile { get; set; }
+}
+
+/// <summary>Bounce Verification (Destination Controls switch it on per destination): how long a tag stays valid.</summary>
+public sealed class BounceVerificationSettings
+{
+    public int MaxAgeDays { get; set; } = 7;
 }
 
 public sealed class DeliverySettings

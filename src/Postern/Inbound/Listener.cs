@@ -11,17 +11,58 @@ namespace Postern.Inbound;
 /// <summary>The HAT's verdict for one connecting host.</summary>
 public sealed record HatDecision(string Group, string PolicyName, MailFlowPolicy Policy, string? MatchedBy);
 
-/// <summary>Recipient Access Table: which domains public listeners accept mail for.</summary>
-public sealed class RecipientAccessTable(IReadOnlyList<RatEntry> entries)
-{
-    /// <summary>The first exact domain the table accepts: where "&lt;postmaster&gt;" goes.</summary>
-    public string? PostmasterDomain { get; } = entries.FirstOrDefault(e => e.Action == RatAction.Accept && !e.Domain.StartsWith('.'))?.Domain;
+public enum RatVerdict { Accept, NotOurDomain, UnknownRecipient }
 
-    public bool Accepts(string domain)
+/// <summary>
+/// Recipient Access Table: which domains public listeners accept mail for and, where an
+/// entry lists them, which recipients exist.
+/// </summary>
+public sealed class RecipientAccessTable
+{
+    private readonly IReadOnlyList<(RatEntry Entry, HashSet<string>? Valid)> _entries;
+
+    public RecipientAccessTable(IReadOnlyList<RatEntry> entries)
     {
-        foreach (var e in entries)
-            if (DomainNames.MatchesPattern(domain, e.Domain)) return e.Action == RatAction.Accept;
-        return false;
+        _entries = entries.Select(e => (e, e.ValidRecipientsFile is { } f ? LoadRecipients(f) : null)).ToList();
+        PostmasterDomain = entries.FirstOrDefault(e => e.Action == RatAction.Accept && !e.Domain.StartsWith('.'))?.Domain;
+    }
+
+    /// <summary>The first exact domain the table accepts: where "&lt;postmaster&gt;" goes.</summary>
+    public string? PostmasterDomain { get; }
+
+    public bool Accepts(string domain) => Check(domain, null) != RatVerdict.NotOurDomain;
+
+    /// <summary>The verdict for a recipient (address null: the domain alone). Postmaster always exists (RFC 5321 §4.5.1).</summary>
+    public RatVerdict Check(string domain, string? address)
+    {
+        foreach (var (e, valid) in _entries)
+        {
+            if (!DomainNames.MatchesPattern(domain, e.Domain)) continue;
+            if (e.Action != RatAction.Accept) return RatVerdict.NotOurDomain;
+            if (address is null || valid is null || valid.Contains(address)) return RatVerdict.Accept;
+            var local = address[..address.LastIndexOf('@')];
+            return local.Equals("postmaster", StringComparison.OrdinalIgnoreCase) ? RatVerdict.Accept : RatVerdict.UnknownRecipient;
+        }
+        return RatVerdict.NotOurDomain;
+    }
+
+    private static HashSet<string> LoadRecipients(string file)
+    {
+        string[] lines;
+        try { lines = File.ReadAllLines(file); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"valid recipients file {file} cannot be read: {e.Message}");
+        }
+        var set = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var raw in lines)
+        {
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#')) continue;
+            if (!SmtpSyntax.IsValidMailbox(line)) throw new ConfigException($"valid recipients file {file}: '{line}' is not a mail address");
+            set.Add(line);
+        }
+        return set;
     }
 }
 
@@ -46,6 +87,8 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The certificate for the next STARTTLS (assignments change without a restart).</summary>
     public ServerCertificate? Certificate => _certificate();
     public Action QueueWakeup { get; }
+    /// <summary>Set when some destination tags senders: bounces (null sender) must come back to a valid tag.</summary>
+    public Security.BounceTagger? BounceVerification { get; init; }
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
 
     public Listener(ListenerSettings settings, PosternConfig config, IQueueStore store, MailEventStream events,

@@ -398,12 +398,40 @@ public sealed class SmtpSession
         var rawDomain = SmtpSyntax.DomainOf(recipient);
         var domain = rawDomain.StartsWith('[') ? rawDomain : DomainNames.Normalize(rawDomain);
         if (domain is null) { Reply("501 5.1.2 Bad recipient domain"); return; }
-        if (_policy.Action != PolicyAction.Relay && !_listener.Rat.Accepts(domain))
+        if (_policy.Action != PolicyAction.Relay)
         {
-            // Not one of ours and this sender may not relay: never an open relay.
-            _events.Publish(new RecipientRefused(_mid, _icid, recipient, "RAT"));
-            Reply($"550 5.7.1 <{recipient}>: Relay access denied");
-            return;
+            if (!_listener.Rat.Accepts(domain))
+            {
+                // Not one of ours and this sender may not relay: never an open relay.
+                _events.Publish(new RecipientRefused(_mid, _icid, recipient, "RAT"));
+                Reply($"550 5.7.1 <{recipient}>: Relay access denied");
+                return;
+            }
+            if (_sender!.Length == 0 && _listener.BounceVerification is { } tagger)
+            {
+                // A real bounce comes back to a sender we tagged; backscatter does not.
+                var (check, original) = tagger.Check(recipient, DateTimeOffset.UtcNow);
+                if (check != Security.BounceTagCheck.Valid)
+                {
+                    var why = check switch
+                    {
+                        Security.BounceTagCheck.Untagged => "untagged address",
+                        Security.BounceTagCheck.Expired => "expired tag",
+                        _ => "invalid tag",
+                    };
+                    _events.Publish(new BounceVerificationFailed(_mid, _icid, recipient, why));
+                    Reply($"550 5.7.1 <{recipient}>: Bounce verification failed ({why})");
+                    return;
+                }
+                _events.Publish(new BounceVerificationPassed(_mid, _icid, recipient, original));
+                recipient = original;
+            }
+            if (_listener.Rat.Check(domain, recipient) == RatVerdict.UnknownRecipient)
+            {
+                _events.Publish(new RecipientRefused(_mid, _icid, recipient, "RAT valid recipients"));
+                Reply($"550 5.1.1 <{recipient}>: Recipient address rejected: User unknown");
+                return;
+            }
         }
         if (domain.StartsWith('['))
         {

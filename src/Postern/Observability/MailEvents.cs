@@ -59,6 +59,16 @@ public sealed record RecipientRefused(long Mid, long Icid, string Recipient, str
 {
     public override string LogText => $"MID {Mid} ICID {Icid} To: <{Recipient}> Rejected by {Reason}";
 }
+/// <summary>A bounce (null sender) to an address without a valid Bounce Verification tag: refused at RCPT.</summary>
+public sealed record BounceVerificationFailed(long Mid, long Icid, string Recipient, string Reason) : MailEvent
+{
+    public override string LogText => $"MID {Mid} ICID {Icid} To: <{Recipient}> Rejected by bounce verification: {Reason}";
+}
+/// <summary>A valid tagged bounce: delivered to the address without its tag.</summary>
+public sealed record BounceVerificationPassed(long Mid, long Icid, string Recipient, string Original) : MailEvent
+{
+    public override string LogText => $"MID {Mid} ICID {Icid} bounce verification passed: <{Recipient}> is a valid tag for <{Original}>";
+}
 public sealed record MessageHeadersSeen(long Mid, string? MessageId, string? Subject) : MailEvent
 {
     public override string LogText =>
@@ -117,6 +127,10 @@ public sealed record DeliveryTlsOutcome(long Dcid, string Text) : MailEvent
 public sealed record TlsRequiredFailed(long Dcid, string Domain, string MxHost, string Reason) : MailEvent
 {
     public override string LogText => $"DCID {Dcid} TLS was required but could not be successfully negotiated";
+}
+public sealed record SenderTagged(long Dcid, long Mid, string Tagged) : MailEvent
+{
+    public override string LogText => $"DCID {Dcid} MID {Mid} envelope sender tagged for bounce verification: <{Tagged}>";
 }
 public sealed record MessageConverted(long Dcid, long Mid, string Reason) : MailEvent
 {

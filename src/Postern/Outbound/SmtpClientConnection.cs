@@ -23,7 +23,11 @@ public sealed record RecipientResult(int Rid, RecipientOutcome Outcome, string S
 
 /// <summary>What every outbound connection needs besides its destination: settings, trust, identity, clock.</summary>
 public sealed record OutboundContext(PosternConfig Config, MailEventStream Events, Func<X509Certificate2Collection> TrustedRoots,
-    Func<X509Certificate2?> ClientCertificate, VerificationOptions VerificationOptions, Func<DateTimeOffset> Now);
+    Func<X509Certificate2?> ClientCertificate, VerificationOptions VerificationOptions, Func<DateTimeOffset> Now)
+{
+    /// <summary>Tags envelope senders for destinations with Bounce Verification on.</summary>
+    public Security.BounceTagger? BounceTagger { get; init; }
+}
 
 /// <summary>Why a connection attempt did not yield a usable SMTP session.</summary>
 public sealed record ConnectFailure(string Status, string Reason, bool Permanent = false);
@@ -67,6 +71,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     private readonly SmtpReplyAssembler _replies = new();
     private EhloCapabilities _capabilities = EhloCapabilities.None;
     private int _transactions;
+    private Security.BounceTagger? _senderTagger;
+    private Func<DateTimeOffset> _now = () => DateTimeOffset.UtcNow;
 
     public long Dcid { get; }
     public NextHop Hop { get; }
@@ -112,7 +118,11 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             events.Publish(new DeliveryConnectionFailed(domain, hop.Host, hop.Address, hop.Port, reason));
             return (null, new ConnectFailure("4.4.1", $"connect to {hop.Host}[{hop.Address}]:{hop.Port}: {reason}"));
         }
-        var connection = new SmtpClientConnection(socket, dcid, hop, domain, events, settings);
+        var connection = new SmtpClientConnection(socket, dcid, hop, domain, events, settings)
+        {
+            _senderTagger = destination.BounceVerification ? context.BounceTagger : null,
+            _now = context.Now,
+        };
         events.Publish(new DeliveryConnectionOpened(dcid, (IPEndPoint)socket.LocalEndPoint!, hop.Address, hop.Port, hop.Host, domain));
         events.Publish(new DeliveryPolicyApplied(dcid, domain, EffectiveDestination.LevelName(destination.Tls), destination.TlsSource));
         try
@@ -306,7 +316,13 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             if (rset.Code != 250) { Reusable = false; throw new SmtpClientException($"RSET refused: {rset}"); }
         }
 
-        var mail = new StringBuilder("MAIL FROM:<").Append(message.Sender).Append('>');
+        var sender = message.Sender;
+        if (_senderTagger is not null && !message.IsNullSender)
+        {
+            sender = _senderTagger.Tag(sender, _now());
+            if (sender != message.Sender) _events.Publish(new SenderTagged(Dcid, message.Mid, sender));
+        }
+        var mail = new StringBuilder("MAIL FROM:<").Append(sender).Append('>');
         if (Supports("SIZE")) mail.Append(" SIZE=").Append(body.Length);
         if (message.BodyType == "8BITMIME" && Supports("8BITMIME")) mail.Append(" BODY=8BITMIME");
         if (message.SmtpUtf8) mail.Append(" SMTPUTF8");

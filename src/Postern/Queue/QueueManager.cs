@@ -32,6 +32,10 @@ public sealed class QueueManager : IAsyncDisposable
     /// <summary>The most messages in flight at once since start (bounded by delivery.activeMessageLimit).</summary>
     public int PeakActive => Volatile.Read(ref _peakActive);
 
+    private long _scans;
+    /// <summary>How many times the scheduler has looked for due messages (each wake-up or rescan is one).</summary>
+    public long Scans => Interlocked.Read(ref _scans);
+
     public QueueManager(PosternConfig config, IQueueStore store, DeliveryAgent delivery, MailEventStream events)
     {
         _config = config;
@@ -72,6 +76,7 @@ public sealed class QueueManager : IAsyncDisposable
                     _events.Publish(new SystemWarning("queue scan failed: " + e.Message));
                 }
             }
+            Interlocked.Increment(ref _scans);
             foreach (var message in due)
             {
                 lock (_inFlight) _inFlight.Add(message.Mid);
@@ -219,6 +224,7 @@ public sealed class QueueManager : IAsyncDisposable
                     r.State = RecipientState.Bounced;
                     outcome.Add(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, result.Detail));
                     if (WantsFailureDsn(r, profile)) dsn.Add(new DsnRecipient(r, "failed", result.Status, Diagnostic(result), result.RemoteHost));
+                    else outcome.Add(new BounceSuppressed(message.Mid, NoDsnReason(r, profile)));
                     break;
                 case RecipientOutcome.Deferred:
                     var age = now - message.ReceivedAt;
@@ -228,6 +234,7 @@ public sealed class QueueManager : IAsyncDisposable
                         var why = $"delivery time expired after {r.Attempts} attempts in {(int)age.TotalSeconds} s; last error: {result.Detail}";
                         outcome.Add(new RecipientBounced(result.Dcid, message.Mid, r.Rid, message.Sender, r.Address, result.Status, why));
                         if (WantsFailureDsn(r, profile)) dsn.Add(new DsnRecipient(r, "failed", result.Status, "x-postern; " + why, result.RemoteHost));
+                        else outcome.Add(new BounceSuppressed(message.Mid, NoDsnReason(r, profile)));
                     }
                     else
                     {
@@ -260,6 +267,11 @@ public sealed class QueueManager : IAsyncDisposable
     /// <summary>The bounce profile of the recipient's destination (Destination Controls).</summary>
     private BounceProfile ProfileFor(QueuedRecipient r) =>
         _config.BounceProfileFor(_config.DestinationControls.Resolve(r.Domain).BounceProfile);
+
+    /// <summary>Why a failed recipient gets no DSN: the log says so rather than staying silent.</summary>
+    private string NoDsnReason(QueuedRecipient r, BounceProfile profile) => !profile.SendBounces
+        ? $"<{r.Address}>: bounce profile {_config.DestinationControls.Resolve(r.Domain).BounceProfile} sends no bounces"
+        : $"<{r.Address}>: the sender's NOTIFY does not ask for failures";
 
     private static bool WantsFailureDsn(QueuedRecipient r, BounceProfile profile) =>
         profile.SendBounces && (r.Notify == DsnNotify.Default || r.Notify.HasFlag(DsnNotify.Failure));
