@@ -519,6 +519,72 @@ except ssl.SSLEOFError:
     }
 
     [Fact]
+    public async Task Outbound_TLS_sessions_end_with_close_notify_after_QUIT()
+    {
+        // A receiver that records whether the TLS session ended with close_notify or was cut.
+        const string sink = """
+import socket, ssl, sys
+cert, key, out = sys.argv[1], sys.argv[2], sys.argv[3]
+srv = socket.socket(); srv.bind(('127.0.6.2', 0)); srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+srv.settimeout(60)
+c, _ = srv.accept(); c.settimeout(30)
+def say(s, line): s.sendall(line.encode() + b'\r\n')
+def lines(s):
+    buf = b''
+    while True:
+        while b'\r\n' not in buf:
+            chunk = s.recv(4096)
+            if not chunk: return
+            buf += chunk
+        line, buf = buf.split(b'\r\n', 1)
+        yield line.decode()
+say(c, '220 sink.test ESMTP')
+for line in lines(c):
+    if line.startswith('EHLO'): say(c, '250-sink.test\r\n250 STARTTLS')
+    elif line == 'STARTTLS': say(c, '220 go'); break
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+t = ctx.wrap_socket(c, server_side=True, suppress_ragged_eofs=False)
+data = False
+result = 'no QUIT'
+try:
+    it = lines(t)
+    for line in it:
+        if data:
+            if line == '.': data = False; say(t, '250 ok')
+            continue
+        if line.startswith('EHLO'): say(t, '250 sink.test')
+        elif line == 'DATA': data = True; say(t, '354 go')
+        elif line == 'QUIT':
+            say(t, '221 bye')
+            try:
+                rest = t.recv(100)
+                result = 'clean' if rest == b'' else 'data after QUIT'
+            except ssl.SSLEOFError:
+                result = 'unclean'
+            break
+        else: say(t, '250 ok')
+except Exception as e:
+    result = 'error ' + repr(e)
+open(out, 'w').write(result)
+""";
+        var outFile = Path.Combine(Path.GetTempPath(), "postern-tests", "closenotify-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.GetDirectoryName(outFile)!);
+        var certs = Path.Combine(_world.WorldDirectory, "certs");
+        var psi = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardOutput = true };
+        foreach (var a in new[] { "-c", sink, Path.Combine(certs, "mx1.good.test.crt"), Path.Combine(certs, "mx1.good.test.key"), outFile }) psi.ArgumentList.Add(a);
+        using var python = System.Diagnostics.Process.Start(psi)!;
+        var port = int.Parse((await python.StandardOutput.ReadLineAsync())!);
+        var config = _world.NewConfig("closenotify-out", c =>
+            c.SmtpRoutes.Add(new SmtpRoute { Domain = "scripted.test", Hosts = { new SmtpRouteHost { Host = "127.0.6.2", Port = port } } }));
+        await using var gw = RunningGateway.Start(config);
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", "u@scripted.test", "close notify");
+        gw.WaitForLogLine("Message finished MID");
+        Assert.True(python.WaitForExit(TimeSpan.FromSeconds(30)), "the sink did not finish");
+        Assert.Equal("clean", File.ReadAllText(outFile));
+    }
+
+    [Fact]
     public void A_multi_line_reply_that_changes_its_code_is_malformed()
     {
         var assembler = new SmtpReplyAssembler();
