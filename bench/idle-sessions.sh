@@ -2,7 +2,9 @@
 # Memory per idle inbound SMTP session.
 #   bench/idle-sessions.sh [N=10000]
 # Starts `postern serve` with one public listener on 127.0.4.11:2525 whose maxConcurrency is N
-# (and commandTimeoutSeconds 600, so nobody is timed out during the measurement), then opens
+# (and commandTimeoutSeconds 600 and stressCommandTimeoutSeconds 600: at four fifths of
+# maxConcurrency the listener is under stress and would cut idle sessions after 10 s;
+# here nobody may be timed out during the measurement), then opens
 # N concurrent sessions from bench/endurance.py (python3 asyncio): each reads the 220
 # greeting, sends "EHLO idle.test", reads the reply and stays idle.  Postern's VmRSS
 # (/proc/PID/status) is read right after start ("cold"), after a short warm-up of 20 sessions
@@ -46,7 +48,7 @@ cat > "$D/postern.json" <<JSON
   },
   "recipientAccessTable": [ { "domain": "idle.test" } ],
   "listeners": [
-    { "name": "IdleMail", "type": "public", "address": "$ADDR", "port": $PORT, "maxConcurrency": $N,
+    { "name": "IdleMail", "type": "public", "address": "$ADDR", "port": $PORT, "maxConcurrency": $N, "stressCommandTimeoutSeconds": 600,
       "senderGroups": [], "defaultPolicy": "ACCEPTED" }
   ]
 }

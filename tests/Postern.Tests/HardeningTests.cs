@@ -188,6 +188,29 @@ public sealed class HardeningTests
     }
 
     [Fact]
+    public async Task Under_stress_idle_sessions_get_the_short_timeout_so_slots_free_up()
+    {
+        var config = _world.HoldingConfig("stress", c =>
+        {
+            c.Listeners[0].MaxConcurrency = 5;
+            c.Listeners[0].StressCommandTimeoutSeconds = 1;
+            c.MailFlowPolicies["ACCEPTED"].CommandTimeoutSeconds = 300;
+        });
+        await using var gw = RunningGateway.Start(config);
+        var idle = new List<RawSmtp>();
+        for (var i = 0; i < 3; i++) idle.Add(await GreetedAsync(gw.Public));   // 3 of 5: no stress, 300 s
+        Assert.False(gw.Gateway.Listeners[0].UnderStress);
+        idle.Add(await GreetedAsync(gw.Public));                                // 4 of 5: stress
+        gw.WaitForLogLine("listener IncomingMail under stress: 4 of 5 sessions; command timeout cut to 1 s");
+        // The waits already running are cut short too: every idle session ends within seconds, not minutes.
+        foreach (var c in idle) Assert.StartsWith("421 4.4.2", await c.ReadReplyAsync(TimeSpan.FromSeconds(15)));
+        gw.WaitForLogLine("listener IncomingMail no longer under stress");
+        await using var fresh = await GreetedAsync(gw.Public);
+        Assert.StartsWith("250", await fresh.CommandAsync("NOOP"));
+        foreach (var c in idle) await c.DisposeAsync();
+    }
+
+    [Fact]
     public async Task A_receiver_that_stops_reading_message_data_is_abandoned_at_the_data_deadline()
     {
         await using var peer = new ScriptedPeer(ScriptedPeer.Behaviour.NeverReadsData);

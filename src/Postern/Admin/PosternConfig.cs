@@ -173,6 +173,8 @@ public sealed class ListenerSettings
     public string Address { get; set; } = "127.0.0.1";
     public int Port { get; set; } = 25;
     public int MaxConcurrency { get; set; } = 50;
+    /// <summary>Command timeout while at least four fifths of maxConcurrency are in use (Postfix: smtpd_timeout under stress).</summary>
+    public int StressCommandTimeoutSeconds { get; set; } = 10;
     /// <summary>PEM files for this listener's STARTTLS certificate; empty = the global/demo certificate.</summary>
     public string? CertificateFile { get; set; }
     public string? PrivateKeyFile { get; set; }
@@ -187,6 +189,7 @@ public sealed class ListenerSettings
         if (!IPAddress.TryParse(Address, out _)) errors.Add($"{label}: address '{Address}' is not an IP address");
         if (Port is < 0 or > 65535) errors.Add($"{label}: port {Port} is out of range 0-65535 (0 = any free port)");
         if (MaxConcurrency is < 1 or > 10000) errors.Add($"{label}: maxConcurrency must be 1-10000");
+        if (StressCommandTimeoutSeconds is < 1 or > 3600) errors.Add($"{label}: stressCommandTimeoutSeconds must be 1-3600");
         if ((CertificateFile is null) != (PrivateKeyFile is null))
             errors.Add($"{label}: certificateFile and privateKeyFile go together");
         foreach (var policyName in SenderGroups.Select(g => g.Policy).Append(DefaultPolicy))

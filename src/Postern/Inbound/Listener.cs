@@ -76,7 +76,51 @@ public sealed class Listener : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task? _acceptLoop;
     private int _active;
+    private int _stressed;
     private readonly HashSet<Task> _sessions = new();
+    /// <summary>Each session's deadline source, so that stress can shorten the waits already running.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, CancellationTokenSource> _deadlines = new();
+
+    /// <summary>
+    /// At four fifths of maxConcurrency the listener is under stress: idle or slow clients
+    /// (and clients that do not read) get the short stress timeout instead of the policy's,
+    /// so they cannot hold every slot for minutes while others get 421.
+    /// </summary>
+    public bool UnderStress => Volatile.Read(ref _stressed) == 1;
+
+    internal void Track(long icid, CancellationTokenSource deadline)
+    {
+        _deadlines[icid] = deadline;
+        if (UnderStress) ShortenDeadline(deadline);
+    }
+
+    internal void Untrack(long icid) => _deadlines.TryRemove(icid, out _);
+
+    private void ShortenDeadline(CancellationTokenSource deadline)
+    {
+        try { deadline.CancelAfter(TimeSpan.FromSeconds(Settings.StressCommandTimeoutSeconds)); }
+        catch (ObjectDisposedException) { /* that session has just ended */ }
+    }
+
+    private readonly Lock _stressGate = new();
+
+    private void UpdateStress()
+    {
+        int active, stressed;
+        lock (_stressGate)
+        {
+            // Decided from the count as it is now, so racing arrivals and departures settle right.
+            active = Volatile.Read(ref _active);
+            stressed = active * 5 >= Settings.MaxConcurrency * 4 ? 1 : 0;
+            if (Interlocked.Exchange(ref _stressed, stressed) == stressed) return;
+        }
+        if (stressed == 1)
+        {
+            Events.Publish(new SystemWarning($"listener {Settings.Name} under stress: {active} of {Settings.MaxConcurrency} sessions; command timeout cut to {Settings.StressCommandTimeoutSeconds} s"));
+            foreach (var deadline in _deadlines.Values) ShortenDeadline(deadline);
+        }
+        else Events.Publish(new SystemNotice($"listener {Settings.Name} no longer under stress: {active} of {Settings.MaxConcurrency} sessions"));
+    }
 
     public ListenerSettings Settings { get; }
     public PosternConfig Config { get; }
@@ -161,6 +205,7 @@ public sealed class Listener : IAsyncDisposable
         var remoteAddress = remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address;
         var icid = await Store.NextIdAsync(IdKind.InboundConnection).ConfigureAwait(false);
         var active = Interlocked.Increment(ref _active);
+        UpdateStress();
         try
         {
             await using var stream = new NetworkStream(client, ownsSocket: true);
@@ -189,6 +234,7 @@ public sealed class Listener : IAsyncDisposable
         finally
         {
             Interlocked.Decrement(ref _active);
+            UpdateStress();
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Globalization;
 using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
@@ -70,12 +69,18 @@ public sealed class SmtpSession
     }
 
     private string Hostname => _listener.Config.Hostname;
+
+    /// <summary>The policy's command timeout, cut short while the listener is under stress (like Postfix's stress mode).</summary>
+    private TimeSpan CommandTimeout => TimeSpan.FromSeconds(_listener.UnderStress
+        ? Math.Min(_policy.CommandTimeoutSeconds, _listener.Settings.StressCommandTimeoutSeconds)
+        : _policy.CommandTimeoutSeconds);
     private bool TlsOffered => _policy.Tls != InboundTls.No && _tls is null && _listener.Certificate is not null;
 
     public async Task RunAsync()
     {
         var closeReason = "";
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_shutdown);
+        _listener.Track(_icid, timeout);
         try
         {
             if (_policy.Action == PolicyAction.Reject)
@@ -107,6 +112,7 @@ public sealed class SmtpSession
         }
         finally
         {
+            _listener.Untrack(_icid);
             _events.Publish(new ConnectionClosed(_icid, closeReason));
             _tls?.Dispose();
             _reader.Dispose();
@@ -165,7 +171,7 @@ public sealed class SmtpSession
     private async Task<(string? Line, string? Error, bool Closed)> ReadCommandAsync(CancellationTokenSource timeout)
     {
         if (_reader.Buffered == 0 || _out.WrittenCount > ReplyBacklogLimit) await FlushAsync().ConfigureAwait(false);
-        timeout.CancelAfter(TimeSpan.FromSeconds(_policy.CommandTimeoutSeconds));
+        timeout.CancelAfter(CommandTimeout);
         var line = await _reader.ReadLineAsync(CommandLineLimit, timeout.Token).ConfigureAwait(false);
         if (line.EndOfStream) return (null, null, true);
         if (line.TooLong) return (null, "500 5.5.2 Error: command line too long", false);
@@ -263,7 +269,7 @@ public sealed class SmtpSession
         var ssl = new SslStream(_network, leaveInnerStreamOpen: false);
         try
         {
-            timeout.CancelAfter(TimeSpan.FromSeconds(Math.Min(_policy.CommandTimeoutSeconds, 60)));
+            timeout.CancelAfter(CommandTimeout < TimeSpan.FromSeconds(60) ? CommandTimeout : TimeSpan.FromSeconds(60));
             await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
             {
                 ServerCertificateContext = certificate.Context,
@@ -636,7 +642,7 @@ public sealed class SmtpSession
     {
         if (_out.WrittenCount == 0) return;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_shutdown);
-        deadline.CancelAfter(TimeSpan.FromSeconds(_policy.CommandTimeoutSeconds));
+        deadline.CancelAfter(CommandTimeout);
         await _stream.WriteAsync(_out.WrittenMemory, deadline.Token).ConfigureAwait(false);
         await _stream.FlushAsync(deadline.Token).ConfigureAwait(false);
         _out.ResetWrittenCount();
