@@ -9,6 +9,13 @@ namespace Postern.Dns;
 public enum DnsOutcome { Ok, NoData, NxDomain, TemporaryFailure }
 
 /// <summary>
+/// The DNSSEC status of an answer (RFC 4035 §4.3): Secure only with the AD bit from a
+/// resolver the administrator trusts; Bogus or Indeterminate when the lookup failed (a
+/// validating resolver answers SERVFAIL for both, so they are told apart only by the error).
+/// </summary>
+public enum DnsSecurity { Secure, Insecure, Bogus, Indeterminate }
+
+/// <summary>
 /// A DNS answer with its DNSSEC status: Authenticated is the AD bit of a validating
 /// resolver (the DANE engine will need it; the spine only carries it).
 /// </summary>
