@@ -12,6 +12,8 @@
 #   127.0.1.99      nothing listens (a dead MX)
 #   127.0.4.1-9     Postfix "tls": one smtpd per TLS-matrix case (testworld/README.md)
 #   127.0.4.10      Postfix "tls": requires TLS and a client certificate from the world CA
+#   127.0.4.11      Postfix "tls": a leaf issued by the intermediate "int", sent without its chain (DANE-TA)
+#   127.0.4.12      Postfix "tls": a leaf issued by the root "ca", sent with the root (DANE-TA)
 #   127.0.7.1:25    Postfix "sender": relays everything to a Postern listener on 127.0.2.9:2525
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +30,14 @@ TLS_CASES="mxname domainonly wild cnonly expired selfsigned untrusted intermedia
 tls_addr() { local i=1; for c in $TLS_CASES; do [ "$c" = "$1" ] && { echo "127.0.4.$i"; return; }; i=$((i+1)); done; }
 
 # Every certificate the world needs; a missing one regenerates the whole PKI.
-CERT_NAMES="ca other-ca int mx1.good.test clientcert postern-client sink mxname domainonly wild cnonly untrusted intermediate selfsigned expired"
+CERT_NAMES="ca other-ca int mx1.good.test clientcert postern-client sink mxname domainonly wild cnonly untrusted intermediate selfsigned expired ta-nochain ta-root"
+
+# The DANE part (RFC 7672, README.md): every dane-* domain, and the two in the unsigned child
+# zone, delivers to the "tls" Postfix instance.
+DANE_DOMAINS="dane-ee.test dane-ee0.test dane-expired.test dane-selfsigned.test dane-nomatch.test dane-ta.test
+  dane-ta-nochain.test dane-ta-mismatch.test dane-ta-root.test dane-pkix.test dane-mixed.test dane-notls.test
+  dane-cname.test dane-alias.test dane-fallback.test dane-bogushost.test dane-bogus-tlsa.test
+  dane-insecure.unsigned.test unsigned-mx.unsigned.test"
 
 certs() {
   local d=$WORLD/certs n missing=0
@@ -62,6 +71,11 @@ certs() {
     leaf untrusted mx.untrusted.test DNS:mx.untrusted.test other-ca
     leaf intermediate mx.intermediate.test DNS:mx.intermediate.test int
     cat int.crt >> intermediate.crt            # the server sends its chain
+    # DANE-TA (2 x x) receivers: ta-nochain is issued by int and sent alone (no chain, so a
+    # TLSA record naming int cannot match); ta-root is issued by the root and sent with it.
+    leaf ta-nochain mx.ta-nochain.test DNS:mx.ta-nochain.test int
+    leaf ta-root mx.ta-root.test DNS:mx.ta-root.test ca
+    cat ca.crt >> ta-root.crt
     openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=mx.selfsigned.test" -keyout selfsigned.key \
       -out selfsigned.crt -addext "subjectAltName=DNS:mx.selfsigned.test" 2>/dev/null
     # expired: issued by the trusted root for 2020 only (openssl ca lets us set the dates)
@@ -91,24 +105,71 @@ CNF
     chmod 600 ./*.key )
 }
 
+# tlsa_digest KIND CERT: the hex digest of certs/CERT.crt (its first certificate) for a TLSA
+# record. KIND: SPKI256 / SPKI512 (selector 1: the DER SubjectPublicKeyInfo) or CERT256 /
+# CERT512 (selector 0: the whole DER certificate), hashed with SHA-256 / SHA-512.
+tlsa_digest() {
+  local c=$WORLD/certs/$2.crt sum
+  case $1 in *256) sum=sha256sum ;; *512) sum=sha512sum ;; *) echo "world: bad digest kind $1" >&2; return 1 ;; esac
+  case $1 in
+    SPKI*) openssl x509 -in "$c" -pubkey -noout | openssl pkey -pubin -outform DER | $sum ;;
+    CERT*) openssl x509 -in "$c" -outform DER | $sum ;;
+    *) echo "world: bad digest kind $1" >&2; return 1 ;;
+  esac | cut -d' ' -f1
+}
+
+# fill_zone SRC DST: copies a zone file, filling in @AUTH@, @MX_GOOD@ and every TLSA digest
+# placeholder @KIND_CERT@ (e.g. @SPKI256_mxname@, see tlsa_digest) from the world's certificates.
+fill_zone() {
+  local script="s/@AUTH@/$AUTH/g; s/@MX_GOOD@/$MX_GOOD/g" p kind cert
+  for p in $(grep -o '@\(SPKI\|CERT\)\(256\|512\)_[A-Za-z0-9.-]*@' "$1" | sort -u || true); do
+    p=${p//@/}; kind=${p%%_*}; cert=${p#*_}
+    [ -f "$WORLD/certs/$cert.crt" ] || { echo "world: $1 names a missing certificate $cert" >&2; return 1; }
+    script="$script; s/@$p@/$(tlsa_digest "$kind" "$cert")/g"
+  done
+  sed "$script" "$1" > "$2"
+}
+
 dns_up() {
-  local d=$WORLD/dns
-  if alive "$d/nsd.pid" && alive "$d/unbound.pid"; then return 0; fi
+  local d=$WORLD/dns certsum
+  # The zones carry TLSA digests of the world's certificates: a regenerated PKI rebuilds them.
+  certsum=$(cat "$WORLD"/certs/*.crt | sha256sum | cut -d' ' -f1)
+  if alive "$d/nsd.pid" && alive "$d/unbound.pid" && [ "$(cat "$d/certs.sum" 2>/dev/null)" = "$certsum" ]; then return 0; fi
   dns_down
   mkdir -p "$d"
-  sed "s/@AUTH@/$AUTH/g; s/@MX_GOOD@/$MX_GOOD/g" "$HERE/zones/test.zone" > "$d/test.zone"
+  fill_zone "$HERE/zones/test.zone" "$d/test.zone"
   cp "$HERE/zones/3.0.127.in-addr.arpa.zone" "$d/"
   # bogus.test: the parent publishes a DS for it, but the child is served unsigned, so a
   # validating resolver answers SERVFAIL (broken DNSSEC, the "DNS error" case).
   cp "$HERE/zones/bogus.test.zone" "$d/"
+  # unsigned.test: delegated without a DS (the signed parent's NSEC proves it), so its
+  # answers are insecure (no AD): DANE does not apply there.
+  fill_zone "$HERE/zones/unsigned.test.zone" "$d/unsigned.test.zone"
+  # badsig.test: signed with its own keys and a DS in test., then one TLSA record is altered
+  # in the signed file, so its RRSIG no longer verifies: that RRset alone is bogus.
+  fill_zone "$HERE/zones/badsig.test.zone" "$d/badsig.test.zone"
   (cd "$d"
+   local expiry; expiry=$(date -u -d '+30 days' +%Y%m%d%H%M%S)
    if [ ! -f ksk.name ]; then
      ldns-keygen -a ECDSAP256SHA256 -k test > ksk.name
      ldns-keygen -a ECDSAP256SHA256 test > zsk.name
    fi
    [ -f bogus-ksk.name ] || ldns-keygen -a ECDSAP256SHA256 -k bogus.test > bogus-ksk.name
+   if [ ! -f badsig-ksk.name ]; then
+     ldns-keygen -a ECDSAP256SHA256 -k badsig.test > badsig-ksk.name
+     ldns-keygen -a ECDSAP256SHA256 badsig.test > badsig-zsk.name
+   fi
    { echo; echo "bogus NS ns.test."; sed 's/^bogus\.test\.[[:space:]]*/bogus /' "$(cat bogus-ksk.name).ds"; } >> test.zone
-   ldns-signzone -e "$(date -u -d '+30 days' +%Y%m%d%H%M%S)" test.zone "$(cat ksk.name)" "$(cat zsk.name)"
+   { echo; echo "badsig NS ns.test."; sed 's/^badsig\.test\.[[:space:]]*/badsig /' "$(cat badsig-ksk.name).ds"; } >> test.zone
+   ldns-signzone -e "$expiry" test.zone "$(cat ksk.name)" "$(cat zsk.name)"
+   ldns-signzone -e "$expiry" badsig.test.zone "$(cat badsig-ksk.name)" "$(cat badsig-zsk.name)"
+   # Signed over the self-signed key's digest; served with the mxname key's digest (which
+   # would match 127.0.4.1), so only the failed validation stops delivery.
+   local signed published
+   signed=$(tlsa_digest SPKI256 selfsigned); published=$(tlsa_digest SPKI256 mxname)
+   sed -i "/^_25\._tcp\.mx\.dane\.badsig\.test\.[[:space:]].*[[:space:]]TLSA[[:space:]]/ s/$signed/$published/I" badsig.test.zone.signed
+   grep -qiE "^_25\._tcp\.mx\.dane\.badsig\.test\..*TLSA[[:space:]]+3 1 1 $published" badsig.test.zone.signed \
+     || { echo "world: could not alter the TLSA record of badsig.test" >&2; exit 1; }
    cp "$(cat ksk.name).ds" trust-anchor.ds)
   cat > "$d/nsd.conf" <<NSD
 server:
@@ -135,6 +196,12 @@ zone:
 zone:
   name: bogus.test
   zonefile: bogus.test.zone
+zone:
+  name: unsigned.test
+  zonefile: unsigned.test.zone
+zone:
+  name: badsig.test
+  zonefile: badsig.test.zone.signed
 NSD
   cat > "$d/unbound.conf" <<UNB
 server:
@@ -171,7 +238,9 @@ UNB
   nsd -c "$d/nsd.conf"
   unbound -c "$d/unbound.conf"
   for _ in $(seq 50); do
-    if dig +short +time=1 +tries=1 @"$RESOLVER" mx1.good.test A 2>/dev/null | grep -q "$MX_GOOD"; then return 0; fi
+    if dig +short +time=1 +tries=1 @"$RESOLVER" mx1.good.test A 2>/dev/null | grep -q "$MX_GOOD"; then
+      echo "$certsum" > "$d/certs.sum"; return 0
+    fi
     sleep 0.2
   done
   echo "world: DNS did not come up" >&2; tail -20 "$d/nsd.log" "$d/unbound.log" >&2; return 1
@@ -304,8 +373,8 @@ up() {
     services+=("$(tls_addr "$c")/$([ "$c" = notls ] && echo - || echo "$c")")
     domains="$domains $c.test"
   done
-  services+=("127.0.4.10/clientcert/ccert")
-  domains="$domains clientcert.test"
+  services+=("127.0.4.10/clientcert/ccert" "127.0.4.11/ta-nochain" "127.0.4.12/ta-root")
+  domains="$domains clientcert.test $(echo $DANE_DOMAINS)"
   postfix_up tls mx.tls.test "$domains" "${services[@]}"
   # A sending Postfix: relays everything it is given to a Postern listener on 127.0.2.9:2525
   # (tests bind one there), with opportunistic STARTTLS and DSN.

@@ -28,6 +28,7 @@ public sealed class Gateway : IAsyncDisposable
 
     private readonly List<Listener> _listeners = new();
     private CertificateExpiryWatch? _expiryWatch;
+    private DnssecProbe? _dnssecProbe;
 
     private Gateway(PosternConfig config, string dataDirectory, MailEventStream events, IQueueStore store, MailLog mailLog, DeliveryAgent delivery, QueueManager queue, AlertService alerts)
     {
@@ -95,12 +96,14 @@ public sealed class Gateway : IAsyncDisposable
         }
         queue.Start();
         gateway._expiryWatch = new CertificateExpiryWatch(config, certificates, events, alerts);
+        if (DnssecProbe.Wanted(config)) gateway._dnssecProbe = new DnssecProbe(config, dns, events);
         return gateway;
     }
 
     public async ValueTask DisposeAsync()
     {
         if (_expiryWatch is not null) await _expiryWatch.DisposeAsync().ConfigureAwait(false);
+        if (_dnssecProbe is not null) await _dnssecProbe.DisposeAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         await Delivery.DisposeAsync().ConfigureAwait(false);
         await Queue.DisposeAsync().ConfigureAwait(false);

@@ -74,11 +74,26 @@ public static class ConfigPreflight
             var label = entry == dc.Default ? "destinationControls default" : $"destination '{entry.Domain}'";
             if (entry.LimitsApplyTo == LimitScope.VirtualGateway)
                 warnings.Add($"{label}: limitsApplyTo virtualGateway is stored but not in force (there are no virtual gateways yet); limits apply system-wide");
-            if (entry.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory)
-                warnings.Add($"{label}: DANE {entry.Dane.ToString().ToLowerInvariant()} is stored but not in force yet; mail goes out under the TLS level alone");
             if (entry.MtaSts == MtaStsSupport.On)
                 warnings.Add($"{label}: MTA-STS is stored but not in force yet; mail goes out under the TLS level alone");
         }
+        var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);
+        if (daneUsed)
+        {
+            var resolvers = ResolverAddresses(config.Dns);
+            var trusted = Dns.DnsResolver.TrustRule(config.Dns);
+            if (!resolvers.Any(trusted))
+                warnings.Add($"DANE is enabled, but no resolver ({(resolvers.Count == 0 ? "none found" : string.Join(", ", resolvers))}) is trusted to validate DNSSEC " +
+                    "(dns.trustedResolvers; by default only resolvers on loopback addresses): DANE never applies (opportunistic) and mandatory destinations get nothing");
+        }
         return warnings;
+    }
+
+    /// <summary>The resolvers Postern will ask: the configured ones, else the system's (resolv.conf).</summary>
+    public static IReadOnlyList<System.Net.IPAddress> ResolverAddresses(DnsSettings dns)
+    {
+        if (dns.Servers.Count > 0) return dns.Servers.Select(s => System.Net.IPEndPoint.Parse(s).Address).ToList();
+        try { return DnsClient.NameServer.ResolveNameServers(skipIPv6SiteLocal: true, fallbackToGooglePublicDns: false).Select(n => System.Net.IPAddress.Parse(n.Address)).ToList(); }
+        catch (Exception) { return []; }
     }
 }

@@ -115,6 +115,9 @@ public sealed class PosternConfig
         foreach (var server in Dns.Servers)
             if (!IPEndPoint.TryParse(server, out _)) errors.Add($"dns server '{server}' is not an address[:port]");
         if (Dns.TimeoutSeconds is < 1 or > 120) errors.Add("dns.timeoutSeconds must be 1-120");
+        foreach (var t in Dns.TrustedResolvers ?? [])
+            if (!IPAddress.TryParse(t, out _)) errors.Add($"dns.trustedResolvers: '{t}' is not an IP address");
+        if (Dns.DnssecProbe.Length > 0 && !Dns.DnssecProbe.Contains(':')) errors.Add($"dns.dnssecProbe '{Dns.DnssecProbe}' is not type:name (e.g. ns:.)");
         if (Listeners.Count == 0) errors.Add("at least one listener is required");
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, policy) in MailFlowPolicies) policy.Validate(name, errors);
@@ -162,6 +165,13 @@ public sealed class DnsSettings
     /// <summary>Resolver addresses as "ip" or "ip:port"; empty means the system's resolvers.</summary>
     public List<string> Servers { get; set; } = new();
     public int TimeoutSeconds { get; set; } = 5;
+    /// <summary>
+    /// Resolvers whose AD bit (DNSSEC validated) is believed; null = those on loopback
+    /// addresses only (a validating resolver on this machine, as Postfix and maddy assume).
+    /// </summary>
+    public List<string>? TrustedResolvers { get; set; }
+    /// <summary>A signed name looked up at start and every hour to see that the resolver validates ("type:name", Postfix's dnssec_probe); empty = none.</summary>
+    public string DnssecProbe { get; set; } = "ns:.";
 }
 
 public enum ListenerType { Public, Private }

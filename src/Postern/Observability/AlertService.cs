@@ -33,7 +33,8 @@ public sealed class AlertService : IAsyncDisposable
     private readonly IQueueStore _store;
     private readonly MailEventStream _events;
     private readonly Action _wake;
-    private readonly Channel<Alert> _alerts = Channel.CreateUnbounded<Alert>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>Bounded: past this many alerts waiting, new ones are dropped (they are throttled per kind anyway).</summary>
+    private readonly Channel<Alert> _alerts = Channel.CreateBounded<Alert>(new BoundedChannelOptions(1000) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Dictionary<string, DateTimeOffset> _lastSent = new();
     private readonly Task _loop;
 
@@ -49,6 +50,11 @@ public sealed class AlertService : IAsyncDisposable
 
     private void OnEvent(MailEvent e)
     {
+        if (e is DaneFailedForDomain d)
+            Raise(new Alert(AlertSeverity.Warning, AlertType.MessageDelivery, "dane:" + d.Domain,
+                $"DANE failed for every MX host of {d.Domain}",
+                $"No MX host of {d.Domain} passed DANE (RFC 7672) verification: {d.Reason}. " +
+                "Messages for this domain stay queued and are retried; they bounce when their time in queue runs out."));
         if (e is TlsRequiredFailed t && _config.DestinationControls.AlertOnRequiredTlsFailure)
             Raise(new Alert(AlertSeverity.Warning, AlertType.System, "tls-required:" + t.Domain,
                 $"TLS required for domain {t.Domain} failed",

@@ -103,9 +103,34 @@ public sealed record DnsQueried(string Name, string Type, string Outcome) : Mail
 }
 
 // ---- outbound ----
-public sealed record DeliveryPolicyApplied(long Dcid, string Domain, string TlsLevel, string Source) : MailEvent
+public sealed record DeliveryPolicyApplied(long Dcid, string Domain, string TlsLevel, string Source, string? Dane = null) : MailEvent
 {
-    public override string LogText => $"DCID {Dcid} Destination Controls for domain ({Domain}): TLS {TlsLevel} ({Source})";
+    public override string LogText => $"DCID {Dcid} Destination Controls for domain ({Domain}): TLS {TlsLevel} ({Source})" + (Dane is null ? "" : $", DANE {Dane}");
+}
+
+public enum DaneResult { NotApplicable, Authenticated, EncryptOnly, Failed, HostUnusable }
+
+/// <summary>
+/// What DANE decided for one MX host: the typed facts (result, matched record, depth,
+/// reason) that the mail log, tracking, alerts and TLS reports all read.
+/// </summary>
+public sealed record DaneOutcome(long Dcid, string Domain, string Host, DaneResult Result, string? Record, int Depth, string Reason) : MailEvent
+{
+    public override string LogText => Result switch
+    {
+        DaneResult.Authenticated => $"DCID {Dcid} DANE: authenticated {Host}: {Reason}",
+        DaneResult.EncryptOnly => $"DCID {Dcid} DANE: TLS without authentication to {Host}: {Reason}",
+        DaneResult.Failed => $"DCID {Dcid} DANE: verification of {Host} failed: {Reason}",
+        DaneResult.HostUnusable => $"DANE: MX host {Host} of {Domain} not used: {Reason}",
+        _ => $"DCID {Dcid} DANE: not applicable to {Host}: {Reason}",
+    };
+}
+
+/// <summary>DANE failed for every MX host of a domain (feeds the alert).</summary>
+public sealed record DaneFailedForDomain(string Domain, string Reason) : MailEvent
+{
+    public override string Level => "Warning";
+    public override string LogText => $"DANE failed for every MX host of {Domain}: {(Reason.StartsWith("DANE: ", StringComparison.Ordinal) ? Reason[6..] : Reason)}";
 }
 public sealed record DeliveryConnectionOpened(long Dcid, IPEndPoint Local, IPAddress Remote, int Port, string MxHost, string Domain) : MailEvent
 {

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Postern.Admin;
+using Postern.Dns;
+using Postern.Policy;
 using Postern.Observability;
 using Postern.Queue;
 
@@ -220,16 +222,29 @@ public sealed class DeliveryAgent : IAsyncDisposable
             try
             {
                 ConnectFailure? lastFailure = null;
+                var daneByHost = new Dictionary<string, DaneHostPolicy>(StringComparer.OrdinalIgnoreCase);
+                var allDane = true;
                 foreach (var hop in hops)
                 {
+                    if (!daneByHost.TryGetValue(hop.Host, out var dane))
+                        daneByHost[hop.Host] = dane = await DaneForAsync(destination, route, hop, ct).ConfigureAwait(false);
+                    if (dane.Kind == DaneHostKind.Unusable)
+                    {
+                        // Never plaintext, never this host now: the next MX, else a deferral.
+                        agent._events.Publish(new DaneOutcome(0, domain, hop.Host, DaneResult.HostUnusable, null, -1, dane.Reason));
+                        lastFailure = new ConnectFailure("4.7.5", $"DANE: MX host {hop.Host} not used: {dane.Reason}", Dane: true);
+                        continue;
+                    }
                     var dcid = await agent._store.NextIdAsync(IdKind.DeliveryConnection).ConfigureAwait(false);
-                    var (c, failure) = await SmtpClientConnection.OpenAsync(hop, destination, dcid, agent._context, ct).ConfigureAwait(false);
+                    var (c, failure) = await SmtpClientConnection.OpenAsync(hop, destination, dcid, agent._context, ct, dane).ConfigureAwait(false);
                     if (c is not null) { connection = c; break; }
                     lastFailure = failure;
+                    allDane &= failure!.Dane;
                 }
                 if (connection is null)
                 {
                     var f = lastFailure!;
+                    if (allDane && f.Dane) agent._events.Publish(new DaneFailedForDomain(domain, f.Reason));
                     _downUntil = DateTimeOffset.UtcNow.AddSeconds(Math.Min(30, config.BounceProfileFor(destination.BounceProfile).InitialRetrySeconds));
                     _downReason = f;
                     first.Complete(RecipientOutcome.Deferred, f.Status, $"all mail hosts of {domain} failed; last: {f.Reason}");
@@ -272,6 +287,35 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
                 agent._totalConnections.Release();
             }
+        }
+
+        /// <summary>
+        /// The DNS facts DANE needs for one host (TLSA at the expanded name, then at the host,
+        /// RFC 7672 §2.2.2) and the decision for it. No TLSA lookup unless the MX and address
+        /// answers were secure: DANE could not apply anyway.
+        /// </summary>
+        private async Task<DaneHostPolicy> DaneForAsync(EffectiveDestination destination, Route route, NextHop hop, CancellationToken ct)
+        {
+            if (destination.Dane is DaneSupport.None or DaneSupport.Default) return new(DaneHostKind.NotApplicable, [], "DANE is off for this destination");
+            var addressSecurity = hop.IsIpLiteral ? DnsSecurity.Insecure : hop.AddressSecurity;
+            TlsaLookup? expanded = null, own = null;
+            if (route.MxSecurity == DnsSecurity.Secure && addressSecurity == DnsSecurity.Secure)
+            {
+                if (hop.CanonicalName is { } canonical) expanded = await TlsaAsync(canonical, ct).ConfigureAwait(false);
+                if (expanded is null || expanded is { Security: DnsSecurity.Secure, Records.Count: 0 })
+                    own = await TlsaAsync(hop.Host, ct).ConfigureAwait(false);
+            }
+            var why = hop.IsIpLiteral ? DanePolicy.ForHost(destination.Dane, hop.Host, route.MxSecurity, addressSecurity, null, null, null) with
+            {
+                Reason = destination.Dane == DaneSupport.Mandatory ? "DANE is mandatory, but the SMTP route names an IP address (no TLSA base domain)" : "the SMTP route names an IP address (no TLSA base domain)",
+            } : null;
+            return why ?? DanePolicy.ForHost(destination.Dane, hop.Host, route.MxSecurity, addressSecurity, hop.CanonicalName, expanded, own);
+        }
+
+        private async Task<TlsaLookup> TlsaAsync(string name, CancellationToken ct)
+        {
+            var answer = await agent._routes.Resolver.QueryTlsaAsync($"_25._tcp.{name}", ct).ConfigureAwait(false);
+            return new TlsaLookup(name, answer.Security, answer.Outcome, answer.Records, answer.Error);
         }
 
         /// <summary>

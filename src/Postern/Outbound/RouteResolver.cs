@@ -6,16 +6,19 @@ namespace Postern.Outbound;
 
 public enum RouteOutcome { Ok, Temporary, Permanent }
 
-public sealed record NextHop(string Host, IPAddress Address, int Preference, int Port = 25)
+/// <param name="AddressSecurity">The DNSSEC status of the address answer this hop came from (Insecure for an IP literal).</param>
+/// <param name="CanonicalName">When Host is an alias: the name its CNAME chain ends at.</param>
+public sealed record NextHop(string Host, IPAddress Address, int Preference, int Port = 25, Dns.DnsSecurity AddressSecurity = Dns.DnsSecurity.Insecure, string? CanonicalName = null)
 {
     /// <summary>An SMTP route given as an IP address: there is no host name to verify.</summary>
     public bool IsIpLiteral => IPAddress.TryParse(Host, out _);
 }
 
 /// <param name="ViaSmtpRoute">The hops come from a configured SMTP route, not from MX records (MTA-STS does not apply).</param>
-public sealed record Route(RouteOutcome Outcome, IReadOnlyList<NextHop> Hops, string Status, string Reason, bool MxAuthenticated, bool ViaSmtpRoute = false)
+/// <param name="MxSecurity">The DNSSEC status of the MX answer (for an implicit MX, of the denial); Secure for an SMTP route (the administrator named it).</param>
+public sealed record Route(RouteOutcome Outcome, IReadOnlyList<NextHop> Hops, string Status, string Reason, Dns.DnsSecurity MxSecurity, bool ViaSmtpRoute = false)
 {
-    public static Route Fail(RouteOutcome outcome, string status, string reason) => new(outcome, [], status, reason, false);
+    public static Route Fail(RouteOutcome outcome, string status, string reason) => new(outcome, [], status, reason, Dns.DnsSecurity.Indeterminate);
 }
 
 /// <summary>
@@ -26,6 +29,9 @@ public sealed record Route(RouteOutcome Outcome, IReadOnlyList<NextHop> Hops, st
 public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> routes, int defaultPort)
 {
     public RouteResolver(IDnsResolver dns) : this(dns, [], 25) { }
+
+    /// <summary>The resolver behind the routes (the DANE engine asks it for TLSA records).</summary>
+    public IDnsResolver Resolver => dns;
 
     /// <summary>The SMTP route for a domain: the exact entry, else the most specific ".parent" one.</summary>
     public SmtpRoute? RouteFor(string domain) =>
@@ -67,7 +73,7 @@ public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> rou
             hosts = OrderByPreference(real);
         }
         var (hops, temporary) = await AddressesAsync(hosts.Select(h => (h.Host, h.Preference, defaultPort)), preference, ct).ConfigureAwait(false);
-        if (hops.Count > 0) return new Route(RouteOutcome.Ok, hops, "2.0.0", "", mx.Authenticated);
+        if (hops.Count > 0) return new Route(RouteOutcome.Ok, hops, "2.0.0", "", mx.Security);
         if (temporary.Count > 0)
             return Route.Fail(RouteOutcome.Temporary, "4.4.3", "DNS lookup of mail host addresses failed: " + string.Join("; ", temporary));
         // With a required address family the administrator's setting may be what is wrong: retry, do not bounce at once.
@@ -80,7 +86,7 @@ public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> rou
     {
         var ordered = OrderByPreference(route.Hosts, h => h.Priority);
         var (hops, temporary) = await AddressesAsync(ordered.Select(h => (h.Host, h.Priority, h.Port)), preference, ct).ConfigureAwait(false);
-        if (hops.Count > 0) return new Route(RouteOutcome.Ok, hops, "2.0.0", "", false, ViaSmtpRoute: true);
+        if (hops.Count > 0) return new Route(RouteOutcome.Ok, hops, "2.0.0", "", Dns.DnsSecurity.Secure, ViaSmtpRoute: true);
         // A configured route that does not resolve is the administrator's to fix: retry, never bounce.
         return Route.Fail(RouteOutcome.Temporary, "4.4.3",
             $"SMTP route for {route.Domain} has no usable {FamilyText(preference)} address" + (temporary.Count > 0 ? ": " + string.Join("; ", temporary) : ""));
@@ -103,7 +109,7 @@ public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> rou
             {
                 var a = await dns.QueryAddressesAsync(host, v6, ct).ConfigureAwait(false);
                 if (a.IsTemporaryFailure) temporary.Add($"{host}/{(v6 ? "AAAA" : "A")}: {a.Error}");
-                hops.AddRange(a.Records.Select(ip => new NextHop(host, ip, pref, port)));
+                hops.AddRange(a.Records.Select(ip => new NextHop(host, ip, pref, port, a.Security, a.CanonicalName)));
             }
         }
         return (hops, temporary);

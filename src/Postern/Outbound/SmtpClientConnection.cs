@@ -30,7 +30,8 @@ public sealed record OutboundContext(PosternConfig Config, MailEventStream Event
 }
 
 /// <summary>Why a connection attempt did not yield a usable SMTP session.</summary>
-public sealed record ConnectFailure(string Status, string Reason, bool Permanent = false);
+/// <param name="Dane">The host failed DANE (verification, or unusable TLSA data): counts toward the all-hosts-failed alert.</param>
+public sealed record ConnectFailure(string Status, string Reason, bool Permanent = false, bool Dane = false);
 
 /// <summary>
 /// The one exception the SMTP client throws for anything that goes wrong on the wire: I/O
@@ -98,8 +99,9 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     /// Returns the connection, or the reason this host could not be used.
     /// </summary>
     public static async Task<(SmtpClientConnection? Connection, ConnectFailure? Failure)> OpenAsync(
-        NextHop hop, EffectiveDestination destination, long dcid, OutboundContext context, CancellationToken ct)
+        NextHop hop, EffectiveDestination destination, long dcid, OutboundContext context, CancellationToken ct, DaneHostPolicy? dane = null)
     {
+        dane ??= new DaneHostPolicy(DaneHostKind.NotApplicable, [], "DANE is off for this destination");
         var settings = context.Config.Delivery;
         var events = context.Events;
         var domain = destination.Domain;
@@ -124,10 +126,13 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             _now = context.Now,
         };
         events.Publish(new DeliveryConnectionOpened(dcid, (IPEndPoint)socket.LocalEndPoint!, hop.Address, hop.Port, hop.Host, domain));
-        events.Publish(new DeliveryPolicyApplied(dcid, domain, EffectiveDestination.LevelName(destination.Tls), destination.TlsSource));
+        var daneMode = destination.Dane is DaneSupport.None or DaneSupport.Default ? null : destination.Dane.ToString().ToLowerInvariant();
+        events.Publish(new DeliveryPolicyApplied(dcid, domain, EffectiveDestination.LevelName(destination.Tls), destination.TlsSource, daneMode));
+        if (daneMode is not null && dane.Kind == DaneHostKind.NotApplicable)
+            events.Publish(new DaneOutcome(dcid, domain, hop.Host, DaneResult.NotApplicable, null, -1, $"{dane.Reason}; TLS {EffectiveDestination.LevelName(destination.Tls)} applies"));
         try
         {
-            var failure = await connection.HandshakeAsync(destination, context, ct).ConfigureAwait(false);
+            var failure = await connection.HandshakeAsync(destination, dane, context, ct).ConfigureAwait(false);
             if (failure is null) return (connection, null);
             await connection.CloseAsync(failure.Reason, sendQuit: connection.Reusable).ConfigureAwait(false);
             return (null, failure);
@@ -150,10 +155,11 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
     }
 
-    private async Task<ConnectFailure?> HandshakeAsync(EffectiveDestination destination, OutboundContext context, CancellationToken ct)
+    private async Task<ConnectFailure?> HandshakeAsync(EffectiveDestination destination, DaneHostPolicy dane, OutboundContext context, CancellationToken ct)
     {
         var hostname = context.Config.Hostname;
-        var level = destination.Tls;
+        // Usable (or only unusable) secure TLSA records make TLS mandatory for this host whatever the level says (RFC 7672 §2.2).
+        var level = dane.RequiresTls ? TlsLevel.Required : destination.Tls;
         var greeting = await ReadReplyAsync(CommandTimeout, ct).ConfigureAwait(false);
         if (greeting.Code != 220)
             return new ConnectFailure(greeting.IsPermanent ? "5.0.0" : "4.0.0", $"{Hop.Host}[{Hop.Address}] greeted with {greeting}");
@@ -161,9 +167,9 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (ehlo is not null) return ehlo;
 
         var decision = OutboundTlsPolicy.AfterEhlo(level, IsEsmtp, Supports("STARTTLS"));
-        if (decision.Step != TlsStep.StartTls) return TlsStepOutcome(decision, destination);
+        if (decision.Step != TlsStep.StartTls) return DaneAware(TlsStepOutcome(decision, destination), dane, destination);
         var reply = await CommandAsync("STARTTLS", ct).ConfigureAwait(false);
-        if (reply.Code != 220) return TlsStepOutcome(OutboundTlsPolicy.AfterStartTlsRefused(level, reply.ToString()), destination);
+        if (reply.Code != 220) return DaneAware(TlsStepOutcome(OutboundTlsPolicy.AfterStartTlsRefused(level, reply.ToString()), destination), dane, destination);
         if (_reader.Buffered > 0)
         {
             // Bytes after the 220 would be read as if they came under TLS: a man in the middle
@@ -185,7 +191,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             cts.CancelAfter(CommandTimeout);
             await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
             {
-                TargetHost = Hop.IsIpLiteral ? destination.Domain : Hop.Host,
+                // SNI: the TLSA base domain under DANE (RFC 7672 §8.1), else the MX host name.
+                TargetHost = dane.TlsaBase ?? (Hop.IsIpLiteral ? destination.Domain : Hop.Host),
                 ClientCertificates = clientCertificate is { } cc ? new X509CertificateCollection { cc } : null,
                 LocalCertificateSelectionCallback = clientCertificate is { } c2 ? (_, _, _, _, _) => c2 : null,
                 // The check is ours (the enabled CA lists, the level's identity rule); capture what the peer sent.
@@ -208,11 +215,34 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             var why = $"handshake with {Hop.Host} failed: {detail}";
             _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS failed: {why}"));
             if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
-            return new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}");
+            return new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}", Dane: dane.RequiresTls);
         }
         _stream = ssl;
         _reader.ReplaceStream(ssl);
         _events.Publish(new DeliveryTlsNegotiated(Dcid, TlsNames.Protocol(ssl.SslProtocol), TlsNames.Cipher(ssl), PeerIdentity(leaf)));
+
+        if (dane.Kind == DaneHostKind.Authenticate)
+        {
+            var match = leaf is null ? DaneCheck.NoCertificate
+                : DaneVerifier.Verify(leaf, presented, dane.Records, dane.ReferenceIdentifiers ?? [Hop.Host], context.Now());
+            if (!match.Matched)
+            {
+                _events.Publish(new DaneOutcome(Dcid, destination.Domain, Hop.Host, DaneResult.Failed, null, -1, match.Reason));
+                _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, "DANE: " + match.Reason));
+                return new ConnectFailure("4.7.5", $"DANE verification of {Hop.Host}[{Hop.Address}] failed: {match.Reason}", Dane: true);
+            }
+            _events.Publish(new DaneOutcome(Dcid, destination.Domain, Hop.Host, DaneResult.Authenticated, match.Record!.ToString(), match.Depth,
+                $"{match.Reason} (depth {match.Depth}; {dane.Reason})"));
+            Encrypted = true;
+            CertificateVerified = true;
+            return await EhloAsync(hostname, ct).ConfigureAwait(false);
+        }
+        if (dane.Kind == DaneHostKind.EncryptOnly)
+        {
+            _events.Publish(new DaneOutcome(Dcid, destination.Domain, Hop.Host, DaneResult.EncryptOnly, null, -1, dane.Reason));
+            Encrypted = true;
+            return await EhloAsync(hostname, ct).ConfigureAwait(false);
+        }
 
         var references = ReferenceIdentifiers(destination.Domain);
         var check = leaf is null ? CertificateCheck.NoCertificate
@@ -228,6 +258,14 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         Encrypted = true;
         CertificateVerified = check.Verified;
         return await EhloAsync(hostname, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Under DANE a failed TLS step is a DANE failure of this host (it counts toward the alert).</summary>
+    private ConnectFailure? DaneAware(ConnectFailure? failure, DaneHostPolicy dane, EffectiveDestination destination)
+    {
+        if (failure is null || !dane.RequiresTls) return failure;
+        _events.Publish(new DaneOutcome(Dcid, destination.Domain, Hop.Host, DaneResult.Failed, null, -1, $"TLS is mandatory ({dane.Reason}), but {failure.Reason}"));
+        return failure with { Dane = true };
     }
 
     /// <summary>RFC 6125 reference identifiers: the MX (or route) host name and the destination domain.</summary>
