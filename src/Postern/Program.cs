@@ -59,6 +59,7 @@ root.Subcommands.Add(configCommand);
 
 root.Subcommands.Add(QueueCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(CertConfigCommands.Build(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(DaneCheckCommand.Build(configOption, jsonOption, LoadConfig));
 
 return await root.Parse(args).InvokeAsync();
 

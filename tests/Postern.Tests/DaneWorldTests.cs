@@ -94,6 +94,51 @@ public sealed class DaneWorldTests
     }
 
     [Fact]
+    public void Dane_check_reports_DNSSEC_status_TLSA_records_and_a_live_probe()
+    {
+        var config = DaneConfig("dane-check");
+        Directory.CreateDirectory(config.DataDirectory);
+        var file = Path.Combine(config.DataDirectory, "postern.json");
+        File.WriteAllText(file, config.ToJson());
+        System.Text.Json.JsonElement Check(string domain, int expectedExit)
+        {
+            var (code, output) = PosternProcess.Cli("dane", "check", domain, "--json", "--config", file);
+            Assert.True(code == expectedExit, output);
+            return System.Text.Json.JsonDocument.Parse(output).RootElement;
+        }
+
+        var ee = Check("dane-ee.test", 0);
+        Assert.Equal("secure", ee.GetProperty("mxSecurity").GetString());
+        Assert.StartsWith("DANE OK for dane-ee.test: 1 of 1 MX host(s) authenticated", ee.GetProperty("verdict").GetString());
+        var host = ee.GetProperty("hosts")[0];
+        Assert.Equal("mx.dane-ee.test", host.GetProperty("host").GetString());
+        Assert.Equal("secure", host.GetProperty("addressSecurity").GetString());
+        Assert.Equal("secure", host.GetProperty("tlsaSecurity").GetString());
+        Assert.StartsWith("3 1 1 ", host.GetProperty("tlsa")[0].GetProperty("record").GetString());
+        Assert.True(host.GetProperty("tlsa")[0].GetProperty("usable").GetBoolean());
+        Assert.Equal("Authenticate", host.GetProperty("decision").GetString());
+        Assert.True(host.GetProperty("matched").GetBoolean());
+        Assert.Contains("TLSv1.", host.GetProperty("probe").GetString());
+
+        var mixed = Check("dane-mixed.test", 0).GetProperty("hosts")[0].GetProperty("tlsa");
+        Assert.Equal(3, mixed.GetArrayLength());
+        Assert.Contains(mixed.EnumerateArray(), r => r.TryGetProperty("unusable", out var u) && u.GetString() == "SHA-256 digest of 16 bytes");
+
+        var nomatch = Check("dane-nomatch.test", 1);
+        Assert.False(nomatch.GetProperty("hosts")[0].GetProperty("matched").GetBoolean());
+        Assert.StartsWith("DANE FAILS for 1 of 1 MX host(s) of dane-nomatch.test", nomatch.GetProperty("verdict").GetString());
+
+        var insecure = Check("dane-insecure.unsigned.test", 0);
+        Assert.Equal("insecure", insecure.GetProperty("mxSecurity").GetString());
+        Assert.Equal("NotApplicable", insecure.GetProperty("hosts")[0].GetProperty("decision").GetString());
+        Assert.StartsWith("DANE does not apply", insecure.GetProperty("verdict").GetString());
+
+        var bogus = Check("dane-bogus-tlsa.test", 1);
+        Assert.Equal("bogus", bogus.GetProperty("hosts")[0].GetProperty("tlsaSecurity").GetString());
+        Assert.Equal("Unusable", bogus.GetProperty("hosts")[0].GetProperty("decision").GetString());
+    }
+
+    [Fact]
     public async Task A_first_MX_failing_DANE_and_a_second_passing_delivers_to_the_second()
     {
         await using var gw = RunningGateway.Start(DaneConfig("dane-fallback"));

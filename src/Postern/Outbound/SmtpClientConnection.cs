@@ -232,7 +232,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 return new ConnectFailure("4.7.5", $"DANE verification of {Hop.Host}[{Hop.Address}] failed: {match.Reason}", Dane: true);
             }
             _events.Publish(new DaneOutcome(Dcid, destination.Domain, Hop.Host, DaneResult.Authenticated, match.Record!.ToString(), match.Depth,
-                $"{match.Reason} (depth {match.Depth}; {dane.Reason})"));
+                $"{match.Reason} ({dane.Reason})"));
             Encrypted = true;
             CertificateVerified = true;
             return await EhloAsync(hostname, ct).ConfigureAwait(false);

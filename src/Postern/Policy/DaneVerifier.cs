@@ -68,7 +68,7 @@ public static class DaneVerifier
     {
         var usable = records.Where(r => r.IsUsable).ToList();
         foreach (var ee in usable.Where(r => r.Usage == TlsaRecord.DaneEe))
-            if (ee.Matches(leaf)) return new DaneCheck(true, ee, 0, $"TLSA {ee} matched the end-entity certificate");
+            if (ee.Matches(leaf)) return new DaneCheck(true, ee, 0, $"TLSA {ee} matched the end-entity certificate (depth 0)");
 
         var others = presented.Where(c => !c.RawDataMemory.Span.SequenceEqual(leaf.RawDataMemory.Span)).ToList();
         var tas = usable.Where(r => r.Usage == TlsaRecord.DaneTa).ToList();
