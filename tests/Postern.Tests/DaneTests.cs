@@ -217,6 +217,21 @@ public sealed class DaneTests
         }
     }
 
+    [Theory]
+    [InlineData(DaneHostKind.Authenticate, TlsLevel.No, TlsLevel.Required, HostAuthentication.Dane)]
+    [InlineData(DaneHostKind.Authenticate, TlsLevel.RequiredVerify, TlsLevel.Required, HostAuthentication.Dane)]
+    [InlineData(DaneHostKind.EncryptOnly, TlsLevel.Preferred, TlsLevel.Required, HostAuthentication.None)]
+    [InlineData(DaneHostKind.EncryptOnly, TlsLevel.RequiredVerify, TlsLevel.Required, HostAuthentication.None)]
+    [InlineData(DaneHostKind.NotApplicable, TlsLevel.Preferred, TlsLevel.Preferred, HostAuthentication.None)]
+    [InlineData(DaneHostKind.NotApplicable, TlsLevel.RequiredVerifyHostedDomains, TlsLevel.RequiredVerifyHostedDomains, HostAuthentication.Pkix)]
+    public void DANE_takes_precedence_over_the_TLS_level(DaneHostKind dane, TlsLevel configured, TlsLevel level, HostAuthentication authentication)
+    {
+        var destination = new DestinationControls { Default = { Tls = configured } }.Resolve("example.test");
+        var requirement = OutboundTlsPolicy.ForHost(destination, new DaneHostPolicy(dane, [], "why"));
+        Assert.Equal(level, requirement.Level);
+        Assert.Equal(authentication, requirement.Authentication);
+    }
+
     [Fact]
     public void An_alias_uses_the_expanded_names_TLSA_first_then_its_own()
     {

@@ -42,6 +42,7 @@ public sealed class DaneWorldTests
         { "dane-alias.test", true, "at _25._tcp.mx.dane-alias.test)" },
         { "dane-bogus-tlsa.test", false, "DANE: MX host mx.dane.badsig.test of dane-bogus-tlsa.test not used: the TLSA lookup at _25._tcp.mx.dane.badsig.test is bogus" },
         { "dane-bogushost.test", false, "DNS lookup of mail host addresses failed" },
+        { "bogus.test", false, "DNS lookup of MX for bogus.test failed: ServerFailure" },
         { "dane-insecure.unsigned.test", true, "DANE: not applicable to mx.dane-insecure.unsigned.test: the MX records are not DNSSEC-signed (insecure)" },
         { "unsigned-mx.unsigned.test", true, "DANE: not applicable to mx.dane-nomatch.test: the MX records are not DNSSEC-signed (insecure)" },
         { "good.test", true, "DANE: not applicable to mx1.good.test: there are no TLSA records for mx1.good.test" },

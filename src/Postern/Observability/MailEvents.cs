@@ -144,9 +144,34 @@ public sealed record DeliveryTlsNegotiated(long Dcid, string Protocol, string Ci
 {
     public override string LogText => $"DCID {Dcid} TLS success protocol {Protocol} cipher {Cipher} {PeerIdentity}";
 }
-public sealed record DeliveryTlsOutcome(long Dcid, string Text) : MailEvent
+/// <summary>How the outbound TLS negotiation with one host turned out (typed, for logs, tracking, alerts and TLS reports).</summary>
+public enum TlsOutcomeKind
 {
-    public override string LogText => $"DCID {Dcid} {Text}";
+    /// <summary>The peer offered no TLS (no ESMTP, no STARTTLS, STARTTLS refused) and the level lets mail go in clear.</summary>
+    NotPossibleContinuingInClear,
+    /// <summary>The same, where the level (or DANE) requires TLS: this host fails.</summary>
+    NotPossible,
+    HandshakeFailed,
+    /// <summary>The peer sent data behind its 220 to STARTTLS.</summary>
+    ResponseInjection,
+    CertificateVerified,
+    /// <summary>Encrypted, certificate not verified, and the level delivers anyway.</summary>
+    CertificateNotVerified,
+    /// <summary>The level requires a verified certificate and it did not verify: this host fails.</summary>
+    VerifyFailed,
+}
+
+public sealed record DeliveryTlsOutcome(long Dcid, TlsOutcomeKind Kind, string Detail) : MailEvent
+{
+    public override string LogText => Kind switch
+    {
+        TlsOutcomeKind.NotPossibleContinuingInClear => $"DCID {Dcid} TLS not possible: {Detail}; continuing in clear",
+        TlsOutcomeKind.NotPossible => $"DCID {Dcid} TLS not possible: {Detail}",
+        TlsOutcomeKind.HandshakeFailed or TlsOutcomeKind.ResponseInjection => $"DCID {Dcid} TLS failed: {Detail}",
+        TlsOutcomeKind.CertificateVerified => $"DCID {Dcid} TLS certificate verified",
+        TlsOutcomeKind.CertificateNotVerified => $"DCID {Dcid} TLS {Detail}",
+        _ => $"DCID {Dcid} TLS deferring: verify error: {Detail}",
+    };
 }
 /// <summary>A destination whose level requires TLS could not get it (feeds the mail log and alerts).</summary>
 public sealed record TlsRequiredFailed(long Dcid, string Domain, string MxHost, string Reason) : MailEvent

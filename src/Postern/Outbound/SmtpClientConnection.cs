@@ -159,7 +159,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     {
         var hostname = context.Config.Hostname;
         // Usable (or only unusable) secure TLSA records make TLS mandatory for this host whatever the level says (RFC 7672 §2.2).
-        var level = dane.RequiresTls ? TlsLevel.Required : destination.Tls;
+        var requirement = OutboundTlsPolicy.ForHost(destination, dane);
+        var level = requirement.Level;
         var greeting = await ReadReplyAsync(CommandTimeout, ct).ConfigureAwait(false);
         if (greeting.Code != 220)
             return new ConnectFailure(greeting.IsPermanent ? "5.0.0" : "4.0.0", $"{Hop.Host}[{Hop.Address}] greeted with {greeting}");
@@ -176,9 +177,9 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             // injecting replies (CVE-2011-0411 class). Nothing on this connection can be trusted.
             Reusable = false;
             var why = $"{Hop.Host} sent data after its 220 to STARTTLS (response injection?)";
-            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS failed: {why}"));
+            _events.Publish(new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.ResponseInjection, why));
             if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
-            return new ConnectFailure("4.7.5", $"TLS with {Hop.Host}[{Hop.Address}] failed: {why}");
+            return new ConnectFailure("4.7.5", $"TLS with {Hop.Host}[{Hop.Address}] failed: {why}", Dane: dane.RequiresTls);
         }
 
         X509Certificate2? leaf = null;
@@ -213,7 +214,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             Reusable = false;
             var detail = e is OperationCanceledException ? $"no answer within {CommandTimeout.TotalSeconds} s" : SmtpClientException.Describe(e);
             var why = $"handshake with {Hop.Host} failed: {detail}";
-            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS failed: {why}"));
+            _events.Publish(new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.HandshakeFailed, why));
             if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
             return new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}", Dane: dane.RequiresTls);
         }
@@ -221,7 +222,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         _reader.ReplaceStream(ssl);
         _events.Publish(new DeliveryTlsNegotiated(Dcid, TlsNames.Protocol(ssl.SslProtocol), TlsNames.Cipher(ssl), PeerIdentity(leaf)));
 
-        if (dane.Kind == DaneHostKind.Authenticate)
+        if (requirement.Authentication == HostAuthentication.Dane)
         {
             var match = leaf is null ? DaneCheck.NoCertificate
                 : DaneVerifier.Verify(leaf, presented, dane.Records, dane.ReferenceIdentifiers ?? [Hop.Host], context.Now());
@@ -237,7 +238,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             CertificateVerified = true;
             return await EhloAsync(hostname, ct).ConfigureAwait(false);
         }
-        if (dane.Kind == DaneHostKind.EncryptOnly)
+        if (dane.Kind == DaneHostKind.EncryptOnly)   // mandatory TLS, no authentication (RFC 7672 §2.2)
         {
             _events.Publish(new DaneOutcome(Dcid, destination.Domain, Hop.Host, DaneResult.EncryptOnly, null, -1, dane.Reason));
             Encrypted = true;
@@ -249,7 +250,9 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots(), references, OutboundTlsPolicy.IdentityRuleFor(level), context.Now(), context.VerificationOptions);
         var verdict = OutboundTlsPolicy.AfterHandshake(level, check);
         if (OutboundTlsPolicy.Verifies(level) || check.Verified)
-            _events.Publish(new DeliveryTlsOutcome(Dcid, verdict.Deliver ? $"TLS {verdict.LogText}" : verdict.LogText));
+            _events.Publish(verdict.Verified ? new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.CertificateVerified, check.Reason)
+                : verdict.Deliver ? new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.CertificateNotVerified, verdict.LogText)
+                : new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.VerifyFailed, check.Reason));
         if (!verdict.Deliver)
         {
             _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, "verify error: " + check.Reason));
@@ -275,7 +278,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     private ConnectFailure? TlsStepOutcome(TlsDecision decision, EffectiveDestination destination)
     {
         if (decision.Reason is not null)
-            _events.Publish(new DeliveryTlsOutcome(Dcid, $"TLS not possible: {decision.Reason}" + (decision.Step == TlsStep.ContinueInClear ? "; continuing in clear" : "")));
+            _events.Publish(new DeliveryTlsOutcome(Dcid, decision.Step == TlsStep.ContinueInClear ? TlsOutcomeKind.NotPossibleContinuingInClear : TlsOutcomeKind.NotPossible, decision.Reason));
         if (decision.Step != TlsStep.Fail) return null;
         _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, decision.Reason!));
         return new ConnectFailure("4.7.4", $"TLS is required, but {Hop.Host}[{Hop.Address}]: {decision.Reason}");

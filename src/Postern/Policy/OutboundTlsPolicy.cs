@@ -15,8 +15,27 @@ public sealed record TlsVerdict(bool Deliver, bool Verified, string LogText);
 /// offered, what the certificate check found). The SMTP client does the I/O and asks these
 /// at each step; the DANE and MTA-STS engines will sit in front of them.
 /// </summary>
+/// <summary>How a host's certificate is authenticated.</summary>
+public enum HostAuthentication { None, Pkix, Dane }
+
+/// <summary>What TLS one host must give: the level to negotiate by and how to authenticate.</summary>
+public sealed record HostTlsRequirement(TlsLevel Level, HostAuthentication Authentication, string Source);
+
 public static class OutboundTlsPolicy
 {
+    /// <summary>
+    /// The one place where DANE's decision for a host and the destination's TLS level meet
+    /// (SPEC §3: DANE wins). Usable TLSA records: TLS mandatory, authenticated by DANE; a
+    /// secure RRset of unusable records: TLS mandatory, unauthenticated; otherwise the level.
+    /// The MTA-STS engine adds its policy here, behind DANE.
+    /// </summary>
+    public static HostTlsRequirement ForHost(EffectiveDestination destination, DaneHostPolicy dane) => dane.Kind switch
+    {
+        DaneHostKind.Authenticate => new(TlsLevel.Required, HostAuthentication.Dane, "DANE: " + dane.Reason),
+        DaneHostKind.EncryptOnly => new(TlsLevel.Required, HostAuthentication.None, "DANE: " + dane.Reason),
+        _ => new(destination.Tls, Verifies(destination.Tls) ? HostAuthentication.Pkix : HostAuthentication.None, destination.TlsSource),
+    };
+
     public static bool RequiresTls(TlsLevel level) =>
         level is TlsLevel.Required or TlsLevel.RequiredVerify or TlsLevel.RequiredVerifyHostedDomains;
 
