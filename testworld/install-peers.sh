@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real peers the integration tests run against (Postfix, swaks, unbound,
-# nsd, ldns tools). Idempotent: does nothing when everything is present.
+# nsd, ldns tools, nginx for the MTA-STS policy hosts). Idempotent: does nothing when everything is present.
 # Services are not started by the packages: the test world runs its own instances.
 set -euo pipefail
 need=()
@@ -14,6 +14,7 @@ command -v openssl >/dev/null || need+=(openssl)
 perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v smtp-source >/dev/null || need+=(postfix)
+command -v nginx >/dev/null || need+=(nginx)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install-peers: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive

@@ -14,6 +14,10 @@
 #   127.0.4.10      Postfix "tls": requires TLS and a client certificate from the world CA
 #   127.0.4.11      Postfix "tls": a leaf issued by the intermediate "int", sent without its chain (DANE-TA)
 #   127.0.4.12      Postfix "tls": a leaf issued by the root "ca", sent with the root (DANE-TA)
+#   127.0.4.13      Postfix "tls": mx.sts-dane.test, a leaf from "ca" (MTA-STS passes, its TLSA record does not)
+#   127.0.8.1:443   nginx: the MTA-STS policy hosts mta-sts.<domain>, one certificate each (SNI)
+#   127.0.8.98      nothing listens: mta-sts.sts-cache.test, where a test binds its own HTTPS server
+#   127.0.8.99      nothing listens: mta-sts.sts-refused.test (connection refused)
 #   127.0.7.1:25    Postfix "sender": relays everything to a Postern listener on 127.0.2.9:2525
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,8 +33,25 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 TLS_CASES="mxname domainonly wild cnonly expired selfsigned untrusted intermediate notls"
 tls_addr() { local i=1; for c in $TLS_CASES; do [ "$c" = "$1" ] && { echo "127.0.4.$i"; return; }; i=$((i+1)); done; }
 
+# The MTA-STS part (RFC 8461, README.md): every sts-* domain delivers to the "tls" Postfix
+# instance; the policy hosts mta-sts.<domain> are virtual hosts (SNI) of one nginx on
+# 127.0.8.1:443, the policies are written by sts_policies below.
+STS_DOMAINS="sts-good.test sts-outside.test sts-second.test sts-expired.test sts-wrongname.test sts-selfsigned.test
+  sts-untrusted.test sts-nochain.test sts-chain.test sts-notls.test sts-otherhost.test sts-testing.test sts-none.test
+  sts-wild.test sts-wild2.test sts-twotxt.test sts-noid.test sts-refused.test sts-404.test sts-badcert.test
+  sts-redirect.test sts-mediatype.test sts-oversize.test sts-badversion.test sts-cache.test sts-dane.test
+  sts-unsigned.unsigned.test sts-routed.test"
+STS_ADDR=127.0.8.1
+# Domains whose policy host gets a certificate of its own from ca (certs/mta-sts.<domain>):
+# all but sts-refused (nothing listens) and sts-badcert (presents sts-good's). sts-cache's is
+# not served by nginx: it is there for the HTTPS server a test binds on 127.0.8.98.
+sts_cert_domains() { local d; for d in $STS_DOMAINS; do case $d in sts-refused.test|sts-badcert.test) ;; *) echo "$d" ;; esac; done; }
+# Domains nginx serves: all but sts-refused (127.0.8.99) and sts-cache (127.0.8.98).
+sts_served_domains() { local d; for d in $STS_DOMAINS; do case $d in sts-refused.test|sts-cache.test) ;; *) echo "$d" ;; esac; done; }
+
 # Every certificate the world needs; a missing one regenerates the whole PKI.
-CERT_NAMES="ca other-ca int mx1.good.test clientcert postern-client sink mxname domainonly wild cnonly untrusted intermediate selfsigned expired ta-nochain ta-root"
+CERT_NAMES="ca other-ca int mx1.good.test clientcert postern-client sink mxname domainonly wild cnonly untrusted intermediate selfsigned expired ta-nochain ta-root
+  sts-dane $(for d in $(sts_cert_domains); do echo "mta-sts.$d"; done)"
 
 # The DANE part (RFC 7672, README.md): every dane-* domain, and the two in the unsigned child
 # zone, delivers to the "tls" Postfix instance.
@@ -76,6 +97,9 @@ certs() {
     leaf ta-nochain mx.ta-nochain.test DNS:mx.ta-nochain.test int
     leaf ta-root mx.ta-root.test DNS:mx.ta-root.test ca
     cat ca.crt >> ta-root.crt
+    # MTA-STS: the receiver on 127.0.4.13, and one certificate per policy host (exactly its name)
+    leaf sts-dane mx.sts-dane.test DNS:mx.sts-dane.test ca
+    for d in $(sts_cert_domains); do leaf "mta-sts.$d" "mta-sts.$d" "DNS:mta-sts.$d" ca; done
     openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=mx.selfsigned.test" -keyout selfsigned.key \
       -out selfsigned.crt -addext "subjectAltName=DNS:mx.selfsigned.test" 2>/dev/null
     # expired: issued by the trusted root for 2020 only (openssl ca lets us set the dates)
@@ -257,6 +281,138 @@ dns_down() {
   done
 }
 
+# sts_policies DIR: writes DIR/<domain>.txt, the body of https://mta-sts.<domain>/.well-known/mta-sts.txt
+# for every domain with a policy file (README.md, MTA-STS). Columns: domain, version, mode,
+# line ending (crlf / lf / lf-noeol: LF without one after the last line), mx patterns.
+# "No policy" cases carry mx.other.test, which would defer their mail were they accepted.
+STS_POLICIES="
+sts-good.test              STSv1 enforce crlf     mx.mxname.test
+sts-outside.test           STSv1 enforce lf       mx.elsewhere.test
+sts-second.test            STSv1 enforce crlf     mx.mxname.test
+sts-expired.test           STSv1 enforce lf       mx.expired.test
+sts-wrongname.test         STSv1 enforce crlf     mx.domainonly.test
+sts-selfsigned.test        STSv1 enforce lf       mx.selfsigned.test
+sts-untrusted.test         STSv1 enforce crlf     mx.untrusted.test
+sts-nochain.test           STSv1 enforce lf       mx.ta-nochain.test
+sts-chain.test             STSv1 enforce crlf     mx.intermediate.test
+sts-notls.test             STSv1 enforce lf       mx.notls.test
+sts-otherhost.test         STSv1 enforce crlf     mx.sts-otherhost.test mx.mxname.test
+sts-testing.test           STSv1 testing lf       mx.expired.test
+sts-none.test              STSv1 none    crlf     mx.expired.test
+sts-wild.test              STSv1 enforce lf-noeol *.wild.test
+sts-wild2.test             STSv1 enforce crlf     *.wild.test
+sts-twotxt.test            STSv1 enforce lf       mx.other.test
+sts-noid.test              STSv1 enforce crlf     mx.other.test
+sts-badcert.test           STSv1 enforce lf       mx.other.test
+sts-mediatype.test         STSv1 enforce crlf     mx.other.test
+sts-oversize.test          STSv1 enforce lf       mx.other.test
+sts-badversion.test        STSv2 enforce crlf     mx.other.test
+sts-dane.test              STSv1 enforce lf       mx.sts-dane.test
+sts-unsigned.unsigned.test STSv1 enforce crlf     mx.mxname.test
+sts-routed.test            STSv1 enforce lf       mx.elsewhere.test
+"
+sts_policies() {
+  local dir=$1 domain version mode eol mxs body mx i pad
+  mkdir -p "$dir"
+  pad=$(printf 'a%.0s' $(seq 1000))
+  while read -r domain version mode eol mxs; do
+    [ -n "$domain" ] || continue
+    body="version: $version"$'\n'"mode: $mode"$'\n'
+    read -r -a mxs <<<"$mxs"   # an array: no glob expansion of "*.wild.test"
+    for mx in "${mxs[@]}"; do body="${body}mx: $mx"$'\n'; done
+    body="${body}max_age: 86400"$'\n'
+    # sts-oversize: the valid policy above, then extension lines (ignored by RFC 8461 §3.2)
+    # up to about 70 KB, over the 64 KB a client may read
+    if [ "$domain" = sts-oversize.test ]; then
+      for i in $(seq -w 1 70); do body="${body}x_pad_$i: $pad"$'\n'; done
+    fi
+    case $eol in
+      crlf) printf '%s' "${body//$'\n'/$'\r\n'}" ;;
+      lf) printf '%s' "$body" ;;
+      lf-noeol) printf '%s' "${body%$'\n'}" ;;
+    esac > "$dir/$domain.txt"
+  done <<<"$STS_POLICIES"
+}
+
+# nginx_up: the MTA-STS policy hosts. One nginx instance (config, pid, logs, temp files under
+# $WORLD/nginx) on $STS_ADDR:443, one server block per mta-sts.<domain> with that name's
+# certificate; an unknown or missing SNI name gets no certificate (the handshake is refused).
+# access.log: one line per request, with the SNI name (tests can count policy fetches).
+nginx_up() {
+  local n=$WORLD/nginx c=$WORLD/certs certsum d cert rule
+  certsum=$(cat "$WORLD"/certs/*.crt | sha256sum | cut -d' ' -f1)
+  if alive "$n/nginx.pid" && [ "$(cat "$n/certs.sum" 2>/dev/null)" = "$certsum" ]; then return 0; fi
+  nginx_down
+  rm -rf "$n"; mkdir -p "$n/tmp" "$n/policies"
+  sts_policies "$n/policies"
+  for d in $(sts_served_domains); do
+    mkdir -p "$n/html/$d/.well-known"
+    if [ -f "$n/policies/$d.txt" ]; then cp "$n/policies/$d.txt" "$n/html/$d/.well-known/mta-sts.txt"; fi
+  done
+  chmod -R a+rX "$n/html"
+  { cat <<CONF
+user nobody nogroup;
+worker_processes 1;
+pid $n/nginx.pid;
+error_log $n/error.log;
+events { worker_connections 256; }
+http {
+  types { }
+  default_type text/plain;
+  server_tokens off;
+  log_format sts '\$time_iso8601 \$remote_addr sni=\$ssl_server_name "\$request" \$status \$body_bytes_sent';
+  access_log $n/access.log sts;
+  client_body_temp_path $n/tmp/body;
+  proxy_temp_path $n/tmp/proxy;
+  fastcgi_temp_path $n/tmp/fastcgi;
+  uwsgi_temp_path $n/tmp/uwsgi;
+  scgi_temp_path $n/tmp/scgi;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  keepalive_timeout 5s;
+  server {
+    listen $STS_ADDR:443 ssl default_server;
+    ssl_reject_handshake on;
+  }
+CONF
+    for d in $(sts_served_domains); do
+      cert=mta-sts.$d; rule=
+      case $d in
+        sts-badcert.test) cert=mta-sts.sts-good.test ;;   # a certificate for another name
+        sts-404.test) rule="return 404;" ;;
+        sts-redirect.test) rule="return 301 https://mta-sts.sts-good.test/.well-known/mta-sts.txt;" ;;
+        sts-mediatype.test) rule="default_type text/html;" ;;
+      esac
+      cat <<CONF
+  server {
+    listen $STS_ADDR:443 ssl;
+    server_name mta-sts.$d;
+    ssl_certificate $c/$cert.crt;
+    ssl_certificate_key $c/$cert.key;
+    root $n/html/$d;
+    location = /.well-known/mta-sts.txt { $rule }
+    location / { return 404; }
+  }
+CONF
+    done
+    echo "}"; } > "$n/nginx.conf"
+  nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" || { echo "world: nginx did not start" >&2; tail -20 "$n/error.log" >&2; return 1; }
+  for _ in $(seq 50); do
+    if alive "$n/nginx.pid" && (exec 3<>"/dev/tcp/$STS_ADDR/443") 2>/dev/null; then echo "$certsum" > "$n/certs.sum"; return 0; fi
+    sleep 0.2
+  done
+  echo "world: nginx did not come up on $STS_ADDR:443" >&2; tail -20 "$n/error.log" >&2; return 1
+}
+
+nginx_down() {
+  local n=$WORLD/nginx master
+  alive "$n/nginx.pid" || return 0
+  master=$(cat "$n/nginx.pid")
+  kill "$master" 2>/dev/null || true
+  for _ in $(seq 50); do alive "$n/nginx.pid" || return 0; sleep 0.1; done
+  # A stop that did not finish: end it by force, workers first.
+  pkill -9 -P "$master" 2>/dev/null || true; kill -9 "$master" 2>/dev/null || true
+}
+
 # postfix_up NAME HOSTNAME "DOMAINS" SERVICE... (EXTRA_MAIN_CF: more main.cf lines; later lines win) where SERVICE is "ADDRESS/CERT[/ccert]" (ADDRESS
 # 127.0.x.y or [::1]; CERT = a name under certs/, or "-" for no STARTTLS; "/ccert" = TLS and a client certificate from
 # the world's CA are required). One Postfix instance, one smtpd per address.
@@ -367,14 +523,15 @@ up() {
   fi
   certs
   dns_up
+  nginx_up
   INET_PROTOCOLS=all postfix_up good mx1.good.test "good.test sender.test implicit.test fallback.test dual.test v6only.test" "$MX_GOOD/mx1.good.test" "[::1]/mx1.good.test"
   local services=() domains="routed.test" c
   for c in $TLS_CASES; do
     services+=("$(tls_addr "$c")/$([ "$c" = notls ] && echo - || echo "$c")")
     domains="$domains $c.test"
   done
-  services+=("127.0.4.10/clientcert/ccert" "127.0.4.11/ta-nochain" "127.0.4.12/ta-root")
-  domains="$domains clientcert.test $(echo $DANE_DOMAINS)"
+  services+=("127.0.4.10/clientcert/ccert" "127.0.4.11/ta-nochain" "127.0.4.12/ta-root" "127.0.4.13/sts-dane")
+  domains="$domains clientcert.test $(echo $DANE_DOMAINS) $(echo $STS_DOMAINS)"
   postfix_up tls mx.tls.test "$domains" "${services[@]}"
   # A sending Postfix: relays everything it is given to a Postern listener on 127.0.2.9:2525
   # (tests bind one there), with opportunistic STARTTLS and DSN.
@@ -388,6 +545,7 @@ smtp_tls_loglevel = 1" postfix_up sender postfix-sender.test "" "127.0.7.1/-"
 
 down() {
   for p in "$WORLD"/postfix-*; do [ -d "$p" ] && postfix_down "$p"; done
+  nginx_down
   dns_down
   echo "world: down"
 }
@@ -398,6 +556,6 @@ down() {
 case "${1:-up}" in
   up) up ;;
   down) down ;;
-  env) echo "WORLD=$WORLD RESOLVER=$RESOLVER AUTH=$AUTH MX_GOOD=$MX_GOOD" ;;
+  env) echo "WORLD=$WORLD RESOLVER=$RESOLVER AUTH=$AUTH MX_GOOD=$MX_GOOD STS_ADDR=$STS_ADDR" ;;
   *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
 esac
