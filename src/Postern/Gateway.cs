@@ -65,7 +65,13 @@ public sealed class Gateway : IAsyncDisposable
             BounceTagger = tagger,
         };
         var own = new OwnEndpoints();
-        var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port), store, own);
+        var stsUsed = dc.Entries.Prepend(dc.Default).Any(e => e.MtaSts == MtaStsSupport.On);
+        var stsCache = stsUsed ? new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(data)) : null;
+        var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port), store, own)
+        {
+            Sts = stsCache is null ? null : new StsPolicyProvider(dns, stsCache,
+                new StsPolicyFetcher(dns, certificates.TrustedRoots, context.VerificationOptions, config.MtaSts), events, () => DateTimeOffset.UtcNow),
+        };
         var queue = new QueueManager(config, store, delivery, events);
         var alerts = new AlertService(config, store, events, queue.Wake);
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
@@ -109,6 +115,7 @@ public sealed class Gateway : IAsyncDisposable
         await Queue.DisposeAsync().ConfigureAwait(false);
         await Alerts.DisposeAsync().ConfigureAwait(false);
         Certificates.Dispose();
+        Delivery.Sts?.Cache.Dispose();
         await Store.DisposeAsync().ConfigureAwait(false);
         Events.Publish(new SystemNotice("Postern stopped"));
         await MailLog.DisposeAsync().ConfigureAwait(false);

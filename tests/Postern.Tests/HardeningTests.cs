@@ -482,7 +482,7 @@ public sealed class HardeningTests
         var (code, output) = PosternProcess.Cli("config", "check", "--config", file);
         Assert.Equal(0, code);
         Assert.DoesNotContain("DANE mandatory is stored but not in force", output);   // DANE is in force now
-        Assert.Contains("warning: destination 'sts.test': MTA-STS is stored but not in force yet", output);
+        Assert.DoesNotContain("MTA-STS is stored but not in force", output);   // MTA-STS is in force now
         Assert.Contains("warning: destination 'sts.test': limitsApplyTo virtualGateway is stored but not in force", output);
     }
 

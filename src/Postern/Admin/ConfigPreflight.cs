@@ -74,8 +74,8 @@ public static class ConfigPreflight
             var label = entry == dc.Default ? "destinationControls default" : $"destination '{entry.Domain}'";
             if (entry.LimitsApplyTo == LimitScope.VirtualGateway)
                 warnings.Add($"{label}: limitsApplyTo virtualGateway is stored but not in force (there are no virtual gateways yet); limits apply system-wide");
-            if (entry.MtaSts == MtaStsSupport.On)
-                warnings.Add($"{label}: MTA-STS is stored but not in force yet; mail goes out under the TLS level alone");
+            if (entry.MtaSts == MtaStsSupport.On && entry == dc.Default)
+                warnings.Add($"{label}: MTA-STS is on for the Default entry: every destination's policy is looked up and fetched (SPEC §4 advises enabling it per verified destination)");
         }
         var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);
         if (daneUsed)

@@ -33,6 +33,7 @@ public sealed class PosternConfig
     /// <summary>RFC 5321 §6.3 loop detection: a message with more Received: headers than this is refused (554 5.4.6).</summary>
     public int MaxReceivedHeaders { get; set; } = 50;
     public BounceVerificationSettings BounceVerification { get; set; } = new();
+    public MtaStsSettings MtaSts { get; set; } = new();
 
     /// <summary>The "Default" bounce profile.</summary>
     [JsonIgnore] public BounceProfile DefaultBounceProfile => BounceProfiles["Default"];
@@ -150,6 +151,8 @@ public sealed class PosternConfig
         if (MailLog.MaxFileBytes < 64 * 1024) errors.Add("mailLog.maxFileBytes must be at least 65536");
         if (MaxReceivedHeaders is < 1 or > 1000) errors.Add("maxReceivedHeaders must be 1-1000");
         if (BounceVerification.MaxAgeDays is < 1 or > 365) errors.Add("bounceVerification.maxAgeDays must be 1-365");
+        if (MtaSts.FetchTimeoutSeconds is < 1 or > 300) errors.Add("mtaSts.fetchTimeoutSeconds must be 1-300");
+        if (MtaSts.Proxy is not null && !Uri.TryCreate(MtaSts.Proxy, UriKind.Absolute, out _)) errors.Add($"mtaSts.proxy '{MtaSts.Proxy}' is not a URL");
         if (errors.Count > 0) throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", errors));
     }
 
@@ -265,6 +268,15 @@ public sealed class RatEntry
     /// refused at RCPT (550 5.1.1) instead of being accepted and bounced later (backscatter).
     /// </summary>
     public string? ValidRecipientsFile { get; set; }
+}
+
+/// <summary>MTA-STS policy fetching (Destination Controls switch MTA-STS on per destination).</summary>
+public sealed class MtaStsSettings
+{
+    /// <summary>The whole policy fetch (connect, TLS, request, body) must finish within this.</summary>
+    public int FetchTimeoutSeconds { get; set; } = 30;
+    /// <summary>An HTTP proxy for policy fetches ("http://proxy:3128"); null = direct.</summary>
+    public string? Proxy { get; set; }
 }
 
 /// <summary>Bounce Verification (Destination Controls switch it on per destination): how long a tag stays valid.</summary>

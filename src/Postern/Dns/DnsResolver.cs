@@ -34,6 +34,8 @@ public interface IDnsResolver
     Task<DnsAnswer<string>> QueryPtrAsync(IPAddress address, CancellationToken ct);
     /// <summary>TLSA records at the given owner name ("_25._tcp.mx.example.com").</summary>
     Task<DnsAnswer<Policy.TlsaRecord>> QueryTlsaAsync(string owner, CancellationToken ct);
+    /// <summary>TXT records, each the concatenation of its character-strings.</summary>
+    Task<DnsAnswer<string>> QueryTxtAsync(string name, CancellationToken ct);
 }
 
 public sealed class DnsResolver : IDnsResolver
@@ -108,6 +110,13 @@ public sealed class DnsResolver : IDnsResolver
             .ToList() ?? [];
         foreach (var r in records) _events.Publish(new DnsQueried(owner, "TLSA", $"record {r}{(r.IsUsable ? "" : $" (unusable: {r.UnusableReason})")}"));
         return status.With(records, CanonicalName(owner, response));
+    }
+
+    public async Task<DnsAnswer<string>> QueryTxtAsync(string name, CancellationToken ct)
+    {
+        var (status, response) = await QueryAsync(name, QueryType.TXT, ct).ConfigureAwait(false);
+        var records = response?.Answers.TxtRecords().Select(t => string.Concat(t.Text)).ToList() ?? [];
+        return status.With(records, CanonicalName(name, response));
     }
 
     /// <summary>Looks up "type:name" (the DNSSEC probe) and reports how it came back.</summary>

@@ -126,6 +126,65 @@ public sealed record DaneOutcome(long Dcid, string Domain, string Host, DaneResu
     };
 }
 
+// ---- MTA-STS (SPEC §7 lines; result types of RFC 8460 §4.3) ----
+public enum StsResult { Ok, NoPolicy, PolicyFetchError, PolicyInvalid, WebPkiInvalid, NotInPolicy, CertificateHostMismatch, ValidationFailure, StartTlsNotSupported }
+
+public sealed record StsTxtFetched(string Domain, string Id) : MailEvent
+{
+    public override string LogText => $"Successfully fetched MTA-STS TXT record for domain({Domain})";
+}
+public sealed record StsNoPolicy(string Domain, string Reason) : MailEvent
+{
+    public override bool IsDebug => true;
+    public override string LogText => $"No MTA-STS policy for the domain ({Domain}): {Reason}";
+}
+public sealed record StsCacheValid(string Domain) : MailEvent
+{
+    public override bool IsDebug => true;
+    public override string LogText => $"Valid cache entry found for the domain ({Domain}).";
+}
+public sealed record StsFetchStarted(string Domain) : MailEvent
+{
+    public override bool IsDebug => true;
+    public override string LogText => $"Fetch MTA-STS policy for the domain({Domain})";
+}
+public sealed record StsFetchFailed(string Domain, StsResult Result, string Reason) : MailEvent
+{
+    public override string LogText => $"Failure encountered while fetching MTA-STS policy for the domain({Domain})";
+}
+public sealed record StsFetchFailureDetail(string Domain, string Reason) : MailEvent
+{
+    public override bool IsDebug => true;
+    public override string LogText => $"Request to fetch STS policy failed due to {Reason}, for the domain {Domain}";
+}
+public sealed record StsPolicyFetched(string Domain, string Id, string Policy, string Certificate) : MailEvent
+{
+    public override string LogText => $"MTA-STS policy fetched for the domain ({Domain}) id {Id}: {Policy} (policy host certificate {Certificate})";
+}
+public sealed record StsCachedPolicyKept(string Domain, DateTimeOffset Expires) : MailEvent
+{
+    public override string LogText => $"Using the cached MTA-STS policy for the domain ({Domain}) until it expires {Expires:u}";
+}
+public sealed record StsApplying(long Dcid, string Domain, string Mode) : MailEvent
+{
+    public override string LogText => $"Applying MTA-STS policy for the domain ({Domain})" + (Mode == "enforce" ? "" : $" (mode {Mode})");
+}
+public sealed record StsSuccessful(long Dcid, string Domain) : MailEvent
+{
+    public override string LogText => $"MTA-STS policy for the domain ({Domain}) Successful.";
+}
+/// <summary>An MX host the policy refuses (enforce: not used) or would refuse (testing: used anyway).</summary>
+public sealed record StsHostFailed(long Dcid, string Domain, string Host, StsResult Result, string Reason, bool Testing) : MailEvent
+{
+    public override string LogText => Testing
+        ? $"MTA-STS policy for the domain ({Domain}) would fail for {Host} (mode testing, delivering anyway): {Reason}"
+        : $"MTA-STS policy for the domain ({Domain}) failed for {Host}: {Reason}";
+}
+public sealed record StsSkipped(string Domain, string Reason) : MailEvent
+{
+    public override string LogText => $"MTA-STS not applied for the domain ({Domain}): {Reason}";
+}
+
 /// <summary>DANE failed for every MX host of a domain (feeds the alert).</summary>
 public sealed record DaneFailedForDomain(string Domain, string Reason) : MailEvent
 {

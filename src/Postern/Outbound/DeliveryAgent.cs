@@ -41,6 +41,11 @@ public sealed class DeliveryAgent : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private int _running;
 
+    /// <summary>MTA-STS policies (discovery, fetch, cache); null when no destination uses MTA-STS.</summary>
+    public StsPolicyProvider? Sts { get; init; }
+    /// <summary>Routed domains whose "MTA-STS not applied" line was already logged (bounded by the configured routes).</summary>
+    private readonly ConcurrentDictionary<string, bool> _stsRouteLogged = new(StringComparer.OrdinalIgnoreCase);
+
     public DeliveryAgent(OutboundContext context, RouteResolver routes, IQueueStore store, OwnEndpoints? own = null)
     {
         _own = own ?? new OwnEndpoints();
@@ -221,6 +226,13 @@ public sealed class DeliveryAgent : IAsyncDisposable
             SmtpClientConnection? connection = null;
             try
             {
+                StsPolicy? sts = null;
+                if (destination.MtaSts == MtaStsSupport.On && agent.Sts is { } provider)
+                {
+                    if (!route.ViaSmtpRoute) sts = await provider.GetAsync(domain, ct).ConfigureAwait(false);
+                    else if (agent._stsRouteLogged.TryAdd(domain, true))
+                        agent._events.Publish(new StsSkipped(domain, "an SMTP route is configured for it (MTA-STS applies to MX delivery only)"));
+                }
                 ConnectFailure? lastFailure = null;
                 var daneByHost = new Dictionary<string, DaneHostPolicy>(StringComparer.OrdinalIgnoreCase);
                 var allDane = true;
@@ -235,8 +247,21 @@ public sealed class DeliveryAgent : IAsyncDisposable
                         lastFailure = new ConnectFailure("4.7.5", $"DANE: MX host {hop.Host} not used: {dane.Reason}", Dane: true);
                         continue;
                     }
+                    var stsKind = StsHostPolicy.ForHost(sts, hop.Host);
+                    if (dane.Kind == DaneHostKind.NotApplicable && sts is not null && !sts.Allows(hop.Host) && sts.Mode != StsMode.None)
+                    {
+                        var why = $"{hop.Host} is not in the policy's mx list ({string.Join(", ", sts.Mx)})";
+                        agent._events.Publish(new StsHostFailed(0, domain, hop.Host, StsResult.NotInPolicy, why, Testing: stsKind == StsHostKind.Testing));
+                        if (stsKind == StsHostKind.NotInPolicy)
+                        {
+                            lastFailure = new ConnectFailure("4.7.5", $"MTA-STS policy enforced: {why}");
+                            allDane = false;
+                            continue;
+                        }
+                    }
                     var dcid = await agent._store.NextIdAsync(IdKind.DeliveryConnection).ConfigureAwait(false);
-                    var (c, failure) = await SmtpClientConnection.OpenAsync(hop, destination, dcid, agent._context, ct, dane).ConfigureAwait(false);
+                    var (c, failure) = await SmtpClientConnection.OpenAsync(hop, destination, dcid, agent._context, ct, dane,
+                        dane.Kind == DaneHostKind.NotApplicable ? stsKind : StsHostKind.NotApplicable).ConfigureAwait(false);
                     if (c is not null) { connection = c; break; }
                     lastFailure = failure;
                     allDane &= failure!.Dane;

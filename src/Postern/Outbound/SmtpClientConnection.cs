@@ -99,7 +99,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     /// Returns the connection, or the reason this host could not be used.
     /// </summary>
     public static async Task<(SmtpClientConnection? Connection, ConnectFailure? Failure)> OpenAsync(
-        NextHop hop, EffectiveDestination destination, long dcid, OutboundContext context, CancellationToken ct, DaneHostPolicy? dane = null)
+        NextHop hop, EffectiveDestination destination, long dcid, OutboundContext context, CancellationToken ct, DaneHostPolicy? dane = null,
+        StsHostKind sts = StsHostKind.NotApplicable)
     {
         dane ??= new DaneHostPolicy(DaneHostKind.NotApplicable, [], "DANE is off for this destination");
         var settings = context.Config.Delivery;
@@ -132,7 +133,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             events.Publish(new DaneOutcome(dcid, domain, hop.Host, DaneResult.NotApplicable, null, -1, $"{dane.Reason}; TLS {EffectiveDestination.LevelName(destination.Tls)} applies"));
         try
         {
-            var failure = await connection.HandshakeAsync(destination, dane, context, ct).ConfigureAwait(false);
+            var failure = await connection.HandshakeAsync(destination, dane, sts, context, ct).ConfigureAwait(false);
             if (failure is null) return (connection, null);
             await connection.CloseAsync(failure.Reason, sendQuit: connection.Reusable).ConfigureAwait(false);
             return (null, failure);
@@ -155,12 +156,15 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
     }
 
-    private async Task<ConnectFailure?> HandshakeAsync(EffectiveDestination destination, DaneHostPolicy dane, OutboundContext context, CancellationToken ct)
+    private async Task<ConnectFailure?> HandshakeAsync(EffectiveDestination destination, DaneHostPolicy dane, StsHostKind sts, OutboundContext context, CancellationToken ct)
     {
         var hostname = context.Config.Hostname;
-        // Usable (or only unusable) secure TLSA records make TLS mandatory for this host whatever the level says (RFC 7672 §2.2).
-        var requirement = OutboundTlsPolicy.ForHost(destination, dane);
+        // Usable (or only unusable) secure TLSA records make TLS mandatory for this host whatever the level says (RFC 7672 §2.2);
+        // an enforced MTA-STS policy makes a verified certificate for this MX host mandatory (RFC 8461 §4.2).
+        var requirement = OutboundTlsPolicy.ForHost(destination, dane, sts, Hop.Host);
         var level = requirement.Level;
+        _sts = requirement.StsEnforced ? "enforce" : requirement.StsTesting ? "testing" : null;
+        if (_sts is not null) _events.Publish(new StsApplying(Dcid, destination.Domain, _sts));
         var greeting = await ReadReplyAsync(CommandTimeout, ct).ConfigureAwait(false);
         if (greeting.Code != 220)
             return new ConnectFailure(greeting.IsPermanent ? "5.0.0" : "4.0.0", $"{Hop.Host}[{Hop.Address}] greeted with {greeting}");
@@ -168,9 +172,17 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (ehlo is not null) return ehlo;
 
         var decision = OutboundTlsPolicy.AfterEhlo(level, IsEsmtp, Supports("STARTTLS"));
-        if (decision.Step != TlsStep.StartTls) return DaneAware(TlsStepOutcome(decision, destination), dane, destination);
+        if (decision.Step != TlsStep.StartTls)
+        {
+            StsReport(destination, StsResult.StartTlsNotSupported, decision.Reason ?? "no TLS at this level", ok: false);
+            return StsAware(DaneAware(TlsStepOutcome(decision, destination), dane, destination));
+        }
         var reply = await CommandAsync("STARTTLS", ct).ConfigureAwait(false);
-        if (reply.Code != 220) return DaneAware(TlsStepOutcome(OutboundTlsPolicy.AfterStartTlsRefused(level, reply.ToString()), destination), dane, destination);
+        if (reply.Code != 220)
+        {
+            StsReport(destination, StsResult.StartTlsNotSupported, $"STARTTLS answered with an error: {reply}", ok: false);
+            return StsAware(DaneAware(TlsStepOutcome(OutboundTlsPolicy.AfterStartTlsRefused(level, reply.ToString()), destination), dane, destination));
+        }
         if (_reader.Buffered > 0)
         {
             // Bytes after the 220 would be read as if they came under TLS: a man in the middle
@@ -216,6 +228,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             var why = $"handshake with {Hop.Host} failed: {detail}";
             _events.Publish(new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.HandshakeFailed, why));
             if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
+            StsReport(destination, StsResult.ValidationFailure, why, ok: false);
+            if (_sts == "enforce") return new ConnectFailure("4.7.5", $"MTA-STS policy enforced: TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}");
             return new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}", Dane: dane.RequiresTls);
         }
         _stream = ssl;
@@ -245,9 +259,22 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             return await EhloAsync(hostname, ct).ConfigureAwait(false);
         }
 
-        var references = ReferenceIdentifiers(destination.Domain);
+        var references = requirement.References ?? ReferenceIdentifiers(destination.Domain);
         var check = leaf is null ? CertificateCheck.NoCertificate
             : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots(), references, OutboundTlsPolicy.IdentityRuleFor(level), context.Now(), context.VerificationOptions);
+        if (_sts is not null)
+        {
+            // MTA-STS: TLS 1.2 or newer, a PKIX-valid certificate for the MX host actually dialled (not the domain, not another policy MX).
+            var stsCheck = requirement.StsEnforced ? check : leaf is null ? CertificateCheck.NoCertificate
+                : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots(), [Hop.Host], IdentityRule.SubjectAltNameFirst, context.Now(), context.VerificationOptions);
+            var oldTls = ssl.SslProtocol is not (SslProtocols.Tls12 or SslProtocols.Tls13);
+            if (oldTls) StsReport(destination, StsResult.ValidationFailure, $"{TlsNames.Protocol(ssl.SslProtocol)} is older than TLS 1.2", ok: false);
+            else if (!stsCheck.Verified)
+                StsReport(destination, stsCheck.NameMatched || !stsCheck.ChainTrusted ? StsResult.ValidationFailure : StsResult.CertificateHostMismatch, "certificate: " + stsCheck.Reason, ok: false);
+            else StsReport(destination, StsResult.Ok, "", ok: true);
+            if (requirement.StsEnforced && oldTls)
+                return new ConnectFailure("4.7.5", $"MTA-STS policy for {destination.Domain}: {Hop.Host} negotiated {TlsNames.Protocol(ssl.SslProtocol)}, older than TLS 1.2");
+        }
         var verdict = OutboundTlsPolicy.AfterHandshake(level, check);
         if (OutboundTlsPolicy.Verifies(level) || check.Verified)
             _events.Publish(verdict.Verified ? new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.CertificateVerified, check.Reason)
@@ -256,12 +283,26 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (!verdict.Deliver)
         {
             _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, "verify error: " + check.Reason));
-            return new ConnectFailure("4.7.5", $"TLS required, but the certificate of {Hop.Host}[{Hop.Address}] did not verify: {check.Reason}");
+            return StsAware(new ConnectFailure("4.7.5", $"TLS required, but the certificate of {Hop.Host}[{Hop.Address}] did not verify: {check.Reason}"));
         }
         Encrypted = true;
         CertificateVerified = check.Verified;
         return await EhloAsync(hostname, ct).ConfigureAwait(false);
     }
+
+    private string? _sts;
+
+    /// <summary>The MTA-STS outcome for this host: success, an enforced failure, or what testing mode would have refused.</summary>
+    private void StsReport(EffectiveDestination destination, StsResult result, string reason, bool ok)
+    {
+        if (_sts is null) return;
+        if (ok) _events.Publish(new StsSuccessful(Dcid, destination.Domain));
+        else _events.Publish(new StsHostFailed(Dcid, destination.Domain, Hop.Host, result, reason, Testing: _sts == "testing"));
+    }
+
+    /// <summary>Under an enforced MTA-STS policy a failure says so (the deferral and, in the end, the DSN carry it).</summary>
+    private ConnectFailure? StsAware(ConnectFailure? failure) =>
+        failure is null || _sts != "enforce" ? failure : failure with { Reason = $"MTA-STS policy enforced: {failure.Reason}" };
 
     /// <summary>Under DANE a failed TLS step is a DANE failure of this host (it counts toward the alert).</summary>
     private ConnectFailure? DaneAware(ConnectFailure? failure, DaneHostPolicy dane, EffectiveDestination destination)

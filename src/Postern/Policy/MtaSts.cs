@@ -117,3 +117,26 @@ public static class StsTxt
         return (id, null);
     }
 }
+
+/// <summary>What an MTA-STS policy asks of one MX host (RFC 8461 §4, §5).</summary>
+public enum StsHostKind
+{
+    /// <summary>No policy, or mode none: the TLS level (or DANE) decides.</summary>
+    NotApplicable,
+    /// <summary>Enforce, and the host is in the policy: TLS 1.2+, a PKIX-valid certificate for this host name.</summary>
+    Enforce,
+    /// <summary>Enforce, and the host is not in the policy: do not use it.</summary>
+    NotInPolicy,
+    /// <summary>Testing: deliver as without a policy, report what enforce would have refused.</summary>
+    Testing,
+}
+
+public static class StsHostPolicy
+{
+    public static StsHostKind ForHost(StsPolicy? policy, string mxHost) => policy switch
+    {
+        null or { Mode: StsMode.None } => StsHostKind.NotApplicable,
+        { Mode: StsMode.Testing } => StsHostKind.Testing,
+        _ => policy.Allows(mxHost) ? StsHostKind.Enforce : StsHostKind.NotInPolicy,
+    };
+}

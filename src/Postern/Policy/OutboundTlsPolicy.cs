@@ -19,7 +19,11 @@ public sealed record TlsVerdict(bool Deliver, bool Verified, string LogText);
 public enum HostAuthentication { None, Pkix, Dane }
 
 /// <summary>What TLS one host must give: the level to negotiate by and how to authenticate.</summary>
-public sealed record HostTlsRequirement(TlsLevel Level, HostAuthentication Authentication, string Source);
+/// <param name="References">Names the certificate must carry; null = the level's own (MX host and domain).</param>
+/// <param name="StsEnforced">An enforced MTA-STS policy: TLS 1.2 or newer, SAN names, this MX host's name only (RFC 8461 §4.2).</param>
+/// <param name="StsTesting">A testing MTA-STS policy: deliver by the level, report what enforce would have refused.</param>
+public sealed record HostTlsRequirement(TlsLevel Level, HostAuthentication Authentication, string Source,
+    IReadOnlyList<string>? References = null, bool StsEnforced = false, bool StsTesting = false);
 
 public static class OutboundTlsPolicy
 {
@@ -29,12 +33,19 @@ public static class OutboundTlsPolicy
     /// secure RRset of unusable records: TLS mandatory, unauthenticated; otherwise the level.
     /// The MTA-STS engine adds its policy here, behind DANE.
     /// </summary>
-    public static HostTlsRequirement ForHost(EffectiveDestination destination, DaneHostPolicy dane) => dane.Kind switch
-    {
-        DaneHostKind.Authenticate => new(TlsLevel.Required, HostAuthentication.Dane, "DANE: " + dane.Reason),
-        DaneHostKind.EncryptOnly => new(TlsLevel.Required, HostAuthentication.None, "DANE: " + dane.Reason),
-        _ => new(destination.Tls, Verifies(destination.Tls) ? HostAuthentication.Pkix : HostAuthentication.None, destination.TlsSource),
-    };
+    public static HostTlsRequirement ForHost(EffectiveDestination destination, DaneHostPolicy dane, StsHostKind sts = StsHostKind.NotApplicable, string? mxHost = null) =>
+        dane.Kind switch
+        {
+            // DANE wins: its success skips MTA-STS, and its failure is never overridden by it.
+            DaneHostKind.Authenticate => new(TlsLevel.Required, HostAuthentication.Dane, "DANE: " + dane.Reason),
+            DaneHostKind.EncryptOnly => new(TlsLevel.Required, HostAuthentication.None, "DANE: " + dane.Reason),
+            _ => sts switch
+            {
+                StsHostKind.Enforce => new(TlsLevel.RequiredVerifyHostedDomains, HostAuthentication.Pkix, "MTA-STS policy (enforce)", [mxHost!], StsEnforced: true),
+                StsHostKind.Testing => new(destination.Tls, Verifies(destination.Tls) ? HostAuthentication.Pkix : HostAuthentication.None, destination.TlsSource, StsTesting: true),
+                _ => new(destination.Tls, Verifies(destination.Tls) ? HostAuthentication.Pkix : HostAuthentication.None, destination.TlsSource),
+            },
+        };
 
     public static bool RequiresTls(TlsLevel level) =>
         level is TlsLevel.Required or TlsLevel.RequiredVerify or TlsLevel.RequiredVerifyHostedDomains;

@@ -1,0 +1,197 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Postern.Admin;
+using Postern.Dns;
+using Postern.Observability;
+using Postern.Policy;
+using Postern.Security;
+
+namespace Postern.Outbound;
+
+/// <summary>The outcome of one policy fetch.</summary>
+public sealed record StsFetch(string? Text, StsResult Result, string Detail, string? Certificate = null);
+
+/// <summary>
+/// Fetches https://mta-sts.&lt;domain&gt;/.well-known/mta-sts.txt (RFC 8461 §3.3): Postern's
+/// resolver, SNI for that name, a certificate for it under the enabled CA lists, TLS 1.2+,
+/// no redirects, 200 only, text/plain only, at most 64 KB, a bounded time, optional proxy.
+/// </summary>
+public sealed class StsPolicyFetcher(IDnsResolver dns, Func<X509Certificate2Collection> trustedRoots, VerificationOptions options, MtaStsSettings settings)
+{
+    public const int MaxBody = 64 * 1024;
+
+    public async Task<StsFetch> FetchAsync(string domain, CancellationToken ct)
+    {
+        var host = "mta-sts." + domain;
+        CertificateCheck? check = null;
+        string? presented = null;
+        using var handler = new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseProxy = settings.Proxy is not null,
+            Proxy = settings.Proxy is { } proxy ? new WebProxy(proxy) : null,
+            ConnectCallback = async (context, token) =>
+            {
+                // Postern's resolver, not the system's: the same answers as every other decision.
+                var name = context.DnsEndPoint.Host;
+                var addresses = IPAddress.TryParse(name, out var literal) ? [literal]
+                    : (await dns.QueryAddressesAsync(name, false, token).ConfigureAwait(false)).Records
+                        .Concat((await dns.QueryAddressesAsync(name, true, token).ConfigureAwait(false)).Records).ToList();
+                if (addresses.Count == 0) throw new HttpRequestException($"no address for {name}");
+                var socket = new Socket(addresses[0].AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    await socket.ConnectAsync(new IPEndPoint(addresses[0], context.DnsEndPoint.Port), token).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                TargetHost = host,
+                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
+                {
+                    if (certificate is null) { check = CertificateCheck.NoCertificate; return false; }
+                    var leaf = new X509Certificate2(certificate);
+                    presented = SmtpClientConnection.PeerIdentity(leaf);
+                    var extra = chain?.ChainPolicy.ExtraStore.Cast<X509Certificate2>().ToList() ?? [];
+                    check = CertificateVerifier.Verify(leaf, extra, trustedRoots(), [host], IdentityRule.SubjectAltNameFirst, DateTimeOffset.UtcNow, options);
+                    return check.Verified;
+                },
+            },
+        };
+        using var client = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(settings.FetchTimeoutSeconds));
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"https://{host}/.well-known/mta-sts.txt");
+            request.Headers.UserAgent.Add(new ProductInfoHeaderValue("Postern", "1"));
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                var where = response.Headers.Location is { } location ? $" (to {location})" : "";
+                return new(null, StsResult.PolicyFetchError, $"HTTP status {(int)response.StatusCode}{where}; only 200 is accepted, redirects are not followed", presented);
+            }
+            var mediaType = response.Content.Headers.ContentType?.MediaType;
+            if (!string.Equals(mediaType, "text/plain", StringComparison.OrdinalIgnoreCase))
+                return new(null, StsResult.PolicyInvalid, $"media type {mediaType ?? "(none)"} is not text/plain", presented);
+            if (response.Content.Headers.ContentLength > MaxBody)
+                return new(null, StsResult.PolicyInvalid, $"policy of {response.Content.Headers.ContentLength} bytes is over the limit of {MaxBody}", presented);
+            await using var body = await response.Content.ReadAsStreamAsync(deadline.Token).ConfigureAwait(false);
+            var buffer = new byte[MaxBody + 1];
+            var total = 0;
+            int n;
+            while (total < buffer.Length && (n = await body.ReadAsync(buffer.AsMemory(total), deadline.Token).ConfigureAwait(false)) > 0) total += n;
+            if (total > MaxBody) return new(null, StsResult.PolicyInvalid, $"policy body over the limit of {MaxBody} bytes", presented);
+            string text;
+            try { text = new UTF8Encoding(false, true).GetString(buffer, 0, total); }
+            catch (DecoderFallbackException) { return new(null, StsResult.PolicyInvalid, "policy is not UTF-8 text", presented); }
+            return new(text, StsResult.Ok, "fetched", presented);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return new(null, StsResult.PolicyFetchError, "a connection timeout.", presented);
+        }
+        catch (HttpRequestException e) when (check is { Verified: false })
+        {
+            return new(null, StsResult.WebPkiInvalid, $"certificate of {host}: {check.Reason} ({e.Message})", presented);
+        }
+        catch (HttpRequestException e)
+        {
+            var inner = e.InnerException is SocketException se ? (se.SocketErrorCode == SocketError.ConnectionRefused ? "connection refused" : se.Message)
+                : e.InnerException is AuthenticationException ae ? "TLS handshake failed: " + SmtpClientException.Describe(ae)
+                : e.Message;
+            return new(null, StsResult.PolicyFetchError, inner, presented);
+        }
+    }
+}
+
+/// <summary>
+/// The MTA-STS policy for a domain: TXT discovery, the persistent cache (a TXT id equal to
+/// the cached one keeps the cached policy; a new id fetches; a failed fetch keeps an
+/// unexpired cached policy, RFC 8461 §5.1), and the SPEC §7 log lines.
+/// </summary>
+public sealed class StsPolicyProvider(IDnsResolver dns, IStsPolicyCache cache, StsPolicyFetcher fetcher, MailEventStream events, Func<DateTimeOffset> now)
+{
+    /// <summary>Fetches of one domain are serialised: a burst of mail to it causes one fetch (striped locks, a fixed number).</summary>
+    private readonly SemaphoreSlim[] _locks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
+
+    public IStsPolicyCache Cache => cache;
+
+    public async Task<StsPolicy?> GetAsync(string domain, CancellationToken ct, bool forceFetch = false)
+    {
+        var gate = _locks[(StringComparer.OrdinalIgnoreCase.GetHashCode(domain) & 0x7fffffff) % _locks.Length];
+        await gate.WaitAsync(ct).ConfigureAwait(false);
+        try { return await ResolveAsync(domain, ct, forceFetch).ConfigureAwait(false); }
+        finally { gate.Release(); }
+    }
+
+    private async Task<StsPolicy?> ResolveAsync(string domain, CancellationToken ct, bool forceFetch)
+    {
+        var t = now();
+        var cached = cache.Get(domain);
+        var usable = cached is not null && !cached.IsExpired(t) ? cached : null;
+        var txt = await dns.QueryTxtAsync($"_mta-sts.{domain}", ct).ConfigureAwait(false);
+        string? id = null;
+        if (txt.IsTemporaryFailure) events.Publish(new StsNoPolicy(domain, $"TXT lookup of _mta-sts.{domain} failed: {txt.Error}"));
+        else
+        {
+            var (parsed, error) = StsTxt.Parse(txt.Records);
+            if (parsed is null) events.Publish(new StsNoPolicy(domain, $"_mta-sts.{domain}: {error}"));
+            else { id = parsed; events.Publish(new StsTxtFetched(domain, id)); }
+        }
+        if (id is null)
+        {
+            // No (usable) record: a policy already cached keeps applying until it expires.
+            if (usable is null) return null;
+            events.Publish(new StsCachedPolicyKept(domain, usable.ExpiresAt));
+            return Use(usable, t);
+        }
+        if (usable is not null && usable.Id == id && !forceFetch)
+        {
+            events.Publish(new StsCacheValid(domain));
+            return Use(usable, t);
+        }
+        events.Publish(new StsFetchStarted(domain));
+        var fetch = await fetcher.FetchAsync(domain, ct).ConfigureAwait(false);
+        StsPolicy? policy = null;
+        var result = fetch.Result;
+        var reason = fetch.Detail;
+        if (fetch.Text is not null)
+        {
+            var (p, error) = StsPolicy.Parse(fetch.Text);
+            if (p is null) { result = StsResult.PolicyInvalid; reason = "invalid policy: " + error; }
+            else policy = p;
+        }
+        if (policy is null)
+        {
+            events.Publish(new StsFetchFailed(domain, result, reason));
+            events.Publish(new StsFetchFailureDetail(domain, reason));
+            if (usable is null) return null;
+            events.Publish(new StsCachedPolicyKept(domain, usable.ExpiresAt));
+            return Use(usable, t);
+        }
+        events.Publish(new StsPolicyFetched(domain, id, policy.Describe(), fetch.Certificate ?? "?"));
+        cache.Put(new StsCacheEntry(domain, id, fetch.Text!, t, t.AddSeconds(policy.MaxAgeSeconds), t));
+        return policy;
+    }
+
+    private StsPolicy? Use(StsCacheEntry entry, DateTimeOffset t)
+    {
+        cache.Touch(entry.Domain, t);
+        return StsPolicy.Parse(entry.PolicyText).Policy;
+    }
+}
