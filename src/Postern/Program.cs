@@ -60,6 +60,8 @@ root.Subcommands.Add(configCommand);
 root.Subcommands.Add(QueueCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(CertConfigCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(DaneCheckCommand.Build(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(StsCommands.Build(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(StsCommands.BuildCheck(configOption, jsonOption, LoadConfig));
 
 return await root.Parse(args).InvokeAsync();
 

@@ -193,4 +193,61 @@ public sealed class MtaStsWorldTests
             Assert.DoesNotContain("Fetch MTA-STS policy for the domain(sts-good.test)", gw.MailLogText()[before..]);
         }
     }
+    private string ConfigFile(string name)
+    {
+        var config = StsConfig(name);
+        Directory.CreateDirectory(config.DataDirectory);
+        var file = Path.Combine(config.DataDirectory, "postern.json");
+        File.WriteAllText(file, config.ToJson());
+        return file;
+    }
+
+    [Fact]
+    public void Check_tells_whether_MTA_STS_enforcement_is_safe_with_its_reasons_in_JSON()
+    {
+        var file = ConfigFile("sts-check");
+        System.Text.Json.JsonElement Check(string domain, int exit)
+        {
+            var (code, output) = PosternProcess.Cli("check", domain, "--json", "--config", file);
+            Assert.True(code == exit, output);
+            return System.Text.Json.JsonDocument.Parse(output).RootElement;
+        }
+        var good = Check("sts-good.test", 0);
+        Assert.True(good.GetProperty("safeToEnforce").GetBoolean());
+        Assert.Equal("20261130a", good.GetProperty("txtId").GetString());
+        Assert.Equal("mode enforce, mx mx.mxname.test, max_age 86400", good.GetProperty("policy").GetString());
+        Assert.Equal("subjectAltName:dNSName=mta-sts.sts-good.test", good.GetProperty("policyHostCertificate").GetString());
+        var mx = good.GetProperty("mxHosts")[0];
+        Assert.Equal("mx.mxname.test", mx.GetProperty("host").GetString());
+        Assert.True(mx.GetProperty("inPolicy").GetBoolean());
+        Assert.True(mx.GetProperty("pkixVerified").GetBoolean());
+        Assert.StartsWith("TLSv1.", mx.GetProperty("tls").GetString());
+        Assert.StartsWith("DANE does not apply", good.GetProperty("dane").GetProperty("verdict").GetString());
+        Assert.StartsWith("SAFE to enable MTA-STS enforcement for sts-good.test", good.GetProperty("verdict").GetString());
+
+        Assert.StartsWith("NOT READY: MX host mx.expired.test would fail enforcement: certificate: certificate has expired", Check("sts-expired.test", 1).GetProperty("verdict").GetString());
+        Assert.StartsWith("NOT READY: MX host mx.mxname.test is not in the policy", Check("sts-outside.test", 1).GetProperty("verdict").GetString());
+        var twotxt = Check("sts-twotxt.test", 1);
+        Assert.Equal(2, twotxt.GetProperty("txtRecords").GetArrayLength());
+        Assert.StartsWith("NOT READY: no usable MTA-STS TXT record (2 TXT records start with v=STSv1", twotxt.GetProperty("verdict").GetString());
+        Assert.StartsWith("NOT READY: the policy cannot be used (HTTP status 404", Check("sts-404.test", 1).GetProperty("verdict").GetString());
+    }
+
+    [Fact]
+    public void The_sts_commands_refresh_list_show_and_flush_the_cache()
+    {
+        var file = ConfigFile("sts-cli");
+        var (refresh, refreshed) = PosternProcess.Cli("sts", "refresh", "sts-good.test", "--config", file);
+        Assert.True(refresh == 0, refreshed);
+        Assert.Contains("Successfully fetched MTA-STS TXT record for domain(sts-good.test)", refreshed);
+        var (_, list) = PosternProcess.Cli("sts", "list", "--json", "--config", file);
+        var entry = System.Text.Json.JsonDocument.Parse(list).RootElement[0];
+        Assert.Equal("sts-good.test", entry.GetProperty("domain").GetString());
+        Assert.Equal("enforce", entry.GetProperty("mode").GetString());
+        Assert.Equal("mx.mxname.test", entry.GetProperty("mx")[0].GetString());
+        Assert.Contains("mode: enforce", PosternProcess.Cli("sts", "show", "sts-good.test", "--config", file).Output);
+        Assert.Equal(0, PosternProcess.Cli("sts", "flush", "sts-good.test", "--config", file).ExitCode);
+        Assert.Contains("No MTA-STS policies are cached.", PosternProcess.Cli("sts", "list", "--config", file).Output);
+        Assert.Equal(1, PosternProcess.Cli("sts", "refresh", "sts-404.test", "--config", file).ExitCode);
+    }
 }

@@ -25,6 +25,9 @@ public sealed class StsPolicyFetcher(IDnsResolver dns, Func<X509Certificate2Coll
 {
     public const int MaxBody = 64 * 1024;
 
+    public Func<X509Certificate2Collection> TrustedRoots => trustedRoots;
+    public VerificationOptions Options => options;
+
     public async Task<StsFetch> FetchAsync(string domain, CancellationToken ct)
     {
         var host = "mta-sts." + domain;
