@@ -29,6 +29,7 @@ public sealed class Gateway : IAsyncDisposable
     private readonly List<Listener> _listeners = new();
     private CertificateExpiryWatch? _expiryWatch;
     private DnssecProbe? _dnssecProbe;
+    private StsRefresher? _stsRefresher;
 
     private Gateway(PosternConfig config, string dataDirectory, MailEventStream events, IQueueStore store, MailLog mailLog, DeliveryAgent delivery, QueueManager queue, AlertService alerts)
     {
@@ -103,6 +104,7 @@ public sealed class Gateway : IAsyncDisposable
         queue.Start();
         gateway._expiryWatch = new CertificateExpiryWatch(config, certificates, events, alerts);
         if (DnssecProbe.Wanted(config)) gateway._dnssecProbe = new DnssecProbe(config, dns, events);
+        if (delivery.Sts is { } sts) gateway._stsRefresher = new StsRefresher(sts, events, () => DateTimeOffset.UtcNow);
         return gateway;
     }
 
@@ -110,6 +112,7 @@ public sealed class Gateway : IAsyncDisposable
     {
         if (_expiryWatch is not null) await _expiryWatch.DisposeAsync().ConfigureAwait(false);
         if (_dnssecProbe is not null) await _dnssecProbe.DisposeAsync().ConfigureAwait(false);
+        if (_stsRefresher is not null) await _stsRefresher.DisposeAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         await Delivery.DisposeAsync().ConfigureAwait(false);
         await Queue.DisposeAsync().ConfigureAwait(false);

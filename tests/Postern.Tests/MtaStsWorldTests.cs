@@ -171,6 +171,24 @@ public sealed class MtaStsWorldTests
     }
 
     [Fact]
+    public async Task Policies_are_refreshed_before_expiry_only_for_domains_with_recent_mail()
+    {
+        var config = StsConfig("sts-refresh");
+        const string policy = "version: STSv1\nmode: enforce\nmx: mx.mxname.test\nmax_age: 86400\n";
+        using (var cache = new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(Path.GetFullPath(config.DataDirectory))))
+        {
+            cache.Put(new StsCacheEntry("sts-good.test", "20261130a", policy, DateTimeOffset.UtcNow.AddHours(-23), DateTimeOffset.UtcNow.AddHours(1), DateTimeOffset.UtcNow.AddMinutes(-5)));
+            cache.Put(new StsCacheEntry("sts-chain.test", "20261130a", policy, DateTimeOffset.UtcNow.AddHours(-23), DateTimeOffset.UtcNow.AddHours(1), DateTimeOffset.UtcNow.AddDays(-3)));
+        }
+        await using var gw = RunningGateway.Start(config);
+        gw.WaitForLogLine("MTA-STS proactive refresh: 1 policy refreshed, 1 expiring without recent traffic left alone");
+        gw.WaitForLogLine("MTA-STS policy fetched for the domain (sts-good.test) id 20261130a");
+        Assert.DoesNotContain("Fetch MTA-STS policy for the domain(sts-chain.test)", gw.MailLogText());
+        using var after = new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(Path.GetFullPath(config.DataDirectory)));
+        Assert.True(after.Get("sts-good.test")!.ExpiresAt > DateTimeOffset.UtcNow.AddHours(20));
+    }
+
+    [Fact]
     public async Task The_cache_survives_a_restart()
     {
         var config = StsConfig("sts-restart");

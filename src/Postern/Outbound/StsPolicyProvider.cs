@@ -198,3 +198,60 @@ public sealed class StsPolicyProvider(IDnsResolver dns, IStsPolicyCache cache, S
         return StsPolicy.Parse(entry.PolicyText).Policy;
     }
 }
+
+/// <summary>
+/// Refreshes cached MTA-STS policies before they expire, but only for domains that had
+/// mail recently: a domain that receives nothing is never fetched for nothing. Runs at
+/// start and then every hour.
+/// </summary>
+public sealed class StsRefresher : IAsyncDisposable
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromHours(1);
+    /// <summary>Traffic within this window counts as recent.</summary>
+    public static readonly TimeSpan RecentTraffic = TimeSpan.FromDays(1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public StsRefresher(StsPolicyProvider provider, MailEventStream events, Func<DateTimeOffset> now)
+    {
+        _loop = Task.Run(async () =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    var t = now();
+                    var refreshed = 0;
+                    var idle = 0;
+                    foreach (var entry in provider.Cache.List())
+                    {
+                        var maxAge = entry.ExpiresAt - entry.FetchedAt;
+                        // Due: less than half its lifetime, and at most a day, left.
+                        var threshold = maxAge / 2 < TimeSpan.FromDays(1) ? maxAge / 2 : TimeSpan.FromDays(1);
+                        var due = entry.ExpiresAt - t < threshold;
+                        if (!due) continue;
+                        if (t - entry.LastUsed > RecentTraffic) { idle++; continue; }
+                        events.Publish(new SystemNotice($"MTA-STS proactive refresh of the policy for the domain ({entry.Domain}), expiring {entry.ExpiresAt:u}"));
+                        await provider.GetAsync(entry.Domain, _stop.Token, forceFetch: true).ConfigureAwait(false);
+                        refreshed++;
+                    }
+                    events.Publish(new SystemNotice($"MTA-STS proactive refresh: {refreshed} polic{(refreshed == 1 ? "y" : "ies")} refreshed, {idle} expiring without recent traffic left alone"));
+                    await Task.Delay(Interval, _stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) { break; }
+                catch (Exception e)
+                {
+                    events.Publish(new SystemWarning("MTA-STS proactive refresh failed: " + e.Message));
+                    try { await Task.Delay(Interval, _stop.Token).ConfigureAwait(false); } catch (OperationCanceledException) { break; }
+                }
+            }
+        });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _loop.ConfigureAwait(false);
+        _stop.Dispose();
+    }
+}
