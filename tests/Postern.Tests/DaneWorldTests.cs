@@ -52,33 +52,8 @@ public sealed class DaneWorldTests
     public async Task Opportunistic_DANE_against_every_world_case()
     {
         await using var gw = RunningGateway.Start(DaneConfig("dane-opp"));
-        var cases = OpportunisticCases().Select(row => ((string)row[0], (bool)row[1], (string)row[2])).ToList();
-        var recipients = cases.ToDictionary(c => c.Item1, c => TestWorld.Unique("dane") + "@" + c.Item1);
-        foreach (var (_, rcpt) in recipients) await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "dane");
-        var failures = new List<string>();
-        foreach (var (domain, delivered, logText) in cases)
-        {
-            var rcpt = recipients[domain];
-            try
-            {
-                gw.WaitForLogLine(logText);
-                if (delivered)
-                {
-                    var mail = _world.WaitForMail(rcpt, TimeSpan.FromSeconds(20));
-                    if (domain.StartsWith("dane-", StringComparison.Ordinal)) Assert.Contains("with ESMTPS", mail);
-                }
-                else
-                {
-                    gw.WaitForLogLine("Delayed:", $"To:<{rcpt}>");
-                    Assert.Null(_world.TryWaitForMail(rcpt, TimeSpan.Zero));
-                }
-            }
-            catch (Exception e) when (e is TimeoutException or Xunit.Sdk.XunitException)
-            {
-                failures.Add($"{domain}: expected {(delivered ? "delivered" : "deferred")} with '{logText}': {e.Message.Split('\n')[0]}");
-            }
-        }
-        Assert.True(failures.Count == 0, string.Join("\n", failures) + "\n--- mail log ---\n" + gw.MailLogText());
+        await OutcomeMatrix.VerifyAsync(_world, gw, "dane", OutcomeMatrix.Rows(OpportunisticCases()),
+            onDelivered: (domain, mail) => { if (domain.StartsWith("dane-", StringComparison.Ordinal)) Assert.Contains("with ESMTPS", mail); });
     }
 
     [Fact]

@@ -59,30 +59,8 @@ public sealed class MtaStsWorldTests
     public async Task Every_world_case()
     {
         await using var gw = RunningGateway.Start(StsConfig("sts-all"));
-        var cases = Cases().Select(row => ((string)row[0], (bool)row[1], (string)row[2])).ToList();
-        var recipients = cases.ToDictionary(c => c.Item1, c => TestWorld.Unique("sts") + "@" + c.Item1);
-        foreach (var (_, rcpt) in recipients) await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "mta-sts");
-        var failures = new List<string>();
-        foreach (var (domain, delivered, logText) in cases)
-        {
-            var rcpt = recipients[domain];
-            try
-            {
-                gw.WaitForLogLine(logText);
-                if (delivered) _world.WaitForMail(rcpt, TimeSpan.FromSeconds(20));
-                else
-                {
-                    var delayed = gw.WaitForLogLine("Delayed:", $"To:<{rcpt}>");
-                    Assert.Contains("MTA-STS policy enforced", delayed);
-                    Assert.Null(_world.TryWaitForMail(rcpt, TimeSpan.Zero));
-                }
-            }
-            catch (Exception e) when (e is TimeoutException or Xunit.Sdk.XunitException)
-            {
-                failures.Add($"{domain}: expected {(delivered ? "delivered" : "deferred")} with '{logText}': {e.Message.Split('\n')[0]}");
-            }
-        }
-        Assert.True(failures.Count == 0, string.Join("\n", failures) + "\n--- mail log ---\n" + gw.MailLogText());
+        await OutcomeMatrix.VerifyAsync(_world, gw, "sts", OutcomeMatrix.Rows(Cases()),
+            onDeferred: delayed => Assert.Contains("MTA-STS policy enforced", delayed));
         // The SPEC §7 lines, in order, for one successful delivery.
         var lines = gw.MailLogText().Split('\n');
         int At(string text) => Array.FindIndex(lines, l => l.Contains(text, StringComparison.Ordinal));
