@@ -68,8 +68,13 @@ public sealed class DestinationControlsTests
             }
         }
         Assert.Equal(200, messages);
-        Assert.InRange(peak, 1, 3);
         Assert.InRange(connections, 20, 200);
+        // Concurrency is counted where it is decided: Postfix's log comes through postlogd from
+        // one process per session, so its connect/disconnect order is not causal (a session
+        // Postern has already closed can be logged as disconnected after the next one's
+        // connect). The receiver's view is a sanity bound; Postern's own peak is the assertion.
+        Assert.InRange(gw.Gateway.Delivery.PeakConnections("good.test"), 1, 3);
+        Assert.InRange(peak, 1, 4);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Postern.Admin;
+using Postern.Observability;
 using Postern.Security;
 using Postern.Tests.Support;
 using Xunit;
@@ -61,6 +62,9 @@ public sealed class MtaStsWorldTests
         await using var gw = RunningGateway.Start(StsConfig("sts-all"));
         await OutcomeMatrix.VerifyAsync(_world, gw, "sts", OutcomeMatrix.Rows(Cases()),
             onDeferred: delayed => Assert.Contains("MTA-STS policy enforced", delayed));
+        // Testing mode's would-be refusals are counted apart from enforced ones.
+        Assert.Equal(1, gw.Gateway.Counters.Get("StsHostWouldFail"));
+        Assert.True(gw.Gateway.Counters.Get(nameof(StsHostFailed)) >= 10);
         // The SPEC §7 lines, in order, for one successful delivery.
         var lines = gw.MailLogText().Split('\n');
         int At(string text) => Array.FindIndex(lines, l => l.Contains(text, StringComparison.Ordinal));
@@ -164,6 +168,38 @@ public sealed class MtaStsWorldTests
         Assert.DoesNotContain("Fetch MTA-STS policy for the domain(sts-chain.test)", gw.MailLogText());
         using var after = new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(Path.GetFullPath(config.DataDirectory)));
         Assert.True(after.Get("sts-good.test")!.ExpiresAt > DateTimeOffset.UtcNow.AddHours(20));
+    }
+
+    [Fact]
+    public async Task Policies_can_be_fetched_through_a_configured_HTTP_proxy()
+    {
+        await using var proxy = new ConnectProxy("127.0.8.97", target => new System.Net.IPEndPoint(System.Net.IPAddress.Parse("127.0.8.1"), 443));
+        await using var gw = RunningGateway.Start(StsConfig("sts-proxy", c => c.MtaSts.Proxy = proxy.Url));
+        var rcpt = TestWorld.Unique("proxy") + "@sts-good.test";
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "proxy");
+        _world.WaitForMail(rcpt);
+        gw.WaitForLogLine("MTA-STS policy fetched for the domain (sts-good.test)", $"via proxy {proxy.Url}");
+        lock (proxy.Targets) Assert.Contains("mta-sts.sts-good.test:443", proxy.Targets);
+    }
+
+    [Fact]
+    public async Task A_policy_host_that_never_answers_is_a_logged_timeout_and_no_policy()
+    {
+        // Accepts the TCP connection, then says nothing (no TLS handshake).
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse("127.0.8.98"), 443);
+        silent.Start();
+        var held = new List<System.Net.Sockets.TcpClient>();
+        var accepting = Task.Run(async () => { try { while (true) held.Add(await silent.AcceptTcpClientAsync()); } catch (Exception) { } });
+        await using var gw = RunningGateway.Start(StsConfig("sts-timeout", c => c.MtaSts.FetchTimeoutSeconds = 2));
+        var rcpt = TestWorld.Unique("timeout") + "@sts-cache.test";
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "timeout");
+        gw.WaitForLogLine("Failure encountered while fetching MTA-STS policy for the domain(sts-cache.test)");
+        gw.WaitForLogLine("Debug: Request to fetch STS policy failed due to a connection timeout., for the domain sts-cache.test");
+        _world.WaitForMail(rcpt);   // no policy: delivered under the TLS level
+        silent.Stop();
+        foreach (var c in held) c.Dispose();
+        // MTA-STS on the Default entry works, and is warned about.
+        Assert.Contains(ConfigPreflight.Warnings(StsConfig("sts-default-warning")), w => w.Contains("MTA-STS is on for the Default entry"));
     }
 
     [Fact]

@@ -11,7 +11,7 @@ public sealed class MailCounters
 {
     private readonly ConcurrentDictionary<string, long> _counts = new(StringComparer.Ordinal);
 
-    public void Attach(MailEventStream stream) => stream.Subscribe(e => _counts.AddOrUpdate(e.GetType().Name, 1, (_, n) => n + 1));
+    public void Attach(MailEventStream stream) => stream.Subscribe(e => _counts.AddOrUpdate(e.CounterName, 1, (_, n) => n + 1));
 
     /// <summary>How many events of this type were published since start (e.g. nameof(BounceVerificationFailed)).</summary>
     public long Get(string eventType) => _counts.TryGetValue(eventType, out var n) ? n : 0;

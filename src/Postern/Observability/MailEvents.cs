@@ -15,6 +15,8 @@ public abstract record MailEvent
     public virtual string Level => IsDebug ? "Debug" : "Info";
     /// <summary>The appliance-style mail log text (without timestamp and level).</summary>
     public abstract string LogText { get; }
+    /// <summary>The counter this event adds to (metrics); the type name unless a kind needs its own.</summary>
+    public virtual string CounterName => GetType().Name;
 }
 
 // ---- inbound ----
@@ -157,9 +159,9 @@ public sealed record StsFetchFailureDetail(string Domain, string Reason) : MailE
     public override bool IsDebug => true;
     public override string LogText => $"Request to fetch STS policy failed due to {Reason}, for the domain {Domain}";
 }
-public sealed record StsPolicyFetched(string Domain, string Id, string Policy, string Certificate) : MailEvent
+public sealed record StsPolicyFetched(string Domain, string Id, string Policy, string Certificate, string? Proxy = null) : MailEvent
 {
-    public override string LogText => $"MTA-STS policy fetched for the domain ({Domain}) id {Id}: {Policy} (policy host certificate {Certificate})";
+    public override string LogText => $"MTA-STS policy fetched for the domain ({Domain}) id {Id}: {Policy} (policy host certificate {Certificate}{(Proxy is null ? "" : $", via proxy {Proxy}")})";
 }
 public sealed record StsCachedPolicyKept(string Domain, DateTimeOffset Expires) : MailEvent
 {
@@ -176,6 +178,8 @@ public sealed record StsSuccessful(long Dcid, string Domain) : MailEvent
 /// <summary>An MX host the policy refuses (enforce: not used) or would refuse (testing: used anyway).</summary>
 public sealed record StsHostFailed(long Dcid, string Domain, string Host, StsResult Result, string Reason, bool Testing) : MailEvent
 {
+    /// <summary>Testing mode counts what enforce would have refused, apart from real refusals.</summary>
+    public override string CounterName => Testing ? "StsHostWouldFail" : nameof(StsHostFailed);
     public override string LogText => Testing
         ? $"MTA-STS policy for the domain ({Domain}) would fail for {Host} (mode testing, delivering anyway): {Reason}"
         : $"MTA-STS policy for the domain ({Domain}) failed for {Host}: {Reason}";

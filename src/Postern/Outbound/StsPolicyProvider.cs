@@ -26,6 +26,8 @@ public sealed class StsPolicyFetcher(IDnsResolver dns, Func<X509Certificate2Coll
     public const int MaxBody = 64 * 1024;
 
     public Func<X509Certificate2Collection> TrustedRoots => trustedRoots;
+    /// <summary>The configured proxy, named in the log of every fetch through it.</summary>
+    public string? Proxy => settings.Proxy;
     public VerificationOptions Options => options;
 
     public async Task<StsFetch> FetchAsync(string domain, CancellationToken ct)
@@ -182,12 +184,12 @@ public sealed class StsPolicyProvider(IDnsResolver dns, IStsPolicyCache cache, S
         if (policy is null)
         {
             events.Publish(new StsFetchFailed(domain, result, reason));
-            events.Publish(new StsFetchFailureDetail(domain, reason));
+            events.Publish(new StsFetchFailureDetail(domain, fetcher.Proxy is null ? reason : $"{reason} (via proxy {fetcher.Proxy})"));
             if (usable is null) return null;
             events.Publish(new StsCachedPolicyKept(domain, usable.ExpiresAt));
             return Use(usable, t);
         }
-        events.Publish(new StsPolicyFetched(domain, id, policy.Describe(), fetch.Certificate ?? "?"));
+        events.Publish(new StsPolicyFetched(domain, id, policy.Describe(), fetch.Certificate ?? "?", fetcher.Proxy));
         cache.Put(new StsCacheEntry(domain, id, fetch.Text!, t, t.AddSeconds(policy.MaxAgeSeconds), t));
         return policy;
     }
