@@ -13,8 +13,28 @@ var root = new RootCommand("Postern secure email gateway");
 var serve = new Command("serve", "Run the gateway (listeners, queue, delivery)") { configOption };
 serve.SetAction(async (parse, ct) =>
 {
-    var config = LoadConfig(parse.GetValue(configOption));
+    var file = parse.GetValue(configOption);
+    var config = LoadConfig(file);
     if (config is null) return 2;
+    try
+    {
+        using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(config.DataDirectory)));
+        var service = new ConfigService(versions);
+        if (file is not null)
+        {
+            var (inForce, committed) = service.FromFile(config, file.FullName);
+            config = inForce;
+            if (committed is not null) Console.WriteLine($"configuration file {file.FullName} committed as version {committed.Number}");
+        }
+        else if (service.Committed() is { } latest) config = latest;   // the embedded default yields to committed versions
+        if (service.HasStagedChanges)
+            Console.WriteLine("WARNING: there are staged configuration changes that are not committed (postern commit, then restart, applies them)");
+    }
+    catch (ConfigException e)
+    {
+        Console.Error.WriteLine($"postern: {e.Message}");
+        return 2;
+    }
     var problems = ConfigPreflight.Problems(config, checkBind: false);
     foreach (var problem in problems) Console.Error.WriteLine($"postern: {problem}");
     if (problems.Count > 0) return 2;
@@ -55,7 +75,9 @@ check.SetAction(parse =>
 });
 configCommand.Subcommands.Add(showDefault);
 configCommand.Subcommands.Add(check);
+ConfigCommands.AddTo(configCommand, root, configOption, jsonOption, LoadConfig);
 root.Subcommands.Add(configCommand);
+root.Subcommands.Add(DestConfigCommands.Build(configOption, jsonOption, LoadConfig));
 
 root.Subcommands.Add(QueueCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(CertConfigCommands.Build(configOption, jsonOption, LoadConfig));

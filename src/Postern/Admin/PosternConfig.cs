@@ -59,15 +59,21 @@ public sealed class PosternConfig
         {
             throw new ConfigException($"cannot read configuration file {path}: {e.Message}");
         }
+        return Parse(text, $"configuration file {path}");
+    }
+
+    /// <summary>Reads a configuration document; source names it in errors ("configuration file X", "version 3").</summary>
+    public static PosternConfig Parse(string text, string source, bool validate = true)
+    {
         PosternConfig? config;
         try { config = JsonSerializer.Deserialize<PosternConfig>(text, JsonOptions); }
         catch (JsonException e)
         {
             var where = e.LineNumber is { } line ? $" (line {line + 1})" : "";
-            throw new ConfigException($"configuration file {path} is not valid{where}: {e.Message}");
+            throw new ConfigException($"{source} is not valid{where}: {e.Message}");
         }
-        if (config is null) throw new ConfigException($"configuration file {path} is empty");
-        config.Validate();
+        if (config is null) throw new ConfigException($"{source} is empty");
+        if (validate) config.Validate();
         return config;
     }
 

@@ -1,0 +1,118 @@
+using Postern.Admin;
+using Postern.Tests.Support;
+using Xunit;
+
+namespace Postern.Tests;
+
+/// <summary>The versioned configuration with staged changes, and destconfig's scriptable forms, through the real CLI.</summary>
+public sealed class ConfigAdminTests
+{
+    private readonly TestWorld _world = TestWorld.Instance;
+
+    private string ConfigFile(PosternConfig config)
+    {
+        Directory.CreateDirectory(config.DataDirectory);
+        var file = Path.Combine(config.DataDirectory, "postern.json");
+        File.WriteAllText(file, config.ToJson());
+        return file;
+    }
+
+    private static string Cli(int expected, params string[] args)
+    {
+        var (code, output) = PosternProcess.Cli(args);
+        Assert.True(code == expected, $"postern {string.Join(' ', args)} exited {code}:\n{output}");
+        return output;
+    }
+
+    [Fact]
+    public void Destinations_are_staged_committed_diffed_cleared_and_rolled_back()
+    {
+        var file = ConfigFile(_world.HoldingConfig("cfg-flow"));
+        Assert.Contains("No configuration has been committed yet.", Cli(0, "config", "versions", "--config", file));
+
+        Assert.Contains("Changes are staged", Cli(0, "destconfig", "new", "example.test", "--tls", "requiredVerify", "--mta-sts", "on", "--concurrency", "20", "--config", file));
+        var list = Cli(0, "destconfig", "list", "--config", file);
+        Assert.Contains("example.test", list);
+        Assert.Contains("Required (Verify)", list);
+        Assert.Contains("(includes staged changes not yet committed)", list);
+        var diff = Cli(0, "config", "diff", "0", "--config", file);
+        Assert.Contains("+", diff);
+        Assert.Contains("example.test", diff);
+
+        var committed = Cli(0, "commit", "--comment", "first", "--config", file);
+        Assert.Contains("Changes committed: version 1", committed);
+        Assert.Contains("live apply is not built yet", committed);   // said, not left silent
+        Assert.Contains("there are no staged changes to commit", Cli(2, "commit", "--config", file));
+
+        Cli(0, "destconfig", "edit", "example.test", "--tls", "5", "--dane", "opportunistic", "--config", file);
+        Assert.Contains("Staged changes discarded.", Cli(0, "clearchanges", "--config", file));
+        Cli(0, "destconfig", "edit", "example.test", "--tls", "preferred", "--config", file);
+        Cli(0, "commit", "--comment", "second", "--config", file);
+        var versions = Cli(0, "config", "versions", "--config", file);
+        Assert.Contains("first", versions);
+        Assert.Contains("second", versions);
+        Assert.Contains("\"tls\": \"preferred\"", Cli(0, "config", "show", "2", "--config", file));
+        var changes = Cli(0, "config", "diff", "1", "2", "--config", file);
+        Assert.Contains("-", changes);
+        Assert.Contains("requiredVerify", changes);
+
+        Assert.Contains("Version 1 is staged", Cli(0, "config", "rollback", "1", "--config", file));
+        Cli(0, "commit", "--comment", "back to 1", "--config", file);
+        Assert.Contains("\"tls\": \"requiredVerify\"", Cli(0, "config", "show", "3", "--config", file));
+
+        Cli(0, "destconfig", "delete", "example.test", "--config", file);
+        Cli(0, "commit", "--config", file);
+        Assert.DoesNotContain("example.test", Cli(0, "destconfig", "list", "--config", file));
+        // Bad answers are refused with the reason, and stage nothing.
+        Assert.Contains("tls 'sideways' is not one of", Cli(2, "destconfig", "new", "x.test", "--tls", "sideways", "--config", file));
+        Assert.Contains("concurrentConnections must be 1-1000", Cli(2, "destconfig", "new", "x.test", "--concurrency", "5000", "--config", file));
+        Assert.Contains("There were no staged changes.", Cli(0, "clearchanges", "--config", file));
+    }
+
+    [Fact]
+    public void A_commit_of_an_invalid_staged_document_is_refused_with_the_reasons_and_changes_nothing()
+    {
+        var config = _world.HoldingConfig("cfg-invalid");
+        using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(config.DataDirectory)));
+        var service = new ConfigService(store);
+        service.Stage(config);
+        service.Commit("good");
+        var bad = PosternConfig.Parse(config.ToJson(), "copy");
+        bad.Hostname = "not a host";
+        bad.DestinationControls.Entries.Add(new DestinationEntry { Domain = "x.test", ConcurrentConnections = 0 });
+        service.Stage(bad);
+        var e = Assert.Throws<ConfigException>(() => service.Commit("bad"));
+        Assert.Contains("hostname 'not a host' is not a valid host name", e.Message);
+        Assert.Contains("destination 'x.test': concurrentConnections must be 1-1000", e.Message);
+        Assert.Single(service.Versions());
+        Assert.True(service.HasStagedChanges);   // kept for fixing, or clearchanges
+    }
+
+    [Fact]
+    public async Task A_committed_destination_is_in_force_when_the_gateway_starts_again_with_the_same_file()
+    {
+        var config = _world.NewConfig("cfg-serve");
+        var file = ConfigFile(config);
+        using (var first = PosternProcess.Serve(config)) first.Stop();
+        // The administrator tightens good.test from the CLI; the file is unchanged.
+        Cli(0, "destconfig", "new", "good.test", "--tls", "requiredVerify", "--config", file);
+        Cli(0, "commit", "--comment", "verify good.test", "--config", file);
+        using var second = PosternProcess.Serve(config);
+        var rcpt = TestWorld.Unique("cfg") + "@good.test";
+        await RawSmtp.SubmitAsync(second.Listener("OutgoingMail"), "s@sender.test", rcpt, "committed entry");
+        // The world CA is not trusted by this configuration: Required (Verify) defers.
+        var log = Path.Combine(config.DataDirectory, "logs", "mail.current");
+        TestWorld.WaitUntil(() => File.Exists(log) && File.ReadAllText(log).Contains($"To:<{rcpt}>") && File.ReadAllText(log).Contains("Delayed:"),
+            TimeSpan.FromSeconds(30), "the deferral");
+        var text = File.ReadAllText(log);
+        Assert.Contains("Destination Controls for domain (good.test): TLS Required (Verify) (good.test entry)", text);
+        Assert.Contains("unable to get local issuer certificate", text);
+        second.Stop();
+        // Editing the file itself wins again at the next start (it is imported as a new version).
+        config.DestinationControls.Default.MaxMessagesPerConnection = 7;
+        File.WriteAllText(file, config.ToJson());
+        using var third = PosternProcess.Serve(config);
+        Assert.Contains("committed as version 3", third.Output);
+        third.Stop();
+    }
+}
