@@ -114,8 +114,9 @@ public sealed class Gateway : IAsyncDisposable
         if (_dnssecProbe is not null) await _dnssecProbe.DisposeAsync().ConfigureAwait(false);
         if (_stsRefresher is not null) await _stsRefresher.DisposeAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
-        await Delivery.DisposeAsync().ConfigureAwait(false);
+        // The scheduler first: nothing new is submitted while delivery winds down.
         await Queue.DisposeAsync().ConfigureAwait(false);
+        await Delivery.DisposeAsync().ConfigureAwait(false);
         await Alerts.DisposeAsync().ConfigureAwait(false);
         Certificates.Dispose();
         Delivery.Sts?.Cache.Dispose();

@@ -205,6 +205,8 @@ public sealed class DaneTests
     [InlineData(DaneSupport.Mandatory, DnsSecurity.Secure, DnsSecurity.Secure, DnsSecurity.Secure, "none", DaneHostKind.Unusable)]
     [InlineData(DaneSupport.Mandatory, DnsSecurity.Insecure, DnsSecurity.Secure, DnsSecurity.Secure, "usable", DaneHostKind.Unusable)]
     [InlineData(DaneSupport.Mandatory, DnsSecurity.Secure, DnsSecurity.Insecure, DnsSecurity.Secure, "usable", DaneHostKind.Unusable)]
+    [InlineData(DaneSupport.Opportunistic, DnsSecurity.Indeterminate, DnsSecurity.Secure, DnsSecurity.Secure, "usable", DaneHostKind.Unusable)]
+    [InlineData(DaneSupport.Opportunistic, DnsSecurity.Bogus, DnsSecurity.Secure, DnsSecurity.Secure, "usable", DaneHostKind.Unusable)]
     public void The_host_decision_follows_RFC_7672_section_2(DaneSupport mode, DnsSecurity mx, DnsSecurity address, DnsSecurity tlsaSecurity, string records, DaneHostKind expected)
     {
         var list = records switch { "usable" => new[] { Usable, Pkix }, "pkix" => [Pkix], _ => [] };
@@ -224,6 +226,7 @@ public sealed class DaneTests
     [InlineData(DaneHostKind.EncryptOnly, TlsLevel.RequiredVerify, TlsLevel.Required, HostAuthentication.None)]
     [InlineData(DaneHostKind.NotApplicable, TlsLevel.Preferred, TlsLevel.Preferred, HostAuthentication.None)]
     [InlineData(DaneHostKind.NotApplicable, TlsLevel.RequiredVerifyHostedDomains, TlsLevel.RequiredVerifyHostedDomains, HostAuthentication.Pkix)]
+    [InlineData(DaneHostKind.Unusable, TlsLevel.No, TlsLevel.Required, HostAuthentication.Dane)]   // never a path to clear text
     public void DANE_takes_precedence_over_the_TLS_level(DaneHostKind dane, TlsLevel configured, TlsLevel level, HostAuthentication authentication)
     {
         var destination = new DestinationControls { Default = { Tls = configured } }.Resolve("example.test");
@@ -247,8 +250,24 @@ public sealed class DaneTests
         Assert.Equal("mx.alias.test", atAlias.TlsaBase);
         Assert.Equal(["mx.alias.test"], atAlias.ReferenceIdentifiers);
 
+        // Unsigned TLSA at the expanded name: the alias's own (signed) records are used, as Postfix does.
+        var insecureExpanded = DanePolicy.ForHost(DaneSupport.Opportunistic, "mx.alias.test", DnsSecurity.Secure, DnsSecurity.Secure,
+            "mx.real.test", Tlsa("mx.real.test", DnsSecurity.Insecure, Usable), Tlsa("mx.alias.test", DnsSecurity.Secure, Usable));
+        Assert.Equal(DaneHostKind.Authenticate, insecureExpanded.Kind);
+        Assert.Equal("mx.alias.test", insecureExpanded.TlsaBase);
+
         var bogusExpanded = DanePolicy.ForHost(DaneSupport.Opportunistic, "mx.alias.test", DnsSecurity.Secure, DnsSecurity.Secure,
             "mx.real.test", Tlsa("mx.real.test", DnsSecurity.Bogus), Tlsa("mx.alias.test", DnsSecurity.Secure, Usable));
         Assert.Equal(DaneHostKind.Unusable, bogusExpanded.Kind);
+    }
+
+    [Fact]
+    public void MTA_STS_identities_are_SAN_names_only()
+    {
+        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var cnOnly = new CertificateRequest("CN=mx.example.test", key, HashAlgorithmName.SHA256).CreateSelfSigned(Now.AddDays(-1), Now.AddDays(1));
+        Assert.Equal(["mx.example.test"], CertificateVerifier.PresentedIdentities(cnOnly, IdentityRule.SubjectAltNameFirst));
+        Assert.Empty(CertificateVerifier.PresentedIdentities(cnOnly, IdentityRule.SubjectAltNameOnly));
+        Assert.Equal(["mx.example.test"], CertificateVerifier.PresentedIdentities(P.Leaf, IdentityRule.SubjectAltNameOnly));
     }
 }

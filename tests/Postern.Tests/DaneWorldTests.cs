@@ -115,6 +115,28 @@ public sealed class DaneWorldTests
     }
 
     [Fact]
+    public async Task Answers_from_an_untrusted_fallback_resolver_never_switch_DANE_off()
+    {
+        // The trusted resolver (first) is down; the fallback answers with AD, but is not trusted.
+        await using var gw = RunningGateway.Start(DaneConfig("dane-fallback-resolver", c =>
+        {
+            c.Dns.Servers = ["127.0.10.9:53", TestWorld.Resolver];
+            c.Dns.TrustedResolvers = ["127.0.10.9"];
+            c.Dns.TimeoutSeconds = 1;
+        }));
+        var rcpt = TestWorld.Unique("untrusted") + "@dane-nomatch.test";
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "untrusted resolver");
+        gw.WaitForLogLine("DANE: MX host mx.dane-nomatch.test of dane-nomatch.test not used: the MX records are indeterminate");
+        gw.WaitForLogLine("Delayed:", $"To:<{rcpt}>");
+        Assert.Null(_world.TryWaitForMail(rcpt, TimeSpan.Zero));
+        // And a name DnsClient refuses (over 255 octets) is a failed lookup, not an exception.
+        var dns = new Postern.Dns.DnsResolver(new DnsSettings { Servers = [TestWorld.Resolver] }, new Postern.Observability.MailEventStream());
+        var tlsa = await dns.QueryTlsaAsync("_25._tcp." + string.Join('.', Enumerable.Repeat(new string('a', 60), 5)) + ".test", CancellationToken.None);
+        Assert.True(tlsa.IsTemporaryFailure);
+        Assert.Equal(Postern.Dns.DnsSecurity.Indeterminate, tlsa.Security);
+    }
+
+    [Fact]
     public async Task A_first_MX_failing_DANE_and_a_second_passing_delivers_to_the_second()
     {
         await using var gw = RunningGateway.Start(DaneConfig("dane-fallback"));

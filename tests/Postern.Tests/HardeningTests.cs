@@ -729,6 +729,7 @@ open(out, 'w').write(result)
             Assert.StartsWith("550 5.7.1", await c.CommandAsync($"RCPT TO:<{sender}>"));                                          // untagged: backscatter
             Assert.StartsWith("550 5.7.1", await c.CommandAsync($"RCPT TO:<{tagged.Replace("=" + sender, "=other@good.test")}>"));  // tag of another address
             Assert.StartsWith("250", await c.CommandAsync($"RCPT TO:<{tagged}>"));                                                 // a real bounce
+            Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<postmaster@good.test>"));                                    // postmaster takes bounces too
             Assert.StartsWith("354", await c.CommandAsync("DATA"));
             Assert.StartsWith("250", await c.CommandAsync("Subject: bounce\r\n\r\nyour message could not be delivered\r\n."));
             // Mail with a sender is not a bounce: untagged recipients are fine.

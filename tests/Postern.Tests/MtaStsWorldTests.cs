@@ -203,6 +203,22 @@ public sealed class MtaStsWorldTests
     }
 
     [Fact]
+    public async Task A_policy_body_cut_short_is_a_fetch_error_and_the_cached_policy_applies()
+    {
+        var config = StsConfig("sts-truncated");
+        Seed(config, "sts-cache.test", "old1", RefusingPolicy, DateTimeOffset.UtcNow.AddDays(1));
+        await using var server = new StsPolicyServer("127.0.8.98", "sts-cache.test", "version: STSv1\nmode: enforce\nmx: mx.mxname.test\nmax_age: 3600\n", _world, truncate: true);
+        await using var gw = RunningGateway.Start(config);
+        var rcpt = TestWorld.Unique("cut") + "@sts-cache.test";
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "cut short");
+        gw.WaitForLogLine("Failure encountered while fetching MTA-STS policy for the domain(sts-cache.test)");
+        gw.WaitForLogLine("Using the cached MTA-STS policy for the domain (sts-cache.test)");
+        var delayed = gw.WaitForLogLine("Delayed:", $"To:<{rcpt}>");
+        Assert.Contains("MTA-STS policy enforced", delayed);   // the cached policy, not an internal error
+        Assert.DoesNotContain("internal error", delayed);
+    }
+
+    [Fact]
     public async Task The_cache_survives_a_restart()
     {
         var config = StsConfig("sts-restart");

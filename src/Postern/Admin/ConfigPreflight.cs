@@ -82,6 +82,9 @@ public static class ConfigPreflight
         {
             var resolvers = ResolverAddresses(config.Dns);
             var trusted = Dns.DnsResolver.TrustRule(config.Dns);
+            if (resolvers.Any(trusted) && !resolvers.All(trusted))
+                warnings.Add($"DANE is enabled and the resolvers mix trusted and untrusted ones ({string.Join(", ", resolvers)}): answers from an untrusted one are " +
+                    "indeterminate, so DANE hosts are skipped (mail deferred) whenever it answers; list only validating resolvers you trust");
             if (!resolvers.Any(trusted))
                 warnings.Add($"DANE is enabled, but no resolver ({(resolvers.Count == 0 ? "none found" : string.Join(", ", resolvers))}) is trusted to validate DNSSEC " +
                     "(dns.trustedResolvers; by default only resolvers on loopback addresses): DANE never applies (opportunistic) and mandatory destinations get nothing");

@@ -44,7 +44,7 @@ public static class DaneCheckCommand
             var hop = group.First();
             TlsaLookup? expanded = null, own = null;
             if (hop.CanonicalName is { } canonical) expanded = await Tlsa(dns, canonical, ct).ConfigureAwait(false);
-            if (expanded is null || expanded is { Security: DnsSecurity.Secure, Records.Count: 0 }) own = await Tlsa(dns, hop.Host, ct).ConfigureAwait(false);
+            if (expanded is null || expanded is { Security: DnsSecurity.Secure, Records.Count: 0 } or { Security: DnsSecurity.Insecure }) own = await Tlsa(dns, hop.Host, ct).ConfigureAwait(false);
             var shown = expanded is { Records.Count: > 0 } || own is null ? expanded : own;
             var decision = DanePolicy.ForHost(DaneSupport.Opportunistic, hop.Host, route.MxSecurity, hop.AddressSecurity, hop.CanonicalName, expanded, own);
 

@@ -46,6 +46,8 @@ public sealed class DnsResolver : IDnsResolver
     private readonly LookupClient _client;
     private readonly MailEventStream _events;
     private readonly Func<IPAddress, bool> _trusted;
+    /// <summary>Some configured resolver is trusted to validate: an answer from another one is then indeterminate, never "insecure".</summary>
+    private readonly bool _expectValidation;
 
     /// <summary>The resolvers queries go to (the configured ones, else the system's).</summary>
     public IReadOnlyList<IPEndPoint> Servers { get; }
@@ -73,6 +75,9 @@ public sealed class DnsResolver : IDnsResolver
         }).ToArray();
         var options = servers.Length > 0 ? new LookupClientOptions(servers) : new LookupClientOptions();
         options.UseCache = true;
+        // Always the first resolver first (the next only when it fails): answers must not come
+        // at random from a trusted validating resolver or from an untrusted fallback.
+        options.UseRandomNameServer = false;
         options.Timeout = TimeSpan.FromSeconds(settings.TimeoutSeconds);
         options.Retries = 2;
         options.RequestDnsSecRecords = true;   // DO bit, so the resolver reports validation (AD)
@@ -82,6 +87,7 @@ public sealed class DnsResolver : IDnsResolver
         options.UseTcpFallback = true;
         _client = new LookupClient(options);
         Servers = _client.NameServers.Select(n => new IPEndPoint(IPAddress.Parse(n.Address), n.Port)).ToList();
+        _expectValidation = Servers.Any(s => _trusted(s.Address));
     }
 
     public async Task<DnsAnswer<MxHost>> QueryMxAsync(string domain, CancellationToken ct)
@@ -167,15 +173,18 @@ public sealed class DnsResolver : IDnsResolver
         {
             response = await _client.QueryAsync(name, type, QueryClass.IN, ct).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is DnsResponseException or System.Net.Sockets.SocketException or TimeoutException or OperationCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is DnsResponseException or System.Net.Sockets.SocketException or TimeoutException or ArgumentException
+            or OperationCanceledException && !ct.IsCancellationRequested)
         {
             _events.Publish(new DnsQueried(name, type.ToString(), "failed: " + e.Message));
             return (new(DnsOutcome.TemporaryFailure, DnsSecurity.Indeterminate, e.Message), null);
         }
         var code = response.Header.ResponseCode;
         // The AD bit means something only from a validating resolver we trust (on the path to it, nobody can set it).
-        var ad = response.Header.IsAuthenticData && IPAddress.TryParse(response.NameServer.Address, out var server) && _trusted(server);
-        var security = ad ? DnsSecurity.Secure : DnsSecurity.Insecure;
+        var fromTrusted = IPAddress.TryParse(response.NameServer.Address, out var server) && _trusted(server);
+        var ad = response.Header.IsAuthenticData && fromTrusted;
+        // An untrusted fallback's answer cannot say "not signed": with a validating resolver configured, it says nothing.
+        var security = ad ? DnsSecurity.Secure : fromTrusted || !_expectValidation ? DnsSecurity.Insecure : DnsSecurity.Indeterminate;
         _events.Publish(new DnsQueried(name, type.ToString(), $"{code}{(ad ? " AD" : "")} {response.Answers.Count} answers ({DescribeShort(code, security)})"));
         return code switch
         {

@@ -78,8 +78,8 @@ public sealed class Listener : IAsyncDisposable
     private int _active;
     private int _stressed;
     private readonly HashSet<Task> _sessions = new();
-    /// <summary>Each session's deadline source, so that stress can shorten the waits already running.</summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, CancellationTokenSource> _deadlines = new();
+    /// <summary>Each session's stress hook, so that stress can shorten the command waits already running.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, Action<TimeSpan>> _deadlines = new();
 
     /// <summary>
     /// At four fifths of maxConcurrency the listener is under stress: idle or slow clients
@@ -88,17 +88,13 @@ public sealed class Listener : IAsyncDisposable
     /// </summary>
     public bool UnderStress => Volatile.Read(ref _stressed) == 1;
 
-    internal void Track(long icid, CancellationTokenSource deadline)
-    {
-        _deadlines[icid] = deadline;
-        if (UnderStress) ShortenDeadline(deadline);
-    }
+    internal void Track(long icid, Action<TimeSpan> onStress) => _deadlines[icid] = onStress;
 
     internal void Untrack(long icid) => _deadlines.TryRemove(icid, out _);
 
-    private void ShortenDeadline(CancellationTokenSource deadline)
+    private void ShortenDeadline(Action<TimeSpan> onStress)
     {
-        try { deadline.CancelAfter(TimeSpan.FromSeconds(Settings.StressCommandTimeoutSeconds)); }
+        try { onStress(TimeSpan.FromSeconds(Settings.StressCommandTimeoutSeconds)); }
         catch (ObjectDisposedException) { /* that session has just ended */ }
     }
 

@@ -39,6 +39,8 @@ public sealed class SmtpSession
     private SslStream? _tls;
     private string _tlsSummary = "";
     private int _messagesThisSession;
+    /// <summary>When the command wait now running ends (UTC ticks), 0 outside command waits.</summary>
+    private long _commandWaitUntilTicks;
 
     // transaction state
     private long _mid;
@@ -80,7 +82,13 @@ public sealed class SmtpSession
     {
         var closeReason = "";
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_shutdown);
-        _listener.Track(_icid, timeout);
+        // Stress cuts only a command wait, and only when that makes it shorter: a message in
+        // transfer keeps its data deadline.
+        _listener.Track(_icid, stress =>
+        {
+            if (Volatile.Read(ref _commandWaitUntilTicks) is var until and > 0 && until - DateTime.UtcNow.Ticks > stress.Ticks)
+                timeout.CancelAfter(stress);
+        });
         try
         {
             if (_policy.Action == PolicyAction.Reject)
@@ -172,7 +180,10 @@ public sealed class SmtpSession
     {
         if (_reader.Buffered == 0 || _out.WrittenCount > ReplyBacklogLimit) await FlushAsync().ConfigureAwait(false);
         timeout.CancelAfter(CommandTimeout);
-        var line = await _reader.ReadLineAsync(CommandLineLimit, timeout.Token).ConfigureAwait(false);
+        Volatile.Write(ref _commandWaitUntilTicks, DateTime.UtcNow.Ticks + CommandTimeout.Ticks);
+        SmtpLine line;
+        try { line = await _reader.ReadLineAsync(CommandLineLimit, timeout.Token).ConfigureAwait(false); }
+        finally { Volatile.Write(ref _commandWaitUntilTicks, 0); }
         if (line.EndOfStream) return (null, null, true);
         if (line.TooLong) return (null, "500 5.5.2 Error: command line too long", false);
         var error = SmtpSyntax.DecodeCommandLine(_reader.Buffer.AsSpan(line.Start, line.Length), line.HasBareNewline, out var text);
@@ -413,7 +424,9 @@ public sealed class SmtpSession
                 Reply($"550 5.7.1 <{recipient}>: Relay access denied");
                 return;
             }
-            if (_sender!.Length == 0 && _listener.BounceVerification is { } tagger)
+            // postmaster takes mail from anyone, bounces included (RFC 5321 §4.5.1).
+            var toPostmaster = recipient[..recipient.LastIndexOf('@')].Equals("postmaster", StringComparison.OrdinalIgnoreCase);
+            if (_sender!.Length == 0 && !toPostmaster && _listener.BounceVerification is { } tagger)
             {
                 // A real bounce comes back to a sender we tagged; backscatter does not.
                 var (check, original) = tagger.Check(recipient, DateTimeOffset.UtcNow);

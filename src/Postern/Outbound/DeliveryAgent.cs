@@ -64,6 +64,11 @@ public sealed class DeliveryAgent : IAsyncDisposable
 
     public Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job)
     {
+        if (_stop.IsCancellationRequested)
+        {
+            job.Complete(RecipientOutcome.Deferred, "4.3.2", "delivery stopped: Postern is shutting down");
+            return job.Done.Task;
+        }
         var queue = _destinations.GetOrAdd(job.Domain, d => new DestinationQueue(this, d));
         queue.Submit(job);
         return job.Done.Task;
@@ -327,7 +332,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
             if (route.MxSecurity == DnsSecurity.Secure && addressSecurity == DnsSecurity.Secure)
             {
                 if (hop.CanonicalName is { } canonical) expanded = await TlsaAsync(canonical, ct).ConfigureAwait(false);
-                if (expanded is null || expanded is { Security: DnsSecurity.Secure, Records.Count: 0 })
+                if (expanded is null || expanded is { Security: DnsSecurity.Secure, Records.Count: 0 } or { Security: DnsSecurity.Insecure })
                     own = await TlsaAsync(hop.Host, ct).ConfigureAwait(false);
             }
             var why = hop.IsIpLiteral ? DanePolicy.ForHost(destination.Dane, hop.Host, route.MxSecurity, addressSecurity, null, null, null) with

@@ -260,13 +260,14 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
 
         var references = requirement.References ?? ReferenceIdentifiers(destination.Domain);
+        var rule = requirement.StsEnforced ? IdentityRule.SubjectAltNameOnly : OutboundTlsPolicy.IdentityRuleFor(level);
         var check = leaf is null ? CertificateCheck.NoCertificate
-            : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots(), references, OutboundTlsPolicy.IdentityRuleFor(level), context.Now(), context.VerificationOptions);
+            : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots(), references, rule, context.Now(), context.VerificationOptions);
         if (_sts is not null)
         {
             // MTA-STS: TLS 1.2 or newer, a PKIX-valid certificate for the MX host actually dialled (not the domain, not another policy MX).
             var stsCheck = requirement.StsEnforced ? check : leaf is null ? CertificateCheck.NoCertificate
-                : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots(), [Hop.Host], IdentityRule.SubjectAltNameFirst, context.Now(), context.VerificationOptions);
+                : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots(), [Hop.Host], IdentityRule.SubjectAltNameOnly, context.Now(), context.VerificationOptions);
             var oldTls = ssl.SslProtocol is not (SslProtocols.Tls12 or SslProtocols.Tls13);
             if (oldTls) StsReport(destination, StsResult.ValidationFailure, $"{TlsNames.Protocol(ssl.SslProtocol)} is older than TLS 1.2", ok: false);
             else if (!stsCheck.Verified)

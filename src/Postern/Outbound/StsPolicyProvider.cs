@@ -72,7 +72,7 @@ public sealed class StsPolicyFetcher(IDnsResolver dns, Func<X509Certificate2Coll
                     var leaf = new X509Certificate2(certificate);
                     presented = SmtpClientConnection.PeerIdentity(leaf);
                     var extra = chain?.ChainPolicy.ExtraStore.Cast<X509Certificate2>().ToList() ?? [];
-                    check = CertificateVerifier.Verify(leaf, extra, trustedRoots(), [host], IdentityRule.SubjectAltNameFirst, DateTimeOffset.UtcNow, options);
+                    check = CertificateVerifier.Verify(leaf, extra, trustedRoots(), [host], IdentityRule.SubjectAltNameOnly, DateTimeOffset.UtcNow, options);
                     return check.Verified;
                 },
             },
@@ -113,6 +113,11 @@ public sealed class StsPolicyFetcher(IDnsResolver dns, Func<X509Certificate2Coll
         catch (HttpRequestException e) when (check is { Verified: false })
         {
             return new(null, StsResult.WebPkiInvalid, $"certificate of {host}: {check.Reason} ({e.Message})", presented);
+        }
+        catch (Exception e) when (e is not HttpRequestException && !ct.IsCancellationRequested)
+        {
+            // A body cut short (HttpIOException), a reset mid-transfer, anything else: a fetch error, never a crash.
+            return new(null, StsResult.PolicyFetchError, $"{e.GetType().Name}: {e.Message}", presented);
         }
         catch (HttpRequestException e)
         {
@@ -196,7 +201,8 @@ public sealed class StsPolicyProvider(IDnsResolver dns, IStsPolicyCache cache, S
 
     private StsPolicy? Use(StsCacheEntry entry, DateTimeOffset t)
     {
-        cache.Touch(entry.Domain, t);
+        // "Recent traffic" needs hour precision, not a synced write per delivery.
+        if (t - entry.LastUsed > TimeSpan.FromHours(1)) cache.Touch(entry.Domain, t);
         return StsPolicy.Parse(entry.PolicyText).Policy;
     }
 }
@@ -234,8 +240,15 @@ public sealed class StsRefresher : IAsyncDisposable
                         if (!due) continue;
                         if (t - entry.LastUsed > RecentTraffic) { idle++; continue; }
                         events.Publish(new SystemNotice($"MTA-STS proactive refresh of the policy for the domain ({entry.Domain}), expiring {entry.ExpiresAt:u}"));
-                        await provider.GetAsync(entry.Domain, _stop.Token, forceFetch: true).ConfigureAwait(false);
-                        refreshed++;
+                        try
+                        {
+                            await provider.GetAsync(entry.Domain, _stop.Token, forceFetch: true).ConfigureAwait(false);
+                            refreshed++;
+                        }
+                        catch (Exception e) when (e is not OperationCanceledException)
+                        {
+                            events.Publish(new SystemWarning($"MTA-STS proactive refresh of {entry.Domain} failed: {e.Message}"));
+                        }
                     }
                     events.Publish(new SystemNotice($"MTA-STS proactive refresh: {refreshed} polic{(refreshed == 1 ? "y" : "ies")} refreshed, {idle} expiring without recent traffic left alone"));
                     await Task.Delay(Interval, _stop.Token).ConfigureAwait(false);

@@ -10,6 +10,8 @@ public enum IdentityRule
     AnyNameOrCommonName,
     /// <summary>Level 6: SAN dNSNames only when present; the CN only when there is no dNSName SAN.</summary>
     SubjectAltNameFirst,
+    /// <summary>MTA-STS (RFC 8461 §4.2 by RFC 6125 DNS-IDs): SAN dNSNames only, never the CN.</summary>
+    SubjectAltNameOnly,
 }
 
 public sealed record VerificationOptions(bool RequireFqdn = false, bool CheckSignatureAlgorithm = false);
@@ -97,7 +99,7 @@ public static class CertificateVerifier
         var san = DnsNames(certificate);
         var cn = certificate.GetNameInfo(X509NameType.SimpleName, false);
         var names = new List<string>(san);
-        if (!string.IsNullOrEmpty(cn) && (rule == IdentityRule.AnyNameOrCommonName || san.Count == 0)) names.Add(cn);
+        if (!string.IsNullOrEmpty(cn) && rule != IdentityRule.SubjectAltNameOnly && (rule == IdentityRule.AnyNameOrCommonName || san.Count == 0)) names.Add(cn);
         return names;
     }
 

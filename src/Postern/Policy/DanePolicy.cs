@@ -47,6 +47,7 @@ public static class DanePolicy
             : new(DaneHostKind.NotApplicable, [], reason);
 
         if (mode is DaneSupport.None or DaneSupport.Default) return new(DaneHostKind.NotApplicable, [], "DANE is off for this destination");
+        if (mxSecurity is DnsSecurity.Bogus or DnsSecurity.Indeterminate) return new(DaneHostKind.Unusable, [], $"the MX records are {Describe(mxSecurity)}");
         if (mxSecurity != DnsSecurity.Secure) return Without($"the MX records are {Describe(mxSecurity)}");
         if (addressSecurity is DnsSecurity.Bogus or DnsSecurity.Indeterminate)
             return new(DaneHostKind.Unusable, [], $"the address records of {host} are {Describe(addressSecurity)}");
@@ -62,6 +63,8 @@ public static class DanePolicy
             {
                 case DnsSecurity.Bogus or DnsSecurity.Indeterminate:
                     return new(DaneHostKind.Unusable, [], $"the TLSA lookup at _25._tcp.{lookup.Name} is {Describe(lookup.Security)}{(lookup.Error is null ? "" : $" ({lookup.Error})")}");
+                case DnsSecurity.Insecure when lookup != candidates[^1].Lookup:
+                    continue;   // the expanded name's TLSA are unsigned: the alias's own are looked at next (as Postfix does)
                 case DnsSecurity.Insecure:
                     return Without($"the TLSA records at _25._tcp.{lookup.Name} are {Describe(lookup.Security)}");
             }

@@ -39,6 +39,8 @@ public static class OutboundTlsPolicy
             // DANE wins: its success skips MTA-STS, and its failure is never overridden by it.
             DaneHostKind.Authenticate => new(TlsLevel.Required, HostAuthentication.Dane, "DANE: " + dane.Reason),
             DaneHostKind.EncryptOnly => new(TlsLevel.Required, HostAuthentication.None, "DANE: " + dane.Reason),
+            // Never reached through delivery (such hosts are skipped), but never a path to clear text either.
+            DaneHostKind.Unusable => new(TlsLevel.Required, HostAuthentication.Dane, "DANE: host unusable: " + dane.Reason),
             _ => sts switch
             {
                 StsHostKind.Enforce => new(TlsLevel.RequiredVerifyHostedDomains, HostAuthentication.Pkix, "MTA-STS policy (enforce)", [mxHost!], StsEnforced: true),

@@ -89,11 +89,14 @@ public sealed class QueueManager : IAsyncDisposable
             var wait = Rescan;
             try
             {
-                var next = await _store.NextDueAsync().ConfigureAwait(false);
+                // At the active limit a finishing message wakes the loop; otherwise sleep until the next is due.
+                var next = room > 0 ? await _store.NextDueAsync().ConfigureAwait(false) : null;
                 if (next is { } n)
                 {
                     var until = n - DateTimeOffset.UtcNow;
-                    if (until < wait) wait = until < TimeSpan.FromMilliseconds(50) ? TimeSpan.FromMilliseconds(50) : until;
+                    // Everything due and not in flight was just loaded: a "due" time in the past belongs to
+                    // a message in flight, whose end wakes the loop. No tight polling meanwhile.
+                    if (until < wait) wait = until < TimeSpan.FromMilliseconds(50) ? TimeSpan.FromSeconds(1) : until;
                 }
             }
             catch (Exception) { /* rescan later */ }

@@ -20,8 +20,12 @@ public sealed class StsPolicyServer : IAsyncDisposable
     private readonly Task _loop;
     public int Requests;
 
-    public StsPolicyServer(string address, string domain, string policy, TestWorld world)
+    private readonly bool _truncate;
+
+    /// <param name="truncate">Announce a longer body than is sent, then close (a transfer cut short).</param>
+    public StsPolicyServer(string address, string domain, string policy, TestWorld world, bool truncate = false)
     {
+        _truncate = truncate;
         _policy = policy;
         using var caCert = X509Certificate2.CreateFromPemFile(Path.Combine(world.WorldDirectory, "certs", "ca.crt"), Path.Combine(world.WorldDirectory, "certs", "ca.key"));
         using var key = RSA.Create(2048);
@@ -61,7 +65,7 @@ public sealed class StsPolicyServer : IAsyncDisposable
             while (await reader.ReadLineAsync() is { Length: > 0 }) { }
             Interlocked.Increment(ref Requests);
             var body = Encoding.UTF8.GetBytes(_policy);
-            await ssl.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n"));
+            await ssl.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body.Length + (_truncate ? 500 : 0)}\r\nConnection: close\r\n\r\n"));
             await ssl.WriteAsync(body);
             await ssl.FlushAsync();
         }
