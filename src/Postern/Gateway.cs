@@ -30,6 +30,7 @@ public sealed class Gateway : IAsyncDisposable
     private CertificateExpiryWatch? _expiryWatch;
     private DnssecProbe? _dnssecProbe;
     private StsRefresher? _stsRefresher;
+    private ConfigWatcher? _configWatcher;
 
     private Gateway(PosternConfig config, string dataDirectory, MailEventStream events, IQueueStore store, MailLog mailLog, DeliveryAgent delivery, QueueManager queue, AlertService alerts)
     {
@@ -59,21 +60,24 @@ public sealed class Gateway : IAsyncDisposable
         var dns = new DnsResolver(config.Dns, events);
         var certificates = new CertificateProvider(config, new CertificateStore(data), data, events);
         var dc = config.DestinationControls;
-        var tagger = dc.TagsAnyDestination ? BounceTagger.LoadOrCreate(data, config.BounceVerification.MaxAgeDays) : null;
+        // The configuration in force: committed versions are swapped in here while running.
+        var holder = new ConfigHolder(config);
+        // Made whether or not the first version uses them, so a later version can switch them on.
+        var tagger = BounceTagger.LoadOrCreate(data, config.BounceVerification.MaxAgeDays);
         var context = new OutboundContext(config, events, certificates.TrustedRoots, certificates.OutboundClientCertificate,
             new Policy.VerificationOptions(dc.RequireFqdnIdentities, dc.CheckSignatureAlgorithms), () => DateTimeOffset.UtcNow)
         {
             BounceTagger = tagger,
+            Live = () => holder.Current,
         };
         var own = new OwnEndpoints();
-        var stsUsed = dc.Entries.Prepend(dc.Default).Any(e => e.MtaSts == MtaStsSupport.On);
-        var stsCache = stsUsed ? new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(data)) : null;
-        var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port), store, own)
+        var stsCache = new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(data));
+        var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port) { Live = () => holder.Current }, store, own)
         {
-            Sts = stsCache is null ? null : new StsPolicyProvider(dns, stsCache,
+            Sts = new StsPolicyProvider(dns, stsCache,
                 new StsPolicyFetcher(dns, certificates.TrustedRoots, context.VerificationOptions, config.MtaSts), events, () => DateTimeOffset.UtcNow),
         };
-        var queue = new QueueManager(config, store, delivery, events);
+        var queue = new QueueManager(config, store, delivery, events) { Live = () => holder.Current };
         var alerts = new AlertService(config, store, events, queue.Wake);
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
         gateway.Counters.Attach(events);
@@ -102,6 +106,7 @@ public sealed class Gateway : IAsyncDisposable
             throw;
         }
         queue.Start();
+        gateway._configWatcher = new ConfigWatcher(data, holder, gateway._listeners, events);
         gateway._expiryWatch = new CertificateExpiryWatch(config, certificates, events, alerts);
         if (DnssecProbe.Wanted(config)) gateway._dnssecProbe = new DnssecProbe(config, dns, events);
         if (delivery.Sts is { } sts) gateway._stsRefresher = new StsRefresher(sts, events, () => DateTimeOffset.UtcNow);
@@ -113,6 +118,7 @@ public sealed class Gateway : IAsyncDisposable
         if (_expiryWatch is not null) await _expiryWatch.DisposeAsync().ConfigureAwait(false);
         if (_dnssecProbe is not null) await _dnssecProbe.DisposeAsync().ConfigureAwait(false);
         if (_stsRefresher is not null) await _stsRefresher.DisposeAsync().ConfigureAwait(false);
+        if (_configWatcher is not null) await _configWatcher.DisposeAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         // The scheduler first: nothing new is submitted while delivery winds down.
         await Queue.DisposeAsync().ConfigureAwait(false);

@@ -26,8 +26,8 @@ public static class ConfigCommands
         }
     }
 
-    /// <summary>Said after every commit: the daemon reads the committed version when it starts.</summary>
-    public const string AppliedAtStart = "A running gateway applies it when it is restarted (postern serve without --config starts with the latest version); live apply is not built yet.";
+    /// <summary>Said after every commit.</summary>
+    public const string AppliedAtStart = "A running gateway applies it within about a second (its mail log says so); listener addresses, DNS and log settings need a restart.";
 
     public static void AddTo(Command configCommand, RootCommand root, Option<FileInfo?> configOption, Option<bool> jsonOption, Func<FileInfo?, PosternConfig?> loadConfig)
     {

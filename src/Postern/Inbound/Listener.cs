@@ -70,8 +70,6 @@ public sealed class RecipientAccessTable
 public sealed class Listener : IAsyncDisposable
 {
     private readonly Socket _socket;
-    private readonly List<(SenderGroup Group, List<SenderPattern> Patterns)> _groups;
-    private readonly bool _needsHostNames;
     private readonly IDnsResolver _dns;
     private readonly CancellationTokenSource _stop = new();
     private Task? _acceptLoop;
@@ -118,11 +116,16 @@ public sealed class Listener : IAsyncDisposable
         else Events.Publish(new SystemNotice($"listener {Settings.Name} no longer under stress: {active} of {Settings.MaxConcurrency} sessions"));
     }
 
-    public ListenerSettings Settings { get; }
-    public PosternConfig Config { get; }
+    /// <summary>What a new session sees; swapped whole when a committed version is applied (sessions keep theirs).</summary>
+    private sealed record State(ListenerSettings Settings, PosternConfig Config, RecipientAccessTable Rat,
+        List<(SenderGroup Group, List<SenderPattern> Patterns)> Groups, bool NeedsHostNames);
+    private volatile State _state;
+
+    public ListenerSettings Settings => _state.Settings;
+    public PosternConfig Config => _state.Config;
     public IQueueStore Store { get; }
     public MailEventStream Events { get; }
-    public RecipientAccessTable Rat { get; }
+    public RecipientAccessTable Rat => _state.Rat;
     private readonly Func<ServerCertificate?> _certificate;
     /// <summary>The certificate for the next STARTTLS (assignments change without a restart).</summary>
     public ServerCertificate? Certificate => _certificate();
@@ -134,20 +137,28 @@ public sealed class Listener : IAsyncDisposable
     public Listener(ListenerSettings settings, PosternConfig config, IQueueStore store, MailEventStream events,
         IDnsResolver dns, Func<ServerCertificate?> certificate, Action queueWakeup)
     {
-        Settings = settings;
-        Config = config;
         Store = store;
         Events = events;
         _dns = dns;
         _certificate = certificate;
         QueueWakeup = queueWakeup;
-        Rat = new RecipientAccessTable(config.RecipientAccessTable);
-        _groups = settings.SenderGroups
-            .Select(g => (g, g.Senders.Select(s => { SenderPattern.TryParse(s, out var p); return p; }).ToList()))
-            .ToList();
-        _needsHostNames = _groups.Any(g => g.Patterns.Any(p => p.NeedsHostName));
+        _state = Build(settings, config);
         _socket = Bind(settings);
     }
+
+    private static State Build(ListenerSettings settings, PosternConfig config)
+    {
+        var groups = settings.SenderGroups
+            .Select(g => (g, g.Senders.Select(s => { SenderPattern.TryParse(s, out var p); return p; }).ToList()))
+            .ToList();
+        return new State(settings, config, new RecipientAccessTable(config.RecipientAccessTable), groups!, groups.Any(g => g.Item2.Any(p => p!.NeedsHostName)));
+    }
+
+    /// <summary>
+    /// A committed version for this listener (same address and port): HAT, policies, RAT and
+    /// limits apply to the next session; sessions already open keep what they started with.
+    /// </summary>
+    public void Apply(ListenerSettings settings, PosternConfig config) => _state = Build(settings, config);
 
     /// <summary>
     /// Binds and listens. Only SO_REUSEADDR (restart while old connections sit in TIME_WAIT):
@@ -211,7 +222,7 @@ public sealed class Listener : IAsyncDisposable
                 await stream.WriteAsync("421 4.3.2 Too many concurrent connections, try again later\r\n"u8.ToArray()).ConfigureAwait(false);
                 return;
             }
-            var (hostName, verified) = _needsHostNames ? await ReverseLookupAsync(remoteAddress).ConfigureAwait(false) : (null, false);
+            var (hostName, verified) = _state.NeedsHostNames ? await ReverseLookupAsync(remoteAddress).ConfigureAwait(false) : (null, false);
             Events.Publish(new ConnectionOpened(icid, Settings.Name, local, remoteAddress, hostName, verified));
             var decision = Evaluate(remoteAddress, verified ? hostName : null);
             Events.Publish(new SenderGroupMatched(icid, decision.Policy.Action.ToString(), decision.Group, decision.PolicyName, decision.MatchedBy));
@@ -237,11 +248,12 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>HAT: first sender group with a matching entry wins; else the default policy.</summary>
     public HatDecision Evaluate(IPAddress client, string? verifiedHostName)
     {
-        foreach (var (group, patterns) in _groups)
+        var state = _state;
+        foreach (var (group, patterns) in state.Groups)
             for (var i = 0; i < patterns.Count; i++)
                 if (patterns[i].Matches(client, verifiedHostName))
-                    return new HatDecision(group.Name, group.Policy, Config.Policy(group.Policy), group.Senders[i]);
-        return new HatDecision("ALL", Settings.DefaultPolicy, Config.Policy(Settings.DefaultPolicy), null);
+                    return new HatDecision(group.Name, group.Policy, state.Config.Policy(group.Policy), group.Senders[i]);
+        return new HatDecision("ALL", state.Settings.DefaultPolicy, state.Config.Policy(state.Settings.DefaultPolicy), null);
     }
 
     /// <summary>Forward-confirmed reverse DNS: the PTR name counts only if it resolves back to the client.</summary>

@@ -426,7 +426,7 @@ public sealed class SmtpSession
             }
             // postmaster takes mail from anyone, bounces included (RFC 5321 §4.5.1).
             var toPostmaster = recipient[..recipient.LastIndexOf('@')].Equals("postmaster", StringComparison.OrdinalIgnoreCase);
-            if (_sender!.Length == 0 && !toPostmaster && _listener.BounceVerification is { } tagger)
+            if (_sender!.Length == 0 && !toPostmaster && _listener.Config.DestinationControls.TagsAnyDestination && _listener.BounceVerification is { } tagger)
             {
                 // A real bounce comes back to a sender we tagged; backscatter does not.
                 var (check, original) = tagger.Check(recipient, DateTimeOffset.UtcNow);

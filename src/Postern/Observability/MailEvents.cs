@@ -288,6 +288,11 @@ public sealed record DeliveryConnectionClosed(long Dcid, string Reason) : MailEv
 }
 
 // ---- system ----
+/// <summary>A committed configuration version is in force now (the audit line of every commit).</summary>
+public sealed record ConfigurationApplied(int Version, string Who, string Comment) : MailEvent
+{
+    public override string LogText => $"Configuration version {Version} applied (committed by {Who}{(Comment.Length == 0 ? "" : $": {Comment}")})";
+}
 public sealed record SystemNotice(string Text) : MailEvent
 {
     public override string LogText => Text;

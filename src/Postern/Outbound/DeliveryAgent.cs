@@ -28,7 +28,8 @@ public sealed class DeliveryJob(QueuedMessage message, IReadOnlyList<QueuedRecip
 /// </summary>
 public sealed class DeliveryAgent : IAsyncDisposable
 {
-    private readonly PosternConfig _config;
+    /// <summary>The configuration in force: read at each decision, so a committed version applies to the next delivery.</summary>
+    private PosternConfig _config => _context.Current;
     private readonly OutboundContext _context;
     private readonly RouteResolver _routes;
     private readonly MailEventStream _events;
@@ -52,7 +53,6 @@ public sealed class DeliveryAgent : IAsyncDisposable
         var config = context.Config;
         var events = context.Events;
         _context = context;
-        _config = config;
         _routes = routes;
         _store = store;
         _events = events;

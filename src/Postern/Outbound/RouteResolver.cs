@@ -30,12 +30,17 @@ public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> rou
 {
     public RouteResolver(IDnsResolver dns) : this(dns, [], 25) { }
 
+    /// <summary>The configuration in force (SMTP routes and the delivery port follow committed versions).</summary>
+    public Func<PosternConfig>? Live { get; init; }
+    private IReadOnlyList<SmtpRoute> Routes => Live?.Invoke().SmtpRoutes ?? routes;
+    private int DefaultPort => Live?.Invoke().Delivery.Port ?? defaultPort;
+
     /// <summary>The resolver behind the routes (the DANE engine asks it for TLSA records).</summary>
     public IDnsResolver Resolver => dns;
 
     /// <summary>The SMTP route for a domain: the exact entry, else the most specific ".parent" one.</summary>
     public SmtpRoute? RouteFor(string domain) =>
-        routes.Where(r => DomainNames.MatchesPattern(domain, r.Domain))
+        Routes.Where(r => DomainNames.MatchesPattern(domain, r.Domain))
             .OrderByDescending(r => DomainNames.PatternSpecificity(r.Domain))
             .FirstOrDefault();
 
@@ -72,7 +77,7 @@ public sealed class RouteResolver(IDnsResolver dns, IReadOnlyList<SmtpRoute> rou
                 return Route.Fail(RouteOutcome.Permanent, "5.1.10", $"domain {domain} does not accept mail (null MX, RFC 7505)");
             hosts = OrderByPreference(real);
         }
-        var (hops, temporary) = await AddressesAsync(hosts.Select(h => (h.Host, h.Preference, defaultPort)), preference, ct).ConfigureAwait(false);
+        var (hops, temporary) = await AddressesAsync(hosts.Select(h => (h.Host, h.Preference, DefaultPort)), preference, ct).ConfigureAwait(false);
         if (hops.Count > 0) return new Route(RouteOutcome.Ok, hops, "2.0.0", "", mx.Security);
         if (temporary.Count > 0)
             return Route.Fail(RouteOutcome.Temporary, "4.4.3", "DNS lookup of mail host addresses failed: " + string.Join("; ", temporary));

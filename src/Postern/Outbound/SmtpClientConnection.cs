@@ -25,6 +25,10 @@ public sealed record RecipientResult(int Rid, RecipientOutcome Outcome, string S
 public sealed record OutboundContext(PosternConfig Config, MailEventStream Events, Func<X509Certificate2Collection> TrustedRoots,
     Func<X509Certificate2?> ClientCertificate, VerificationOptions VerificationOptions, Func<DateTimeOffset> Now)
 {
+    /// <summary>The configuration in force now (a committed version applied live); Config when there is none.</summary>
+    public Func<PosternConfig>? Live { get; init; }
+    public PosternConfig Current => Live?.Invoke() ?? Config;
+
     /// <summary>Tags envelope senders for destinations with Bounce Verification on.</summary>
     public Security.BounceTagger? BounceTagger { get; init; }
 }
@@ -103,7 +107,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         StsHostKind sts = StsHostKind.NotApplicable)
     {
         dane ??= new DaneHostPolicy(DaneHostKind.NotApplicable, [], "DANE is off for this destination");
-        var settings = context.Config.Delivery;
+        var settings = context.Current.Delivery;
         var events = context.Events;
         var domain = destination.Domain;
         var socket = new Socket(hop.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -158,7 +162,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
 
     private async Task<ConnectFailure?> HandshakeAsync(EffectiveDestination destination, DaneHostPolicy dane, StsHostKind sts, OutboundContext context, CancellationToken ct)
     {
-        var hostname = context.Config.Hostname;
+        var hostname = context.Current.Hostname;
         // Usable (or only unusable) secure TLSA records make TLS mandatory for this host whatever the level says (RFC 7672 §2.2);
         // an enforced MTA-STS policy makes a verified certificate for this MX host mandatory (RFC 8461 §4.2).
         var requirement = OutboundTlsPolicy.ForHost(destination, dane, sts, Hop.Host);

@@ -16,7 +16,10 @@ public sealed class QueueManager : IAsyncDisposable
 {
     private const int BatchSize = 256;
     private static readonly TimeSpan Rescan = TimeSpan.FromSeconds(5);   // picks up CLI changes
-    private readonly PosternConfig _config;
+    private readonly PosternConfig _initial;
+    /// <summary>The configuration in force (bounce profiles, limits follow committed versions).</summary>
+    public Func<PosternConfig>? Live { get; init; }
+    private PosternConfig _config => Live?.Invoke() ?? _initial;
     private readonly IQueueStore _store;
     private readonly DeliveryAgent _delivery;
     private readonly MailEventStream _events;
@@ -38,7 +41,7 @@ public sealed class QueueManager : IAsyncDisposable
 
     public QueueManager(PosternConfig config, IQueueStore store, DeliveryAgent delivery, MailEventStream events)
     {
-        _config = config;
+        _initial = config;
         _store = store;
         _delivery = delivery;
         _events = events;

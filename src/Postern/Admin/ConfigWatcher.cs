@@ -1,0 +1,93 @@
+using Postern.Inbound;
+using Postern.Observability;
+
+namespace Postern.Admin;
+
+/// <summary>The configuration in force in a running gateway: one immutable snapshot, swapped whole.</summary>
+public sealed class ConfigHolder(PosternConfig initial)
+{
+    private volatile PosternConfig _current = initial;
+    public PosternConfig Current => _current;
+    public void Swap(PosternConfig next) => _current = next;
+}
+
+/// <summary>
+/// Applies committed versions to a running gateway within about a second: it looks at the
+/// versions store, validates the new document (and the files it names), and swaps it in.
+/// Deliveries already under way finish under the version they started with; sessions already
+/// open keep their policy. What cannot change live (a listener's address, port, or the set
+/// of listeners; the data directory; DNS and log settings) is said in a warning, never dropped silently.
+/// </summary>
+public sealed class ConfigWatcher : IAsyncDisposable
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public ConfigWatcher(string dataDirectory, ConfigHolder holder, IReadOnlyList<Listener> listeners, MailEventStream events)
+    {
+        _loop = Task.Run(async () =>
+        {
+            using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(dataDirectory));
+            var applied = store.Latest()?.Number ?? 0;
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(Interval, _stop.Token).ConfigureAwait(false);
+                    if (store.Latest() is not { } latest || latest.Number <= applied) continue;
+                    applied = latest.Number;
+                    Apply(latest, holder, listeners, events);
+                }
+                catch (OperationCanceledException) { break; }
+                catch (Exception e)
+                {
+                    events.Publish(new SystemWarning($"configuration watcher: {e.Message}"));
+                }
+            }
+        });
+    }
+
+    private static void Apply(ConfigVersion version, ConfigHolder holder, IReadOnlyList<Listener> listeners, MailEventStream events)
+    {
+        PosternConfig next;
+        try
+        {
+            next = PosternConfig.Parse(version.Document, $"configuration version {version.Number}");
+            var problems = ConfigPreflight.Problems(next, checkBind: false);
+            if (problems.Count > 0) throw new ConfigException(string.Join("; ", problems));
+        }
+        catch (ConfigException e)
+        {
+            events.Publish(new SystemWarning($"configuration version {version.Number} NOT applied: {e.Message}"));
+            return;
+        }
+        var current = holder.Current;
+        var needsRestart = new List<string>();
+        foreach (var listener in listeners)
+        {
+            var settings = next.Listeners.FirstOrDefault(l => l.Name.Equals(listener.Settings.Name, StringComparison.OrdinalIgnoreCase));
+            if (settings is null) { needsRestart.Add($"listener {listener.Settings.Name} was removed"); continue; }
+            if (settings.Address != listener.Settings.Address || settings.Port != listener.Settings.Port && settings.Port != 0)
+                needsRestart.Add($"listener {settings.Name} moves to {settings.Address}:{settings.Port}");
+            listener.Apply(settings, next);
+        }
+        foreach (var added in next.Listeners.Where(l => listeners.All(x => !x.Settings.Name.Equals(l.Name, StringComparison.OrdinalIgnoreCase))))
+            needsRestart.Add($"listener {added.Name} is new");
+        if (next.DataDirectory != current.DataDirectory) needsRestart.Add("dataDirectory changed");
+        if (next.Dns.TimeoutSeconds != current.Dns.TimeoutSeconds || !next.Dns.Servers.SequenceEqual(current.Dns.Servers)
+            || !(next.Dns.TrustedResolvers ?? []).SequenceEqual(current.Dns.TrustedResolvers ?? [])) needsRestart.Add("dns settings changed");
+        if (next.LogLevel != current.LogLevel || next.MailLog.MaxFileBytes != current.MailLog.MaxFileBytes) needsRestart.Add("mail log settings changed");
+        holder.Swap(next);
+        events.Publish(new ConfigurationApplied(version.Number, version.Who, version.Comment));
+        if (needsRestart.Count > 0)
+            events.Publish(new SystemWarning($"configuration version {version.Number}: these changes take effect only after a restart: {string.Join("; ", needsRestart)}"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _loop.ConfigureAwait(false);
+        _stop.Dispose();
+    }
+}
