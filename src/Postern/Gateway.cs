@@ -106,7 +106,31 @@ public sealed class Gateway : IAsyncDisposable
             throw;
         }
         queue.Start();
-        gateway._configWatcher = new ConfigWatcher(data, holder, gateway._listeners, events);
+        var started = DateTimeOffset.UtcNow;
+        var statusFile = Path.Combine(data, "status.json");
+        var tick = 0;
+        gateway._configWatcher = new ConfigWatcher(data, holder, gateway._listeners, events,
+            applyHolds: holds =>
+            {
+                delivery.SetSuspended(holds.Where(h => h.Kind == "delivery").Select(h => h.Target).ToHashSet());
+                foreach (var l in gateway._listeners)
+                    l.Suspended = holds.Any(h => h.Kind == "listener" && h.Target.Equals(l.Settings.Name, StringComparison.OrdinalIgnoreCase));
+                queue.Wake();
+            },
+            everySecond: () =>
+            {
+                // What `postern status` shows of a running gateway, written every 2 s.
+                if (tick++ % 2 != 0) return;
+                var snapshot = new
+                {
+                    pid = Environment.ProcessId, started, written = DateTimeOffset.UtcNow, version = config.Version,
+                    listeners = gateway._listeners.Select(l => new { name = l.Settings.Name, endpoint = l.LocalEndPoint.ToString(), sessions = l.ActiveSessions, suspended = l.Suspended }),
+                    counters = gateway.Counters.Snapshot(),
+                };
+                var tmp = statusFile + ".tmp";
+                File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(snapshot));
+                File.Move(tmp, statusFile, overwrite: true);
+            });
         gateway._expiryWatch = new CertificateExpiryWatch(config, certificates, events, alerts);
         if (DnssecProbe.Wanted(config)) gateway._dnssecProbe = new DnssecProbe(config, dns, events);
         if (delivery.Sts is { } sts) gateway._stsRefresher = new StsRefresher(sts, events, () => DateTimeOffset.UtcNow);

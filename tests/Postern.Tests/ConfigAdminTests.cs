@@ -164,4 +164,42 @@ public sealed class ConfigAdminTests
         }
         gw.WaitForLogLine(TimeSpan.FromSeconds(10), "configuration version 2 NOT applied", "/nonexistent/c.pem does not exist");
     }
+
+    [Fact]
+    public async Task Operators_suspend_and_resume_delivery_and_listeners_and_see_status()
+    {
+        var config = _world.NewConfig("ops");
+        var file = ConfigFile(config);
+        await using var gw = RunningGateway.Start(config);
+
+        Assert.Contains("Delivery to good.test suspended.", Cli(0, "suspenddel", "good.test", "--config", file));
+        gw.WaitForLogLine("Operator: delivery good.test suspended (by");
+        var rcpt = TestWorld.Unique("held") + "@good.test";
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "held");
+        gw.WaitForLogLine("Delayed:", $"To:<{rcpt}>", "delivery to good.test suspended by the administrator");
+        var held = Assert.Single(await gw.Gateway.Store.ListAsync());
+        Assert.Equal(0, held.Recipients[0].Attempts);   // held, not attempted
+        Assert.DoesNotContain("(MX mx1.good.test for good.test)", gw.MailLogText());
+
+        var status = System.Text.Json.JsonDocument.Parse(Cli(0, "status", "--json", "--config", file)).RootElement;
+        Assert.True(status.GetProperty("running").GetBoolean());
+        Assert.Equal(1, status.GetProperty("queue").GetProperty("messages").GetInt32());
+        Assert.Equal("good.test", status.GetProperty("holds")[0].GetProperty("target").GetString());
+        Assert.Equal(2, status.GetProperty("gateway").GetProperty("listeners").GetArrayLength());
+
+        Cli(0, "resumedel", "good.test", "--config", file);
+        gw.WaitForLogLine("Operator: delivery good.test resumed");
+        Assert.Contains("recipient(s) to good.test are due now", Cli(0, "delivernow", "good.test", "--config", file));
+        _world.WaitForMail(rcpt);
+
+        Cli(0, "suspendlistener", "IncomingMail", "--config", file);
+        gw.WaitForLogLine("Operator: listener incomingmail suspended");
+        await using (var c = await RawSmtp.ConnectAsync(gw.Public))
+            Assert.StartsWith("421 4.3.2", await c.ReadReplyAsync());
+        Cli(0, "resumelistener", "IncomingMail", "--config", file);
+        gw.WaitForLogLine("Operator: listener incomingmail resumed");
+        await using (var c = await RawSmtp.ConnectAsync(gw.Public))
+            Assert.StartsWith("220", await c.ReadReplyAsync());
+        Assert.Contains("there is no listener 'Nope'", Cli(2, "suspendlistener", "Nope", "--config", file));
+    }
 }

@@ -98,6 +98,8 @@ public sealed class HardeningTests
         public Task<IReadOnlyList<QueuedMessage>> ListAsync() => inner.ListAsync();
         public Task<QueuedMessage?> GetAsync(long mid) => inner.GetAsync(mid);
         public Task<int> RetryNowAsync(long? mid) => inner.RetryNowAsync(mid);
+        public Task<int> RetryDomainNowAsync(string domain) => inner.RetryDomainNowAsync(domain);
+        public Task<(int Messages, int Recipients, DateTimeOffset? Oldest)> StatsAsync() => inner.StatsAsync();
         public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 

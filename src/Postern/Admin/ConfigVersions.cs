@@ -19,7 +19,13 @@ public interface IConfigStore : IDisposable
     (string Document, string Who, DateTimeOffset Time)? Staged();
     void Stage(string document, string who);
     void ClearStaged();
+    /// <summary>Operator switches (suspended deliveries and listeners): state, not configuration, so not versioned.</summary>
+    IReadOnlyList<OperatorHold> Holds();
+    void SetHold(string kind, string target, string who, bool on);
 }
+
+/// <summary>A delivery ("delivery", domain or "*") or listener ("listener", name) suspended by an operator.</summary>
+public sealed record OperatorHold(string Kind, string Target, string Who, DateTimeOffset Since);
 
 public sealed class SqliteConfigStore : IConfigStore
 {
@@ -37,6 +43,7 @@ public sealed class SqliteConfigStore : IConfigStore
             PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;
             CREATE TABLE IF NOT EXISTS versions(number INTEGER PRIMARY KEY, time INTEGER NOT NULL, who TEXT NOT NULL, comment TEXT NOT NULL, document TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS staged(id INTEGER PRIMARY KEY CHECK (id = 1), document TEXT NOT NULL, who TEXT NOT NULL, time INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS holds(kind TEXT NOT NULL, target TEXT NOT NULL, who TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY(kind, target));
             """);
         if (!OperatingSystem.IsWindows())
             foreach (var f in new[] { path, path + "-wal", path + "-shm" })
@@ -107,6 +114,28 @@ public sealed class SqliteConfigStore : IConfigStore
     }
 
     public void ClearStaged() { lock (_gate) Exec("DELETE FROM staged"); }
+
+    public IReadOnlyList<OperatorHold> Holds()
+    {
+        lock (_gate)
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = "SELECT kind, target, who, since FROM holds ORDER BY kind, target";
+            using var r = cmd.ExecuteReader();
+            var list = new List<OperatorHold>();
+            while (r.Read()) list.Add(new OperatorHold(r.GetString(0), r.GetString(1), r.GetString(2), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3))));
+            return list;
+        }
+    }
+
+    public void SetHold(string kind, string target, string who, bool on)
+    {
+        lock (_gate)
+        {
+            if (on) Exec("INSERT OR REPLACE INTO holds VALUES($k, $t, $w, $s)", ("$k", kind), ("$t", target.ToLowerInvariant()), ("$w", who), ("$s", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+            else Exec("DELETE FROM holds WHERE kind=$k AND target=$t", ("$k", kind), ("$t", target.ToLowerInvariant()));
+        }
+    }
 
     public void Dispose() => _connection.Dispose();
 }

@@ -24,17 +24,36 @@ public sealed class ConfigWatcher : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
-    public ConfigWatcher(string dataDirectory, ConfigHolder holder, IReadOnlyList<Listener> listeners, MailEventStream events)
+    public ConfigWatcher(string dataDirectory, ConfigHolder holder, IReadOnlyList<Listener> listeners, MailEventStream events,
+        Action<IReadOnlyList<OperatorHold>>? applyHolds = null, Action? everySecond = null)
     {
         _loop = Task.Run(async () =>
         {
             using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(dataDirectory));
             var applied = store.Latest()?.Number ?? 0;
+            var holds = "";
+            var first = true;
             while (!_stop.IsCancellationRequested)
             {
                 try
                 {
-                    await Task.Delay(Interval, _stop.Token).ConfigureAwait(false);
+                    if (!first) await Task.Delay(Interval, _stop.Token).ConfigureAwait(false);
+                    first = false;
+                    // Operator holds (suspenddel, suspendlistener): state, applied as it changes.
+                    var now = store.Holds();
+                    var key = string.Join(";", now.Select(h => $"{h.Kind}:{h.Target}"));
+                    if (key != holds)
+                    {
+                        var before = holds.Split(';', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+                        var after = now.Select(h => $"{h.Kind}:{h.Target}").ToHashSet();
+                        foreach (var h in now.Where(h => !before.Contains($"{h.Kind}:{h.Target}")))
+                            events.Publish(new OperatorAction($"{(h.Kind == "delivery" ? "delivery" : "listener")} {(h.Target == "*" ? "to all domains" : h.Target)} suspended", h.Who));
+                        foreach (var gone in before.Where(b => !after.Contains(b)))
+                            events.Publish(new OperatorAction($"{gone.Replace(":", " ").Replace(" *", " to all domains")} resumed", "operator"));
+                        holds = key;
+                        applyHolds?.Invoke(now);
+                    }
+                    everySecond?.Invoke();
                     if (store.Latest() is not { } latest || latest.Number <= applied) continue;
                     applied = latest.Number;
                     Apply(latest, holder, listeners, events);

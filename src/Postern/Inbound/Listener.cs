@@ -133,6 +133,9 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>Set when some destination tags senders: bounces (null sender) must come back to a valid tag.</summary>
     public Security.BounceTagger? BounceVerification { get; init; }
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+    /// <summary>Suspended by an operator: every new connection gets 421 and is closed; sessions already open go on.</summary>
+    public bool Suspended { get; set; }
+    public int ActiveSessions => Volatile.Read(ref _active);
 
     public Listener(ListenerSettings settings, PosternConfig config, IQueueStore store, MailEventStream events,
         IDnsResolver dns, Func<ServerCertificate?> certificate, Action queueWakeup)
@@ -216,6 +219,12 @@ public sealed class Listener : IAsyncDisposable
         try
         {
             await using var stream = new NetworkStream(client, ownsSocket: true);
+            if (Suspended)
+            {
+                Events.Publish(new ConnectionRefused(icid, remoteAddress, $"listener {Settings.Name} suspended by the administrator"));
+                await stream.WriteAsync("421 4.3.2 Service not available, closing transmission channel\r\n"u8.ToArray()).ConfigureAwait(false);
+                return;
+            }
             if (active > Settings.MaxConcurrency)
             {
                 Events.Publish(new ConnectionRefused(icid, remoteAddress, $"listener {Settings.Name} at its limit of {Settings.MaxConcurrency} connections"));

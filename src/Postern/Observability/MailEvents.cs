@@ -288,6 +288,12 @@ public sealed record DeliveryConnectionClosed(long Dcid, string Reason) : MailEv
 }
 
 // ---- system ----
+/// <summary>An operator switch took effect (suspend, resume): the audit line.</summary>
+public sealed record OperatorAction(string What, string Who) : MailEvent
+{
+    public override string LogText => $"Operator: {What} (by {Who})";
+}
+
 /// <summary>A committed configuration version is in force now (the audit line of every commit).</summary>
 public sealed record ConfigurationApplied(int Version, string Who, string Comment) : MailEvent
 {

@@ -62,6 +62,13 @@ public sealed class DeliveryAgent : IAsyncDisposable
     /// <summary>Observed peak of simultaneous connections per domain (for tests and metrics).</summary>
     public int PeakConnections(string domain) => _destinations.TryGetValue(domain, out var d) ? d.Peak : 0;
 
+    /// <summary>Domains whose delivery an operator suspended ("*" = all): held, not attempted.</summary>
+    private volatile IReadOnlySet<string> _suspended = new HashSet<string>();
+    public static readonly TimeSpan SuspendedRecheck = TimeSpan.FromSeconds(10);
+
+    public void SetSuspended(IReadOnlySet<string> domains) => _suspended = domains;
+    public bool IsSuspended(string domain) => _suspended.Contains("*") || _suspended.Contains(domain.ToLowerInvariant());
+
     public Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job)
     {
         if (_stop.IsCancellationRequested)
@@ -203,6 +210,12 @@ public sealed class DeliveryAgent : IAsyncDisposable
         /// <summary>Delivers the first job and then as many queued ones as one connection may carry.</summary>
         private async Task RunConnectionCoreAsync(DeliveryJob first, CancellationToken ct)
         {
+            if (agent.IsSuspended(domain))
+            {
+                // Held by the operator: no connection, no attempt counted; looked at again shortly.
+                first.Complete(RecipientOutcome.Deferred, "4.3.2", $"delivery to {domain} suspended by the administrator", retryAfter: SuspendedRecheck);
+                return;
+            }
             if (DateTimeOffset.UtcNow < _downUntil && _downReason is { } down)
             {
                 first.Complete(RecipientOutcome.Deferred, down.Status, down.Reason + " (destination held back after failed attempts)");

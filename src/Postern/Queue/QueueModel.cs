@@ -69,6 +69,10 @@ public interface IQueueStore : IAsyncDisposable
     Task<QueuedMessage?> GetAsync(long mid);
     /// <summary>Makes pending recipients due now (one message, or all when mid is null). Returns how many.</summary>
     Task<int> RetryNowAsync(long? mid);
+    /// <summary>Makes the pending recipients of one destination domain due now. Returns how many.</summary>
+    Task<int> RetryDomainNowAsync(string domain);
+    /// <summary>How many messages are queued and when the oldest arrived.</summary>
+    Task<(int Messages, int Recipients, DateTimeOffset? Oldest)> StatsAsync();
 }
 
 public enum IdKind { Message, InboundConnection, DeliveryConnection }

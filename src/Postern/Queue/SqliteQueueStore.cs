@@ -222,6 +222,32 @@ public sealed class SqliteQueueStore : IQueueStore
         Exec(c, $"DELETE FROM recipients WHERE mid={mid}; DELETE FROM messages WHERE mid={mid};", tx);
     });
 
+    public async Task<int> RetryDomainNowAsync(string domain)
+    {
+        var count = 0;
+        await WriteAsync((c, tx) =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "UPDATE recipients SET next_attempt=$now WHERE state=0 AND domain=$d";
+            cmd.Parameters.AddWithValue("$now", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            cmd.Parameters.AddWithValue("$d", domain.ToLowerInvariant());
+            count = cmd.ExecuteNonQuery();
+        }).ConfigureAwait(false);
+        return count;
+    }
+
+    public async Task<(int Messages, int Recipients, DateTimeOffset? Oldest)> StatsAsync()
+    {
+        await Task.Yield();
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM recipients WHERE state=0), (SELECT MIN(received_at) FROM messages)";
+        using var r = cmd.ExecuteReader();
+        r.Read();
+        return (r.GetInt32(0), r.GetInt32(1), r.IsDBNull(2) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(2)));
+    }
+
     public async Task<int> RetryNowAsync(long? mid)
     {
         var count = 0;

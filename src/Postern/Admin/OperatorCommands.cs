@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Text.Json;
+using Postern.Queue;
+
+namespace Postern.Admin;
+
+/// <summary>
+/// Operator commands (the appliance's suspenddel/resumedel, suspendlistener/resumelistener,
+/// delivernow, status; Postfix's postqueue -f / postsuper -h habits). Holds are written to
+/// the store and a running gateway takes them within a second; the audit line is in its log.
+/// </summary>
+public static class OperatorCommands
+{
+    public static void AddTo(RootCommand root, Option<FileInfo?> configOption, Option<bool> jsonOption, Func<FileInfo?, PosternConfig?> loadConfig)
+    {
+        var optionalDomain = new Argument<string?>("domain") { Description = "A destination domain; all domains when omitted", Arity = ArgumentArity.ZeroOrOne };
+        var listenerName = new Argument<string>("listener") { Description = "Listener name" };
+
+        Command Hold(string name, string description, string kind, bool on, Argument argument, Func<ParseResult, string> target, Func<string, string> said)
+        {
+            var command = new Command(name, description) { argument, configOption };
+            command.SetAction(p =>
+            {
+                var config = loadConfig(p.GetValue(configOption));
+                if (config is null) return 2;
+                using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(config.DataDirectory)));
+                var t = target(p);
+                if (kind == "listener" && !config.Listeners.Any(l => l.Name.Equals(t, StringComparison.OrdinalIgnoreCase)))
+                {
+                    Console.Error.WriteLine($"postern: there is no listener '{t}'");
+                    return 2;
+                }
+                store.SetHold(kind, t, ConfigService.CurrentUser, on);
+                Console.WriteLine(said(t) + " A running gateway takes this within a second.");
+                return 0;
+            });
+            return command;
+        }
+
+        string Domain(ParseResult p) => p.GetValue(optionalDomain) is { Length: > 0 } d ? d.ToLowerInvariant() : "*";
+        string All(string t) => t == "*" ? "all domains" : t;
+        root.Subcommands.Add(Hold("suspenddel", "Hold deliveries (to one domain, or all): messages stay queued, nothing is attempted", "delivery", true,
+            optionalDomain, Domain, t => $"Delivery to {All(t)} suspended."));
+        root.Subcommands.Add(Hold("resumedel", "Resume deliveries held by suspenddel", "delivery", false,
+            optionalDomain, Domain, t => $"Delivery to {All(t)} resumed."));
+        root.Subcommands.Add(Hold("suspendlistener", "Stop accepting connections on a listener (new connections get 421; open sessions go on)", "listener", true,
+            listenerName, p => p.GetValue(listenerName)!, t => $"Listener {t} suspended."));
+        root.Subcommands.Add(Hold("resumelistener", "Accept connections on a suspended listener again", "listener", false,
+            listenerName, p => p.GetValue(listenerName)!, t => $"Listener {t} resumed."));
+
+        var delivernow = new Command("delivernow", "Make deferred recipients due now (one domain, or all)") { optionalDomain, configOption };
+        delivernow.SetAction(async p =>
+        {
+            var config = loadConfig(p.GetValue(configOption));
+            if (config is null) return 2;
+            await using var store = new SqliteQueueStore(Gateway.StorePath(Path.GetFullPath(config.DataDirectory)));
+            var domain = Domain(p);
+            var n = domain == "*" ? await store.RetryNowAsync(null) : await store.RetryDomainNowAsync(domain);
+            Console.WriteLine($"{n} recipient(s) to {All(domain)} are due now; a running gateway picks them up within 5 seconds.");
+            return 0;
+        });
+        root.Subcommands.Add(delivernow);
+
+        var status = new Command("status", "The running gateway: uptime, listeners, counters, holds; the queue") { configOption, jsonOption };
+        status.SetAction(async p =>
+        {
+            var config = loadConfig(p.GetValue(configOption));
+            if (config is null) return 2;
+            var data = Path.GetFullPath(config.DataDirectory);
+            var file = Path.Combine(data, "status.json");
+            JsonElement? running = null;
+            if (File.Exists(file))
+            {
+                var doc = JsonDocument.Parse(File.ReadAllText(file)).RootElement;
+                if (DateTimeOffset.UtcNow - doc.GetProperty("written").GetDateTimeOffset() < TimeSpan.FromSeconds(10)) running = doc;
+            }
+            await using var queue = new SqliteQueueStore(Gateway.StorePath(data));
+            var (messages, recipients, oldest) = await queue.StatsAsync();
+            using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(data));
+            var holds = versions.Holds();
+            if (p.GetValue(jsonOption))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    running = running is not null, gateway = running, queue = new { messages, pendingRecipients = recipients, oldest },
+                    configVersion = versions.Latest()?.Number, holds,
+                }, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, WriteIndented = true }));
+                return running is null ? 1 : 0;
+            }
+            if (running is { } r)
+            {
+                var started = r.GetProperty("started").GetDateTimeOffset();
+                Console.WriteLine($"Postern running (pid {r.GetProperty("pid").GetInt32()}), up {DateTimeOffset.UtcNow - started:d\\.hh\\:mm\\:ss}; configuration version {versions.Latest()?.Number.ToString() ?? "(none committed)"}");
+                foreach (var l in r.GetProperty("listeners").EnumerateArray())
+                    Console.WriteLine($"  listener {l.GetProperty("name").GetString()} on {l.GetProperty("endpoint").GetString()}: {l.GetProperty("sessions").GetInt32()} session(s){(l.GetProperty("suspended").GetBoolean() ? ", SUSPENDED" : "")}");
+                var counters = r.GetProperty("counters");
+                long C(string name) => counters.TryGetProperty(name, out var v) ? v.GetInt64() : 0;
+                Console.WriteLine($"  since start: {C("MessageQueued")} queued, {C("RecipientResponse")} recipient(s) delivered, {C("RecipientBounced")} bounced, {C("RecipientDelayed")} deferral(s), {C("ConnectionOpened")} connection(s)");
+            }
+            else Console.WriteLine("Postern is not running (no status written in the last 10 seconds).");
+            Console.WriteLine($"  queue: {messages} message(s), {recipients} pending recipient(s){(oldest is { } o ? $", oldest received {o.UtcDateTime:u}" : "")}");
+            foreach (var h in holds) Console.WriteLine($"  hold: {h.Kind} {(h.Target == "*" ? "(all domains)" : h.Target)} by {h.Who} since {h.Since.UtcDateTime:u}");
+            return running is null ? 1 : 0;
+        });
+        root.Subcommands.Add(status);
+    }
+}
