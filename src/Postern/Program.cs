@@ -51,6 +51,27 @@ serve.SetAction(async (parse, ct) =>
     var stop = new TaskCompletionSource();
     using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
     using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+    // SIGHUP: re-read the configuration file and commit it when it changed (the `postfix reload`
+    // habit); the running gateway applies the new version within a second.
+    using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+    {
+        c.Cancel = true;
+        if (file is null) { Console.WriteLine("SIGHUP: no --config file to re-read"); return; }
+        try
+        {
+            var reread = PosternConfig.Load(file.FullName);
+            using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(reread.DataDirectory)));
+            var (_, committed) = new ConfigService(versions).FromFile(reread, file.FullName);
+            var text = committed is null ? $"SIGHUP: {file.FullName} is unchanged" : $"SIGHUP: {file.FullName} committed as version {committed.Number}";
+            Console.WriteLine(text);
+            gateway.Events.Publish(new Postern.Observability.SystemNotice(text));
+        }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"postern: SIGHUP: {e.Message}");
+            gateway.Events.Publish(new Postern.Observability.SystemWarning($"SIGHUP: configuration file refused, nothing changed: {e.Message.Replace('\n', ' ')}"));
+        }
+    });
     await stop.Task.WaitAsync(ct).ContinueWith(_ => { }, TaskScheduler.Default);
     Console.WriteLine("Postern stopping");
     await gateway.DisposeAsync();

@@ -202,4 +202,30 @@ public sealed class ConfigAdminTests
             Assert.StartsWith("220", await c.ReadReplyAsync());
         Assert.Contains("there is no listener 'Nope'", Cli(2, "suspendlistener", "Nope", "--config", file));
     }
+
+    [Fact]
+    public async Task SIGHUP_commits_a_changed_file_and_the_gateway_applies_it()
+    {
+        var config = _world.HoldingConfig("cfg-hup");
+        var file = ConfigFile(config);
+        using var gateway = PosternProcess.Serve(config);
+        var log = Path.Combine(config.DataDirectory, "logs", "mail.current");
+        config.RecipientAccessTable.Add(new RatEntry { Domain = "hup.test" });
+        File.WriteAllText(file, config.ToJson());
+        gateway.Signal("HUP");
+        TestWorld.WaitUntil(() => gateway.Output.Contains("SIGHUP: " + Path.GetFullPath(file) + " committed as version 2"), TimeSpan.FromSeconds(20), "the reload");
+        TestWorld.WaitUntil(() => File.ReadAllText(log).Contains("Configuration version 2 applied"), TimeSpan.FromSeconds(20), "the new version applied");
+        await using (var c = await RawSmtp.ConnectAsync(gateway.Listener("IncomingMail")))
+        {
+            await c.ReadReplyAsync();
+            await c.CommandAsync("EHLO client.test");
+            await c.CommandAsync("MAIL FROM:<s@sender.test>");
+            Assert.StartsWith("250", await c.CommandAsync("RCPT TO:<u@hup.test>"));
+        }
+        // A broken file is refused and changes nothing.
+        File.WriteAllText(file, "{ not json");
+        gateway.Signal("HUP");
+        TestWorld.WaitUntil(() => File.ReadAllText(log).Contains("SIGHUP: configuration file refused, nothing changed"), TimeSpan.FromSeconds(20), "the refusal");
+        gateway.Stop();
+    }
 }

@@ -54,6 +54,8 @@ public sealed class PosternProcess : IDisposable
         return IPEndPoint.Parse(line.Split(" on ")[1].Trim());
     }
 
+    public void Signal(string signal) => Process.Start("kill", [$"-{signal}", _process.Id.ToString()])!.WaitForExit();
+
     public void Kill9()
     {
         Process.Start("kill", ["-9", _process.Id.ToString()])!.WaitForExit();
