@@ -228,4 +228,39 @@ public sealed class ConfigAdminTests
         TestWorld.WaitUntil(() => File.ReadAllText(log).Contains("SIGHUP: configuration file refused, nothing changed"), TimeSpan.FromSeconds(20), "the refusal");
         gateway.Stop();
     }
+
+    [Fact]
+    public void The_destconfig_dialogue_asks_the_appliances_questions_and_stages_the_answers()
+    {
+        var file = ConfigFile(_world.HoldingConfig("cfg-dialogue"));
+        // new, domain, concurrency? y, limit 20, messages? n, TLS? y, level 7 (refused) then 5,
+        // DANE? y, 2 (opportunistic), MTA STS? y, 2 (on), bounce verification? n, bounce profile? n, then leave.
+        const string answers = "new\nexample.test\ny\n20\nn\ny\n7\n5\ny\n2\ny\n2\nn\nn\nlist\n\n";
+        var (code, output) = TestWorld.Run("dotnet", [PosternProcess.Dll, "destconfig", "--config", file], TimeSpan.FromSeconds(60), stdin: answers);
+        Assert.True(code == 0, output);
+        Assert.Contains("Choose the operation you want to perform:", output);
+        Assert.Contains("Enter the domain you wish to configure.", output);
+        Assert.Contains("Do you wish to configure a concurrency limit for example.test? [Y]>", output);
+        Assert.Contains("Do you wish to apply a specific TLS setting for this domain? [N]>", output);
+        Assert.Contains("Do you want to use TLS support?\n1. No\n2. Preferred\n3. Required\n4. Preferred - Verify\n5. Required - Verify\n6. Required - Verify Hosted Domains\n[2]>", output.Replace("\r", ""));
+        Assert.Contains("Please enter a number from 1 to 6.", output);   // "7" asked again with the reason
+        Assert.Contains("You have chosen to enable TLS. Please use the 'certconfig' command", output);
+        Assert.Contains("Do you wish to configure DANE support? [N]>", output);
+        Assert.Contains("Do you wish to configure MTA STS support? [N]>", output);
+        Assert.Contains("Do you want to use MTA STS support?\n1. Off\n2. On\n[1]>", output.Replace("\r", ""));
+        Assert.Contains("MTA STS will not be enforced for domains that have SMTP Routes configured.", output);
+        Assert.Contains("example.test is staged.", output);
+        Assert.Contains("example.test                 TLS Required (Verify), DANE opportunistic, MTA-STS on, 20 connections", output);
+        Cli(0, "commit", "--comment", "from the dialogue", "--config", file);
+        var list = System.Text.Json.JsonDocument.Parse(Cli(0, "destconfig", "list", "--json", "--config", file)).RootElement;
+        var entry = list.EnumerateArray().Single(e => e.GetProperty("entry").GetString() == "example.test");
+        Assert.Equal("requiredVerify", entry.GetProperty("tls").GetString());
+        Assert.Equal("opportunistic", entry.GetProperty("dane").GetString());
+        Assert.Equal("on", entry.GetProperty("mtaSts").GetString());
+        // Input that ends mid-dialogue changes nothing and says so.
+        var (code2, output2) = TestWorld.Run("dotnet", [PosternProcess.Dll, "destconfig", "--config", file], TimeSpan.FromSeconds(60), stdin: "new\nother.test\ny\n");
+        Assert.Equal(1, code2);
+        Assert.Contains("destconfig: input ended", output2);
+        Assert.Contains("There were no staged changes.", Cli(0, "clearchanges", "--config", file));
+    }
 }

@@ -148,6 +148,10 @@ public static class DestConfigCommands
         }));
 
         foreach (var c in new[] { create, edit, delete, list }) dest.Subcommands.Add(c);
+        // Without a subcommand: the appliance's dialogue on the terminal (or piped answers).
+        dest.Options.Add(configOption);
+        dest.SetAction(p => ConfigCommands.WithService(p.GetValue(configOption), loadConfig, (service, config) =>
+            new DestConfigDialogue(new DestinationService(service, config), Console.In, Console.Out).Run()));
         return dest;
     }
 }
