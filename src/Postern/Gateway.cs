@@ -126,6 +126,7 @@ public sealed class Gateway : IAsyncDisposable
                     pid = Environment.ProcessId, started, written = DateTimeOffset.UtcNow, version = config.Version,
                     listeners = gateway._listeners.Select(l => new { name = l.Settings.Name, endpoint = l.LocalEndPoint.ToString(), sessions = l.ActiveSessions, suspended = l.Suspended }),
                     counters = gateway.Counters.Snapshot(),
+                    activeConnections = delivery.ActiveConnections(),
                 };
                 var tmp = statusFile + ".tmp";
                 File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(snapshot));

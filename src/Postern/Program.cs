@@ -100,6 +100,7 @@ ConfigCommands.AddTo(configCommand, root, configOption, jsonOption, LoadConfig);
 root.Subcommands.Add(configCommand);
 root.Subcommands.Add(DestConfigCommands.Build(configOption, jsonOption, LoadConfig));
 OperatorCommands.AddTo(root, configOption, jsonOption, LoadConfig);
+HostStatusCommands.AddTo(root, configOption, jsonOption, LoadConfig);
 
 root.Subcommands.Add(QueueCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(CertConfigCommands.Build(configOption, jsonOption, LoadConfig));

@@ -187,6 +187,13 @@ public sealed class ConfigAdminTests
         Assert.Equal("good.test", status.GetProperty("holds")[0].GetProperty("target").GetString());
         Assert.Equal(2, status.GetProperty("gateway").GetProperty("listeners").GetArrayLength());
 
+        var host = System.Text.Json.JsonDocument.Parse(Cli(0, "hoststatus", "good.test", "--json", "--config", file)).RootElement;
+        Assert.Equal("Default", host.GetProperty("destination").GetProperty("entry").GetString());
+        Assert.Contains("suspended by the administrator", host.GetProperty("delayed")[0].GetProperty("lastResponse").GetString());
+        var top = System.Text.Json.JsonDocument.Parse(Cli(0, "tophosts", "--json", "--config", file)).RootElement;
+        Assert.Equal("good.test", top[0].GetProperty("domain").GetString());
+        Assert.Equal(1, top[0].GetProperty("pending").GetInt32());
+
         Cli(0, "resumedel", "good.test", "--config", file);
         gw.WaitForLogLine("Operator: delivery good.test resumed");
         Assert.Contains("recipient(s) to good.test are due now", Cli(0, "delivernow", "good.test", "--config", file));

@@ -105,3 +105,71 @@ public static class OperatorCommands
         root.Subcommands.Add(status);
     }
 }
+
+/// <summary>`postern hoststatus DOMAIN` and `postern tophosts`: a destination as delivery sees it, and the busiest ones.</summary>
+public static class HostStatusCommands
+{
+    public static void AddTo(RootCommand root, Option<FileInfo?> configOption, Option<bool> jsonOption, Func<FileInfo?, PosternConfig?> loadConfig)
+    {
+        var domainArgument = new Argument<string>("domain") { Description = "Destination domain" };
+        var hoststatus = new Command("hoststatus", "Destination Controls in force, open connections and delayed recipients for a domain") { domainArgument, configOption, jsonOption };
+        hoststatus.SetAction(async p =>
+        {
+            var config = loadConfig(p.GetValue(configOption));
+            if (config is null) return 2;
+            var data = Path.GetFullPath(config.DataDirectory);
+            var domain = (p.GetValue(domainArgument) ?? "").ToLowerInvariant();
+            using (var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(data)))
+                config = new ConfigService(versions).Committed() ?? config;
+            var destination = config.DestinationControls.Resolve(domain);
+            await using var store = new SqliteQueueStore(Gateway.StorePath(data));
+            var delayed = (await store.ListAsync())
+                .SelectMany(m => m.Recipients.Where(r => !r.IsFinal && r.Domain == domain).Select(r => new { mid = m.Mid, address = r.Address, attempts = r.Attempts, nextAttempt = r.NextAttempt, lastResponse = r.LastResponse }))
+                .ToList();
+            var active = ActiveConnections(data).GetValueOrDefault(domain);
+            if (p.GetValue(jsonOption))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new { domain, destination, activeConnections = active, delayed }, PosternConfig.JsonOptions));
+                return 0;
+            }
+            Console.WriteLine($"{domain}: Destination Controls entry {destination.Entry}: TLS {EffectiveDestination.LevelName(destination.Tls)}, DANE {destination.Dane.ToString().ToLowerInvariant()}, " +
+                $"MTA-STS {destination.MtaSts.ToString().ToLowerInvariant()}, {destination.ConcurrentConnections} connections, {destination.MaxMessagesPerConnection} messages per connection, bounce profile {destination.BounceProfile}");
+            Console.WriteLine($"  open connections now: {active}");
+            Console.WriteLine($"  pending recipients: {delayed.Count}");
+            foreach (var d in delayed.Take(20))
+                Console.WriteLine($"    MID {d.mid} <{d.address}> attempts {d.attempts}, next {d.nextAttempt.UtcDateTime:u}: {d.lastResponse}");
+            return 0;
+        });
+        root.Subcommands.Add(hoststatus);
+
+        var tophosts = new Command("tophosts", "Destinations by pending recipients, with open connections") { configOption, jsonOption };
+        tophosts.SetAction(async p =>
+        {
+            var config = loadConfig(p.GetValue(configOption));
+            if (config is null) return 2;
+            var data = Path.GetFullPath(config.DataDirectory);
+            await using var store = new SqliteQueueStore(Gateway.StorePath(data));
+            var active = ActiveConnections(data);
+            var rows = (await store.ListAsync()).SelectMany(m => m.Recipients.Where(r => !r.IsFinal)).GroupBy(r => r.Domain)
+                .Select(g => new { domain = g.Key, pending = g.Count(), activeConnections = active.GetValueOrDefault(g.Key) })
+                .Concat(active.Select(a => new { domain = a.Key, pending = 0, activeConnections = a.Value }))
+                .GroupBy(r => r.domain).Select(g => new { domain = g.Key, pending = g.Sum(x => x.pending), activeConnections = g.Max(x => x.activeConnections) })
+                .OrderByDescending(r => r.pending).ThenByDescending(r => r.activeConnections).Take(20).ToList();
+            if (p.GetValue(jsonOption)) { Console.WriteLine(JsonSerializer.Serialize(rows, PosternConfig.JsonOptions)); return 0; }
+            if (rows.Count == 0) Console.WriteLine("No destination has pending recipients or open connections.");
+            foreach (var r in rows) Console.WriteLine($"{r.domain,-40} {r.pending,8} pending {r.activeConnections,5} connection(s)");
+            return 0;
+        });
+        root.Subcommands.Add(tophosts);
+    }
+
+    /// <summary>Open connections per domain from the running gateway's status file (empty when it is not running).</summary>
+    private static Dictionary<string, int> ActiveConnections(string data)
+    {
+        var file = Path.Combine(data, "status.json");
+        if (!File.Exists(file)) return [];
+        var doc = JsonDocument.Parse(File.ReadAllText(file)).RootElement;
+        if (DateTimeOffset.UtcNow - doc.GetProperty("written").GetDateTimeOffset() > TimeSpan.FromSeconds(10) || !doc.TryGetProperty("activeConnections", out var a)) return [];
+        return a.EnumerateObject().ToDictionary(x => x.Name, x => x.Value.GetInt32());
+    }
+}

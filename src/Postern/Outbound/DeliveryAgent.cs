@@ -62,6 +62,10 @@ public sealed class DeliveryAgent : IAsyncDisposable
     /// <summary>Observed peak of simultaneous connections per domain (for tests and metrics).</summary>
     public int PeakConnections(string domain) => _destinations.TryGetValue(domain, out var d) ? d.Peak : 0;
 
+    /// <summary>Destinations with connections open now (for status and hoststatus).</summary>
+    public IReadOnlyDictionary<string, int> ActiveConnections() =>
+        _destinations.Where(d => d.Value.Active > 0).ToDictionary(d => d.Key, d => d.Value.Active);
+
     /// <summary>Domains whose delivery an operator suspended ("*" = all): held, not attempted.</summary>
     private volatile IReadOnlySet<string> _suspended = new HashSet<string>();
     public static readonly TimeSpan SuspendedRecheck = TimeSpan.FromSeconds(10);
@@ -90,6 +94,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
         private DateTimeOffset _downUntil;
         private ConnectFailure? _downReason;
         public int Peak;
+        public int Active => Volatile.Read(ref _workers);
 
         private readonly Queue<(DateTimeOffset At, int Count)> _sent = new();
         private EffectiveDestination Destination => agent._config.DestinationControls.Resolve(domain);
