@@ -48,6 +48,7 @@ serve.SetAction(async (parse, ct) =>
         return 2;
     }
     Console.WriteLine($"Postern running as {config.Hostname}; data in {gateway.DataDirectory}; mail log {gateway.MailLog.CurrentPath}");
+    ServiceInstaller.Notify("READY=1");   // systemd Type=notify: the listeners are bound
     var stop = new TaskCompletionSource();
     using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
     using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
@@ -74,6 +75,7 @@ serve.SetAction(async (parse, ct) =>
     });
     await stop.Task.WaitAsync(ct).ContinueWith(_ => { }, TaskScheduler.Default);
     Console.WriteLine("Postern stopping");
+    ServiceInstaller.Notify("STOPPING=1");
     await gateway.DisposeAsync();
     return 0;
 });
@@ -99,6 +101,7 @@ configCommand.Subcommands.Add(check);
 ConfigCommands.AddTo(configCommand, root, configOption, jsonOption, LoadConfig);
 root.Subcommands.Add(configCommand);
 root.Subcommands.Add(DestConfigCommands.Build(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(ServiceInstaller.Build());
 OperatorCommands.AddTo(root, configOption, jsonOption, LoadConfig);
 HostStatusCommands.AddTo(root, configOption, jsonOption, LoadConfig);
 
