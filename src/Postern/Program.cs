@@ -47,8 +47,6 @@ serve.SetAction(async (parse, ct) =>
         Console.Error.WriteLine($"postern: cannot start: {e.Message}");
         return 2;
     }
-    Console.WriteLine($"Postern running as {config.Hostname}; data in {gateway.DataDirectory}; mail log {gateway.MailLog.CurrentPath}");
-    ServiceInstaller.Notify("READY=1");   // systemd Type=notify: the listeners are bound
     var stop = new TaskCompletionSource();
     using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
     using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
@@ -73,6 +71,10 @@ serve.SetAction(async (parse, ct) =>
             gateway.Events.Publish(new Postern.Observability.SystemWarning($"SIGHUP: configuration file refused, nothing changed: {e.Message.Replace('\n', ' ')}"));
         }
     });
+    // Only now, with every signal handled, say that we run: a SIGHUP or SIGTERM right after
+    // readiness must not meet the default action (which ends the process).
+    Console.WriteLine($"Postern running as {config.Hostname}; data in {gateway.DataDirectory}; mail log {gateway.MailLog.CurrentPath}");
+    ServiceInstaller.Notify("READY=1");   // systemd Type=notify: the listeners are bound
     await stop.Task.WaitAsync(ct).ContinueWith(_ => { }, TaskScheduler.Default);
     Console.WriteLine("Postern stopping");
     ServiceInstaller.Notify("STOPPING=1");
@@ -104,6 +106,7 @@ root.Subcommands.Add(DestConfigCommands.Build(configOption, jsonOption, LoadConf
 root.Subcommands.Add(ServiceInstaller.Build());
 OperatorCommands.AddTo(root, configOption, jsonOption, LoadConfig);
 HostStatusCommands.AddTo(root, configOption, jsonOption, LoadConfig);
+ListenerAlertCommands.AddTo(root, configOption, jsonOption, LoadConfig);
 
 root.Subcommands.Add(QueueCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(CertConfigCommands.Build(configOption, jsonOption, LoadConfig));

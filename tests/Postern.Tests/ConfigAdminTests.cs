@@ -270,4 +270,35 @@ public sealed class ConfigAdminTests
         Assert.Contains("destconfig: input ended", output2);
         Assert.Contains("There were no staged changes.", Cli(0, "clearchanges", "--config", file));
     }
+
+    [Fact]
+    public async Task Listenerconfig_and_alertconfig_stage_changes_a_running_gateway_applies()
+    {
+        var config = _world.HoldingConfig("cfg-listener");
+        var file = ConfigFile(config);
+        await using var gw = RunningGateway.Start(config);
+        Assert.Contains("You have chosen to enable TLS", Cli(0, "listenerconfig", "policy", "STRICT", "--action", "accept", "--tls", "3", "--config", file));
+        Cli(0, "listenerconfig", "hat-set", "IncomingMail", "LOOPBACK", "--senders", "127.0.0.0/8", "--policy", "STRICT", "--config", file);
+        Assert.Contains("there is no listener 'Nope'", Cli(2, "listenerconfig", "hat-set", "Nope", "X", "--senders", "127.0.0.1", "--policy", "STRICT", "--config", file));
+        Assert.Contains("is not an IP, CIDR or host-name pattern", Cli(2, "listenerconfig", "hat-set", "IncomingMail", "BAD", "--senders", "not an address!", "--policy", "STRICT", "--config", file));
+        var listed = Cli(0, "listenerconfig", "list", "--config", file);
+        Assert.Contains("sender group LOOPBACK: 127.0.0.0/8 -> STRICT", listed);
+        Assert.Contains("policy STRICT: accept, TLS required", listed);
+
+        Cli(0, "alertconfig", "new", "admin@sender.test", "--severities", "warning,critical", "--types", "system", "--config", file);
+        Cli(0, "alertconfig", "throttle", "120", "--config", file);
+        Assert.Contains("severity 'loud' is not one of", Cli(2, "alertconfig", "new", "x@sender.test", "--severities", "loud", "--config", file));
+        var alerts = System.Text.Json.JsonDocument.Parse(Cli(0, "alertconfig", "list", "--json", "--config", file)).RootElement;
+        Assert.Equal(120, alerts.GetProperty("throttleSeconds").GetInt32());
+        Assert.Equal("admin@sender.test", alerts.GetProperty("recipients")[0].GetProperty("address").GetString());
+
+        Cli(0, "commit", "--comment", "TLS required from loopback", "--config", file);
+        gw.WaitForLogLine(TimeSpan.FromSeconds(10), "Configuration version 1 applied");
+        // A new session from loopback now matches LOOPBACK and must start TLS first.
+        await using var c = await RawSmtp.ConnectAsync(gw.Public);
+        await c.ReadReplyAsync();
+        await c.CommandAsync("EHLO client.test");
+        Assert.StartsWith("530", await c.CommandAsync("MAIL FROM:<s@sender.test>"));
+        gw.WaitForLogLine("SG LOOPBACK match 127.0.0.0/8 policy STRICT");
+    }
 }
