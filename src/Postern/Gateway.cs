@@ -78,7 +78,7 @@ public sealed class Gateway : IAsyncDisposable
                 new StsPolicyFetcher(dns, certificates.TrustedRoots, context.VerificationOptions, config.MtaSts), events, () => DateTimeOffset.UtcNow),
         };
         var queue = new QueueManager(config, store, delivery, events) { Live = () => holder.Current };
-        var alerts = new AlertService(config, store, events, queue.Wake);
+        var alerts = new AlertService(config, store, events, queue.Wake) { Live = () => holder.Current };
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
         gateway.Counters.Attach(events);
 

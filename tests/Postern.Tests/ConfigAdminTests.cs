@@ -301,4 +301,18 @@ public sealed class ConfigAdminTests
         Assert.StartsWith("530", await c.CommandAsync("MAIL FROM:<s@sender.test>"));
         gw.WaitForLogLine("SG LOOPBACK match 127.0.0.0/8 policy STRICT");
     }
+
+    [Fact]
+    public void The_destconfig_dialogue_works_on_a_terminal()
+    {
+        // util-linux `script` gives the dialogue a pseudo-terminal, as an administrator's ssh session would.
+        var file = ConfigFile(_world.HoldingConfig("cfg-pty"));
+        var command = $"dotnet {PosternProcess.Dll} destconfig --config {file}";
+        var (code, output) = TestWorld.Run("script", ["-qec", command, "/dev/null"], TimeSpan.FromSeconds(60),
+            stdin: "new\npty.test\nn\nn\ny\n6\nn\nn\nn\nn\n\n");
+        Assert.True(code == 0, output);
+        Assert.Contains("Do you want to use TLS support?", output);
+        Assert.Contains("pty.test is staged.", output);
+        Assert.Contains("Required - Verify Hosted Domains", Cli(0, "destconfig", "list", "--config", file));
+    }
 }

@@ -29,7 +29,10 @@ public sealed record AlertThrottled(string Summary, DateTimeOffset Until) : Mail
 /// </summary>
 public sealed class AlertService : IAsyncDisposable
 {
-    private readonly PosternConfig _config;
+    private readonly PosternConfig _initial;
+    /// <summary>The configuration in force (alert recipients and the throttle follow committed versions).</summary>
+    public Func<PosternConfig>? Live { get; init; }
+    private PosternConfig _config => Live?.Invoke() ?? _initial;
     private readonly IQueueStore _store;
     private readonly MailEventStream _events;
     private readonly Action _wake;
@@ -40,7 +43,7 @@ public sealed class AlertService : IAsyncDisposable
 
     public AlertService(PosternConfig config, IQueueStore store, MailEventStream events, Action wake)
     {
-        _config = config;
+        _initial = config;
         _store = store;
         _events = events;
         _wake = wake;
