@@ -12,6 +12,8 @@ public sealed record ConfigVersion(int Number, DateTimeOffset Time, string Who, 
 public interface IConfigStore : IDisposable
 {
     ConfigVersion? Latest();
+    /// <summary>The newest version's number (0 when none): what the running gateway polls, without reading documents.</summary>
+    int LatestNumber();
     ConfigVersion? Get(int number);
     IReadOnlyList<ConfigVersion> List();
     ConfigVersion Add(string who, string comment, string document);
@@ -36,18 +38,11 @@ public sealed class SqliteConfigStore : IConfigStore
 
     public SqliteConfigStore(string path)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, DefaultTimeout = 30 }.ToString());
-        _connection.Open();
-        Exec("""
-            PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;
+        _connection = Queue.SqliteFiles.OpenPrivate(path, """
             CREATE TABLE IF NOT EXISTS versions(number INTEGER PRIMARY KEY, time INTEGER NOT NULL, who TEXT NOT NULL, comment TEXT NOT NULL, document TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS staged(id INTEGER PRIMARY KEY CHECK (id = 1), document TEXT NOT NULL, who TEXT NOT NULL, time INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS holds(kind TEXT NOT NULL, target TEXT NOT NULL, who TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY(kind, target));
             """);
-        if (!OperatingSystem.IsWindows())
-            foreach (var f in new[] { path, path + "-wal", path + "-shm" })
-                if (File.Exists(f)) File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     private int Exec(string sql, params (string Name, object Value)[] parameters)
@@ -70,6 +65,16 @@ public sealed class SqliteConfigStore : IConfigStore
     }
 
     public ConfigVersion? Latest() { lock (_gate) return Read("ORDER BY number DESC LIMIT 1").FirstOrDefault(); }
+
+    public int LatestNumber()
+    {
+        lock (_gate)
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = "SELECT COALESCE(MAX(number), 0) FROM versions";
+            return Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
     public ConfigVersion? Get(int number) { lock (_gate) return Read("WHERE number=$n", ("$n", number)).FirstOrDefault(); }
     public IReadOnlyList<ConfigVersion> List() { lock (_gate) return Read("ORDER BY number"); }
 

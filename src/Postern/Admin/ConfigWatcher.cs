@@ -30,7 +30,7 @@ public sealed class ConfigWatcher : IAsyncDisposable
         _loop = Task.Run(async () =>
         {
             using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(dataDirectory));
-            var applied = store.Latest()?.Number ?? 0;
+            var applied = store.LatestNumber();
             var holds = "";
             var first = true;
             while (!_stop.IsCancellationRequested)
@@ -54,7 +54,7 @@ public sealed class ConfigWatcher : IAsyncDisposable
                         applyHolds?.Invoke(now);
                     }
                     everySecond?.Invoke();
-                    if (store.Latest() is not { } latest || latest.Number <= applied) continue;
+                    if (store.LatestNumber() <= applied || store.Latest() is not { } latest) continue;
                     applied = latest.Number;
                     Apply(latest, holder, listeners, events);
                 }

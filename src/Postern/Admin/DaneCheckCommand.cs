@@ -28,10 +28,7 @@ public static class DaneCheckCommand
 {
     public static async Task<DaneCheckReport> RunAsync(PosternConfig config, string domain, bool probe, CancellationToken ct)
     {
-        var events = new MailEventStream();
-        var outcomes = new List<MailEvent>();
-        events.Subscribe(e => { lock (outcomes) outcomes.Add(e); });
-        var dns = new DnsResolver(config.Dns, events);
+        var dns = new DnsResolver(config.Dns, new MailEventStream());
         var routes = new RouteResolver(dns, [], config.Delivery.Port);
         var route = await routes.ResolveAsync(domain, IpPreference.IPv4Preferred, ct).ConfigureAwait(false);
         var mxSecurity = route.Outcome == RouteOutcome.Ok ? route.MxSecurity.ToString().ToLowerInvariant() : "failed";
@@ -42,28 +39,18 @@ public static class DaneCheckCommand
         foreach (var group in route.Hops.GroupBy(h => h.Host))
         {
             var hop = group.First();
-            TlsaLookup? expanded = null, own = null;
-            if (hop.CanonicalName is { } canonical) expanded = await Tlsa(dns, canonical, ct).ConfigureAwait(false);
-            if (expanded is null || expanded is { Security: DnsSecurity.Secure, Records.Count: 0 } or { Security: DnsSecurity.Insecure }) own = await Tlsa(dns, hop.Host, ct).ConfigureAwait(false);
-            var shown = expanded is { Records.Count: > 0 } || own is null ? expanded : own;
-            var decision = DanePolicy.ForHost(DaneSupport.Opportunistic, hop.Host, route.MxSecurity, hop.AddressSecurity, hop.CanonicalName, expanded, own);
+            var lookup = await DaneLookup.ForHostAsync(dns, DaneSupport.Opportunistic, route, hop, ct, showRecords: true).ConfigureAwait(false);
+            var shown = lookup.Shown;
+            var decision = lookup.Policy;
 
             string? probeResult = null, probeDetail = null;
             bool? matched = null;
             if (probe && decision.Kind != DaneHostKind.Unusable)
             {
-                lock (outcomes) outcomes.Clear();
                 var destination = config.DestinationControls.Resolve(domain) with { Dane = DaneSupport.Opportunistic, Tls = TlsLevel.Preferred };
-                var context = new OutboundContext(config, events, () => new X509Certificate2Collection(), () => null, new VerificationOptions(), () => DateTimeOffset.UtcNow);
-                var (connection, failure) = await SmtpClientConnection.OpenAsync(hop, destination, 0, context, ct, decision).ConfigureAwait(false);
-                if (connection is not null) await connection.CloseAsync("dane check").ConfigureAwait(false);
-                DaneOutcome? outcome;
-                DeliveryTlsNegotiated? tls;
-                lock (outcomes)
-                {
-                    outcome = outcomes.OfType<DaneOutcome>().LastOrDefault();
-                    tls = outcomes.OfType<DeliveryTlsNegotiated>().LastOrDefault();
-                }
+                var (failure, seen) = await SmtpProbe.RunAsync(config, hop, destination, () => new X509Certificate2Collection(), new VerificationOptions(), ct, decision).ConfigureAwait(false);
+                var outcome = seen.OfType<DaneOutcome>().LastOrDefault();
+                var tls = seen.OfType<DeliveryTlsNegotiated>().LastOrDefault();
                 probeResult = failure is null ? $"connected to {hop.Address}:{hop.Port}" + (tls is null ? ", no TLS" : $", {tls.Protocol} {tls.Cipher}, {tls.PeerIdentity}") : $"failed: {failure.Reason}";
                 if (outcome is not null)
                 {
@@ -86,12 +73,6 @@ public static class DaneCheckCommand
                 ? $"DANE OK for {domain}: {(probe ? $"{authenticated} of {hosts.Count} MX host(s) authenticated" : $"{applies} of {hosts.Count} MX host(s) publish usable TLSA records")}"
                 : $"DANE FAILS for {failed} of {hosts.Count} MX host(s) of {domain}" + (failed == hosts.Count ? ": mail would be deferred" : "");
         return new DaneCheckReport(domain, mxSecurity, hosts, verdict, failed == 0);
-    }
-
-    private static async Task<TlsaLookup> Tlsa(DnsResolver dns, string name, CancellationToken ct)
-    {
-        var answer = await dns.QueryTlsaAsync($"_25._tcp.{name}", ct).ConfigureAwait(false);
-        return new TlsaLookup(name, answer.Security, answer.Outcome, answer.Records, answer.Error);
     }
 
     private static readonly JsonSerializerOptions Json = new()

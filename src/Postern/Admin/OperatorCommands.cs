@@ -67,13 +67,7 @@ public static class OperatorCommands
             var config = loadConfig(p.GetValue(configOption));
             if (config is null) return 2;
             var data = Path.GetFullPath(config.DataDirectory);
-            var file = Path.Combine(data, "status.json");
-            JsonElement? running = null;
-            if (File.Exists(file))
-            {
-                var doc = JsonDocument.Parse(File.ReadAllText(file)).RootElement;
-                if (DateTimeOffset.UtcNow - doc.GetProperty("written").GetDateTimeOffset() < TimeSpan.FromSeconds(10)) running = doc;
-            }
+            var running = RunningStatus(data);
             await using var queue = new SqliteQueueStore(Gateway.StorePath(data));
             var (messages, recipients, oldest) = await queue.StatsAsync();
             using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(data));
@@ -103,6 +97,15 @@ public static class OperatorCommands
             return running is null ? 1 : 0;
         });
         root.Subcommands.Add(status);
+    }
+
+    /// <summary>The running gateway's status file (`&lt;data&gt;/status.json`), or null when none was written in the last 10 seconds.</summary>
+    public static JsonElement? RunningStatus(string data)
+    {
+        var file = Path.Combine(data, "status.json");
+        if (!File.Exists(file)) return null;
+        var doc = JsonDocument.Parse(File.ReadAllText(file)).RootElement;
+        return DateTimeOffset.UtcNow - doc.GetProperty("written").GetDateTimeOffset() < TimeSpan.FromSeconds(10) ? doc : null;
     }
 }
 
@@ -166,10 +169,7 @@ public static class HostStatusCommands
     /// <summary>Open connections per domain from the running gateway's status file (empty when it is not running).</summary>
     private static Dictionary<string, int> ActiveConnections(string data)
     {
-        var file = Path.Combine(data, "status.json");
-        if (!File.Exists(file)) return [];
-        var doc = JsonDocument.Parse(File.ReadAllText(file)).RootElement;
-        if (DateTimeOffset.UtcNow - doc.GetProperty("written").GetDateTimeOffset() > TimeSpan.FromSeconds(10) || !doc.TryGetProperty("activeConnections", out var a)) return [];
+        if (OperatorCommands.RunningStatus(data) is not { } doc || !doc.TryGetProperty("activeConnections", out var a)) return [];
         return a.EnumerateObject().ToDictionary(x => x.Name, x => x.Value.GetInt32());
     }
 }

@@ -179,21 +179,11 @@ public static class StsCommands
         foreach (var group in route.Hops.GroupBy(h => h.Host))
         {
             var hop = group.First();
-            var probeEvents = new MailEventStream();
-            var seen = new List<MailEvent>();
-            probeEvents.Subscribe(e => { lock (seen) seen.Add(e); });
-            // A probe as enforce would make it: a verified certificate for this MX host name, TLS 1.2+.
+            // A probe as enforce would judge it: a verified certificate for this MX host name, TLS 1.2+.
             var destination = config.DestinationControls.Resolve(domain) with { Tls = TlsLevel.Preferred, Dane = DaneSupport.None, MtaSts = MtaStsSupport.On };
-            var context = new OutboundContext(config, probeEvents, fetcher.TrustedRoots, () => null, fetcher.Options, () => DateTimeOffset.UtcNow);
-            var (connection, failure) = await SmtpClientConnection.OpenAsync(hop, destination, 0, context, ct, null, StsHostKind.Testing);
-            if (connection is not null) await connection.CloseAsync("check");
-            DeliveryTlsNegotiated? tls;
-            StsHostFailed? problem;
-            lock (seen)
-            {
-                tls = seen.OfType<DeliveryTlsNegotiated>().LastOrDefault();
-                problem = seen.OfType<StsHostFailed>().LastOrDefault();
-            }
+            var (failure, seen) = await SmtpProbe.RunAsync(config, hop, destination, fetcher.TrustedRoots, fetcher.Options, ct, null, StsHostKind.Testing);
+            var tls = seen.OfType<DeliveryTlsNegotiated>().LastOrDefault();
+            var problem = seen.OfType<StsHostFailed>().LastOrDefault();
             hosts.Add(new StsCheckHost(hop.Host, hop.Preference, group.Select(h => h.Address.ToString()).Distinct().ToList(),
                 policy?.Allows(hop.Host) ?? false, tls is null ? null : $"{tls.Protocol} {tls.Cipher}", tls?.PeerIdentity,
                 tls is not null && problem is null && failure is null, problem?.Reason ?? failure?.Reason));

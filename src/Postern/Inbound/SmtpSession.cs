@@ -124,6 +124,7 @@ public sealed class SmtpSession
             _events.Publish(new ConnectionClosed(_icid, closeReason));
             _tls?.Dispose();
             _reader.Dispose();
+            _writeDeadline?.Dispose();
         }
     }
 
@@ -650,14 +651,18 @@ public sealed class SmtpSession
         _out.Advance(n + 2);
     }
 
+    private CancellationTokenSource? _writeDeadline;
+
     /// <summary>Writes the pending replies; a peer that does not read them in time ends the session.</summary>
     private async ValueTask FlushAsync()
     {
         if (_out.WrittenCount == 0) return;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_shutdown);
+        // One deadline source per session, re-armed for each write: nothing allocated per command.
+        var deadline = _writeDeadline ??= CancellationTokenSource.CreateLinkedTokenSource(_shutdown);
         deadline.CancelAfter(CommandTimeout);
         await _stream.WriteAsync(_out.WrittenMemory, deadline.Token).ConfigureAwait(false);
         await _stream.FlushAsync(deadline.Token).ConfigureAwait(false);
+        if (!deadline.TryReset()) { deadline.Dispose(); _writeDeadline = null; }
         _out.ResetWrittenCount();
     }
 }

@@ -262,7 +262,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 foreach (var hop in hops)
                 {
                     if (!daneByHost.TryGetValue(hop.Host, out var dane))
-                        daneByHost[hop.Host] = dane = await DaneForAsync(destination, route, hop, ct).ConfigureAwait(false);
+                        daneByHost[hop.Host] = dane = (await DaneLookup.ForHostAsync(agent._routes.Resolver, destination.Dane, route, hop, ct).ConfigureAwait(false)).Policy;
                     if (dane.Kind == DaneHostKind.Unusable)
                     {
                         // Never plaintext, never this host now: the next MX, else a deferral.
@@ -335,35 +335,6 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
                 agent._totalConnections.Release();
             }
-        }
-
-        /// <summary>
-        /// The DNS facts DANE needs for one host (TLSA at the expanded name, then at the host,
-        /// RFC 7672 §2.2.2) and the decision for it. No TLSA lookup unless the MX and address
-        /// answers were secure: DANE could not apply anyway.
-        /// </summary>
-        private async Task<DaneHostPolicy> DaneForAsync(EffectiveDestination destination, Route route, NextHop hop, CancellationToken ct)
-        {
-            if (destination.Dane is DaneSupport.None or DaneSupport.Default) return new(DaneHostKind.NotApplicable, [], "DANE is off for this destination");
-            var addressSecurity = hop.IsIpLiteral ? DnsSecurity.Insecure : hop.AddressSecurity;
-            TlsaLookup? expanded = null, own = null;
-            if (route.MxSecurity == DnsSecurity.Secure && addressSecurity == DnsSecurity.Secure)
-            {
-                if (hop.CanonicalName is { } canonical) expanded = await TlsaAsync(canonical, ct).ConfigureAwait(false);
-                if (expanded is null || expanded is { Security: DnsSecurity.Secure, Records.Count: 0 } or { Security: DnsSecurity.Insecure })
-                    own = await TlsaAsync(hop.Host, ct).ConfigureAwait(false);
-            }
-            var why = hop.IsIpLiteral ? DanePolicy.ForHost(destination.Dane, hop.Host, route.MxSecurity, addressSecurity, null, null, null) with
-            {
-                Reason = destination.Dane == DaneSupport.Mandatory ? "DANE is mandatory, but the SMTP route names an IP address (no TLSA base domain)" : "the SMTP route names an IP address (no TLSA base domain)",
-            } : null;
-            return why ?? DanePolicy.ForHost(destination.Dane, hop.Host, route.MxSecurity, addressSecurity, hop.CanonicalName, expanded, own);
-        }
-
-        private async Task<TlsaLookup> TlsaAsync(string name, CancellationToken ct)
-        {
-            var answer = await agent._routes.Resolver.QueryTlsaAsync($"_25._tcp.{name}", ct).ConfigureAwait(false);
-            return new TlsaLookup(name, answer.Security, answer.Outcome, answer.Records, answer.Error);
         }
 
         /// <summary>

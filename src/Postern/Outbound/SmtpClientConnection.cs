@@ -233,8 +233,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             _events.Publish(new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.HandshakeFailed, why));
             if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
             StsReport(destination, StsResult.ValidationFailure, why, ok: false);
-            if (_sts == "enforce") return new ConnectFailure("4.7.5", $"MTA-STS policy enforced: TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}");
-            return new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}", Dane: dane.RequiresTls);
+            return StsAware(new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}", Dane: dane.RequiresTls));
         }
         _stream = ssl;
         _reader.ReplaceStream(ssl);

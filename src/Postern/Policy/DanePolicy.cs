@@ -47,6 +47,7 @@ public static class DanePolicy
             : new(DaneHostKind.NotApplicable, [], reason);
 
         if (mode is DaneSupport.None or DaneSupport.Default) return new(DaneHostKind.NotApplicable, [], "DANE is off for this destination");
+        if (System.Net.IPAddress.TryParse(host, out _)) return Without("the SMTP route names an IP address (no TLSA base domain)");
         if (mxSecurity is DnsSecurity.Bogus or DnsSecurity.Indeterminate) return new(DaneHostKind.Unusable, [], $"the MX records are {Describe(mxSecurity)}");
         if (mxSecurity != DnsSecurity.Secure) return Without($"the MX records are {Describe(mxSecurity)}");
         if (addressSecurity is DnsSecurity.Bogus or DnsSecurity.Indeterminate)

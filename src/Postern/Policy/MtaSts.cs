@@ -71,17 +71,8 @@ public sealed record StsPolicy(StsMode Mode, IReadOnlyList<string> Mx, long MaxA
         return p.Length > 0 && !p.Contains('*') && DomainNames.IsValidHostname(p) && p.Contains('.');
     }
 
-    /// <summary>RFC 8461 §4.1: exact (case-insensitive), or "*.example.com" matching exactly one more label.</summary>
-    public static bool MatchesPattern(string pattern, string host)
-    {
-        host = host.TrimEnd('.').ToLowerInvariant();
-        pattern = pattern.TrimEnd('.').ToLowerInvariant();
-        if (!pattern.StartsWith("*.", StringComparison.Ordinal)) return host == pattern;
-        var suffix = pattern[1..];   // ".example.com"
-        if (!host.EndsWith(suffix, StringComparison.Ordinal)) return false;
-        var label = host[..^suffix.Length];
-        return label.Length > 0 && !label.Contains('.');
-    }
+    /// <summary>RFC 8461 §4.1: exact (case-insensitive), or "*.example.com" matching exactly one more label: the RFC 6125 rule certificates use.</summary>
+    public static bool MatchesPattern(string pattern, string host) => CertificateVerifier.Matches(pattern, host);
 
     /// <summary>Whether the policy allows this MX host.</summary>
     public bool Allows(string mxHost) => Mx.Any(p => MatchesPattern(p, mxHost));

@@ -45,15 +45,8 @@ public sealed class SqliteQueueStore : IQueueStore
             DELETE FROM messages WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.mid = messages.mid AND r.state = 0);
             DELETE FROM recipients WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.mid = recipients.mid);
             """);
-        TryRestrictPermissions(path);
+        SqliteFiles.RestrictToOwner(path);
         _writer = Task.Run(WriteLoop);
-    }
-
-    private static void TryRestrictPermissions(string path)
-    {
-        if (OperatingSystem.IsWindows()) return;
-        foreach (var f in new[] { path, path + "-wal", path + "-shm" })
-            if (File.Exists(f)) File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     private SqliteConnection Open()

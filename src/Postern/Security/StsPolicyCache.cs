@@ -28,18 +28,11 @@ public sealed class SqliteStsPolicyCache : IStsPolicyCache
 
     public SqliteStsPolicyCache(string path)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, DefaultTimeout = 30 }.ToString());
-        _connection.Open();
-        Exec("""
-            PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;
+        _connection = Queue.SqliteFiles.OpenPrivate(path, """
             CREATE TABLE IF NOT EXISTS sts_policies(
               domain TEXT PRIMARY KEY, id TEXT NOT NULL, policy TEXT NOT NULL,
               fetched_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used INTEGER NOT NULL);
             """);
-        if (!OperatingSystem.IsWindows())
-            foreach (var f in new[] { path, path + "-wal", path + "-shm" })
-                if (File.Exists(f)) File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     private void Exec(string sql, params (string Name, object Value)[] parameters)
