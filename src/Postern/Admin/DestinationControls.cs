@@ -84,7 +84,9 @@ public sealed class DestinationControls
     public List<DestinationEntry> Entries { get; set; } = new();
     /// <summary>Global: send a warning alert when a required TLS connection fails.</summary>
     public bool AlertOnRequiredTlsFailure { get; set; }
-    /// <summary>Global outbound client certificate (PEM); presented when a peer asks.</summary>
+    /// <summary>Global outbound client certificate: a stored certificate (certconfig), presented when a peer asks; wins over the PEM files.</summary>
+    public string? ClientCertificate { get; set; }
+    /// <summary>Global outbound client certificate as PEM files.</summary>
     public string? ClientCertificateFile { get; set; }
     public string? ClientPrivateKeyFile { get; set; }
     /// <summary>Extra verification checks: presented names must be FQDNs; no MD5/SHA-1 signatures.</summary>
@@ -185,6 +187,24 @@ public sealed class CertificateAuthoritySettings
     /// <summary>The operating system's bundle.</summary>
     public string SystemBundle { get; set; } = "/etc/ssl/certs/ca-certificates.crt";
     public bool CustomListEnabled { get; set; }
-    /// <summary>PEM file with the custom list.</summary>
+    /// <summary>PEM file with (part of) the custom list.</summary>
     public string? CustomListFile { get; set; }
+    /// <summary>The custom list's certificates kept in the configuration itself (PEM, one certificate each; certconfig ca custom).</summary>
+    public List<string> CustomList { get; set; } = new();
+
+    internal void Validate(List<string> errors)
+    {
+        foreach (var pem in CustomList)
+        {
+            try
+            {
+                var c = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(pem);
+                c.Dispose();
+            }
+            catch (System.Security.Cryptography.CryptographicException e)
+            {
+                errors.Add($"certificateAuthorities.customList: an entry is not a PEM certificate ({e.Message.TrimEnd('.')})");
+            }
+        }
+    }
 }

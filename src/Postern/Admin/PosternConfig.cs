@@ -30,6 +30,7 @@ public sealed class PosternConfig
     public CertificateAuthoritySettings CertificateAuthorities { get; set; } = new();
     public AlertSettings Alerts { get; set; } = new();
     public CertificateSettings Certificates { get; set; } = new();
+    public WebSettings Web { get; set; } = new();
     /// <summary>RFC 5321 §6.3 loop detection: a message with more Received: headers than this is refused (554 5.4.6).</summary>
     public int MaxReceivedHeaders { get; set; } = 50;
     public BounceVerificationSettings BounceVerification { get; set; } = new();
@@ -149,8 +150,9 @@ public sealed class PosternConfig
                 if (h.Port is < 1 or > 65535) errors.Add($"SMTP route '{route.Domain}': port {h.Port} out of range 1-65535");
             }
         }
-        if (CertificateAuthorities.CustomListEnabled && CertificateAuthorities.CustomListFile is null)
-            errors.Add("certificateAuthorities: the custom list is enabled but customListFile is not set");
+        CertificateAuthorities.Validate(errors);
+        foreach (var (service, name) in CertificateAssignments())
+            if (string.IsNullOrWhiteSpace(name) || name.Length > 200) errors.Add($"{service}: certificate name '{name}' is not a certificate name");
         Alerts.Validate(errors);
         if (Certificates.ExpiryWarningDays is < 0 or > 365) errors.Add("certificates.expiryWarningDays must be 0-365");
         if (Certificates.CheckIntervalMinutes is < 1 or > 1440) errors.Add("certificates.checkIntervalMinutes must be 1-1440");
@@ -163,6 +165,15 @@ public sealed class PosternConfig
     }
 
     public MailFlowPolicy Policy(string name) => MailFlowPolicies[name];
+
+    /// <summary>Every stored-certificate assignment of this configuration: (service, certificate name).</summary>
+    public IEnumerable<(string Service, string Certificate)> CertificateAssignments()
+    {
+        foreach (var l in Listeners)
+            if (l.Certificate is { } c) yield return ($"listener {l.Name}", c);
+        if (DestinationControls.ClientCertificate is { } o) yield return ("outbound client certificate", o);
+        if (Web.Certificate is { } w) yield return ("HTTPS interface", w);
+    }
 }
 
 public sealed class ConfigException(string message) : Exception(message);
@@ -194,7 +205,9 @@ public sealed class ListenerSettings
     public int MaxConcurrency { get; set; } = 50;
     /// <summary>Command timeout while at least four fifths of maxConcurrency are in use (Postfix: smtpd_timeout under stress).</summary>
     public int StressCommandTimeoutSeconds { get; set; } = 10;
-    /// <summary>PEM files for this listener's STARTTLS certificate; empty = the global/demo certificate.</summary>
+    /// <summary>The stored certificate (certconfig) this listener presents for STARTTLS; it wins over the PEM files.</summary>
+    public string? Certificate { get; set; }
+    /// <summary>PEM files for this listener's STARTTLS certificate; empty (and no stored certificate) = the demo certificate.</summary>
     public string? CertificateFile { get; set; }
     public string? PrivateKeyFile { get; set; }
     /// <summary>Host Access Table: ordered sender groups, first match wins.</summary>
@@ -381,4 +394,11 @@ public sealed class CertificateSettings
     /// <summary>Warn (log line and alert) this many days before an assigned certificate expires; 0 = only once expired.</summary>
     public int ExpiryWarningDays { get; set; } = 30;
     public int CheckIntervalMinutes { get; set; } = 60;
+}
+
+/// <summary>The HTTPS administration interface.</summary>
+public sealed class WebSettings
+{
+    /// <summary>The stored certificate (certconfig) the interface presents; none = the demo certificate.</summary>
+    public string? Certificate { get; set; }
 }
