@@ -58,10 +58,10 @@ public sealed class Gateway : IAsyncDisposable
         events.Publish(new SystemNotice($"Postern starting: hostname {config.Hostname}, data {data}"));
         foreach (var warning in ConfigPreflight.Warnings(config)) events.Publish(new SystemWarning(warning));
         var dns = new DnsResolver(config.Dns, events);
-        var certificates = new CertificateProvider(config, new CertificateStore(data), data, events);
-        var dc = config.DestinationControls;
         // The configuration in force: committed versions are swapped in here while running.
         var holder = new ConfigHolder(config);
+        var certificates = new CertificateProvider(() => holder.Current, new CertificateStore(data), data, events);
+        var dc = config.DestinationControls;
         // Made whether or not the first version uses them, so a later version can switch them on.
         var tagger = BounceTagger.LoadOrCreate(data, config.BounceVerification.MaxAgeDays);
         var context = new OutboundContext(config, events, certificates.TrustedRoots, certificates.OutboundClientCertificate,

@@ -27,10 +27,16 @@ serve.SetAction(async (parse, ct) =>
             if (committed is not null) Console.WriteLine($"configuration file {file.FullName} committed as version {committed.Number}");
         }
         else if (service.Committed() is { } latest) config = latest;   // the embedded default yields to committed versions
+        using (var certificates = new Postern.Security.CertificateStore(Path.GetFullPath(config.DataDirectory)))
+            if (new CertificateService(service, config, certificates).MigrateLegacySettings() is { } moved)
+            {
+                Console.WriteLine(moved);
+                config = service.Committed()!;
+            }
         if (service.HasStagedChanges)
-            Console.WriteLine("WARNING: there are staged configuration changes that are not committed (postern commit, then restart, applies them)");
+            Console.WriteLine("WARNING: there are staged configuration changes that are not committed (postern commit applies them, postern clearchanges discards them)");
     }
-    catch (ConfigException e)
+    catch (Exception e) when (e is ConfigException or Postern.Security.CertificateException)
     {
         Console.Error.WriteLine($"postern: {e.Message}");
         return 2;

@@ -29,6 +29,9 @@ public sealed class CertificateTests
         return output;
     }
 
+    private static void Commit(string configFile, string comment) =>
+        Assert.Contains("Changes committed", PosternProcess.Cli(["commit", "--comment", comment, "--config", configFile]).Output);
+
     private static (int Code, string Output) CertFails(string configFile, params string[] args) =>
         PosternProcess.Cli(["certconfig", .. args, "--config", configFile]);
 
@@ -62,7 +65,9 @@ public sealed class CertificateTests
 
         Assert.Contains("WARNING: listener IncomingMail uses the demo certificate", Cert(file, "list"));
         Assert.Contains("Created self-signed certificate 'mx.postern.test'", Cert(file, "create", "--cn", "mx.postern.test", "--org", "Postern", "--country", "NL", "--days", "400", "--key", "ecdsa-p256"));
-        Cert(file, "assign", "mx.postern.test", "--listener", "IncomingMail");
+        Assert.Contains("is assigned to listener IncomingMail (staged)", Cert(file, "assign", "mx.postern.test", "--listener", "IncomingMail"));
+        Assert.Contains("Postern demo certificate", SClient(gw.Public).Subject);   // staged is not in force
+        Commit(file, "real certificate for IncomingMail");
         TestWorld.WaitUntil(() => SClient(gw.Public).Subject.Contains("CN = mx.postern.test"), TimeSpan.FromSeconds(10), "the new certificate on the wire");
         Assert.Contains("Postern demo certificate", SClient(gw.Private).Subject);   // the other listener is untouched
 
@@ -73,10 +78,19 @@ public sealed class CertificateTests
         Assert.Contains("CN=mx.postern.test", established.RemoteCertificate!.Subject);
         gw.WaitForLogLine("listener IncomingMail uses certificate mx.postern.test");
         Assert.Contains("mx.postern.test", Cert(file, "list"));
-        Assert.Contains("assigned to listener:IncomingMail", Cert(file, "list"));
+        Assert.Contains("assigned to listener IncomingMail", Cert(file, "list"));
         var (code, err) = CertFails(file, "delete", "mx.postern.test");
         Assert.Equal(1, code);
-        Assert.Contains("is assigned to listener:IncomingMail", err);
+        Assert.Contains("is assigned to listener IncomingMail", err);
+        // A commit naming a certificate that is not stored is refused with the reason.
+        var document = System.Text.Json.Nodes.JsonNode.Parse(PosternProcess.Cli(["config", "show", "1", "--config", file]).Output)!;
+        document["listeners"]![1]!["certificate"] = "no-such-certificate";
+        var edited = Path.Combine(config.DataDirectory, "edited.json");
+        File.WriteAllText(edited, document.ToJsonString());
+        Assert.Equal(0, PosternProcess.Cli(["config", "import", edited, "--config", file]).ExitCode);
+        var refused = PosternProcess.Cli(["commit", "--config", file]);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("listener OutgoingMail: there is no stored certificate named 'no-such-certificate'", refused.Output);
     }
 
     [Fact]
@@ -94,8 +108,9 @@ public sealed class CertificateTests
             "-CAcreateserial", "-CAserial", Path.Combine(dir, "int.srl"), "-days", "30", "-copy_extensions", "copy", "-out", signed);
         Assert.Contains("issued by CN=Postern Test Intermediate CA", Cert(file, "upload", "signed.postern.test", "--cert", signed, "--intermediates", Path.Combine(Certs, "int.crt")));
         Cert(file, "assign", "signed.postern.test", "--listener", "IncomingMail");
+        Commit(file, "signed certificate");
 
-        await using var gw = RunningGateway.Start(config);
+        await using var gw = RunningGateway.Start(ConfigCommands.InForce(config));
         var (subject, chain) = SClient(gw.Public);
         Assert.Contains("CN = signed.postern.test", subject);
         Assert.Equal(2, chain);   // leaf and intermediate
@@ -212,7 +227,8 @@ public sealed class CertificateTests
         Openssl("pkcs12", "-export", "-in", Path.Combine(Certs, "postern-client.crt"), "-inkey", Path.Combine(Certs, "postern-client.key"), "-out", p12, "-passout", "pass:client-pass");
         Cert(file, "import", "client", "--pkcs12", p12, "--passphrase", "client-pass");
         Cert(file, "assign", "client", "--outbound");
-        await using var gw = RunningGateway.Start(config);
+        Commit(file, "outbound client certificate");
+        await using var gw = RunningGateway.Start(ConfigCommands.InForce(config));
         var rcpt = TestWorld.Unique("cc") + "@clientcert.test";
         await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "client cert");
         var mail = _world.WaitForMail(rcpt).Replace("\n\t", " ").Replace("\n ", " ");
@@ -242,16 +258,19 @@ public sealed class CertificateTests
         _world.WaitForMail(await Send("sys"));
         Assert.Contains("System CA list: enabled, 1 certificates", Cert(file, "ca", "system", "list"));
         Cert(file, "ca", "system", "disable");
-        // The gateway looks at the store at most once a second: wait until it trusts nothing.
+        Commit(file, "no system CAs");
+        // The gateway applies the commit within a second or two: wait until it trusts nothing.
         TestWorld.WaitUntil(() => gw.Gateway.Certificates.TrustedRoots().Count == 0, TimeSpan.FromSeconds(10), "the system list to be dropped");
         var refused = await Send("nosys");
         gw.WaitForLogLine("Delayed:", $"To:<{refused}>", "unable to get local issuer certificate");
 
-        Assert.Contains("Added to the custom list.", Cert(file, "ca", "custom", "add", _world.CaCertificate));
+        Assert.Contains("Note: the custom CA list is disabled", Cert(file, "ca", "custom", "add", _world.CaCertificate));
+        Cert(file, "ca", "custom", "enable");
         Assert.Contains("Postern Test Root CA", Cert(file, "ca", "custom", "list"));
+        Commit(file, "the world's root in the custom list");
         TestWorld.WaitUntil(() => gw.Gateway.Certificates.TrustedRoots().Count == 1, TimeSpan.FromSeconds(10), "the custom CA to be trusted");
         _world.WaitForMail(await Send("custom"));
-        var fingerprint = Cert(file, "ca", "custom", "list").Split(' ')[0];
+        var fingerprint = Cert(file, "ca", "custom", "list").Split('\n').Single(l => l.Contains("Postern Test Root CA")).Split(' ')[0];
         Assert.Contains("0 CA certificate(s) added", Cert(file, "ca", "custom", "import", _world.CaCertificate));   // no duplicates
         var exported = Path.Combine(config.DataDirectory, "custom.pem");
         Cert(file, "ca", "custom", "export", exported);
@@ -259,6 +278,8 @@ public sealed class CertificateTests
         Assert.Contains("System CA list reloaded: 1 certificates", Cert(file, "ca", "system", "update"));
         Cert(file, "ca", "custom", "remove", fingerprint);
         Assert.Contains("The custom CA list is empty.", Cert(file, "ca", "custom", "list"));
+        Commit(file, "custom list emptied");
+        TestWorld.WaitUntil(() => gw.Gateway.Certificates.TrustedRoots().Count == 0, TimeSpan.FromSeconds(10), "the custom CA to be dropped");
     }
 
     [Fact]
@@ -278,8 +299,9 @@ public sealed class CertificateTests
         Cert(file, "import", "old", "--pkcs12", p12, "--passphrase", "expired-pass");
         Cert(file, "assign", "old", "--listener", "OutgoingMail");
         Assert.Contains("** EXPIRED and in use **", Cert(file, "list"));
+        Commit(file, "certificates for both listeners");
 
-        await using var gw = RunningGateway.Start(config);
+        await using var gw = RunningGateway.Start(ConfigCommands.InForce(config));
         gw.WaitForLogLine("Warning: certificate soon.postern.test", "used by listener IncomingMail expires on", "(in 4 days)");
         gw.WaitForLogLine("Warning: certificate old", "used by listener OutgoingMail EXPIRED on 2021-01-01");
         var alert = _world.WaitForMail(admin, TimeSpan.FromSeconds(30), m => m.Contains("soon.postern.test")).Replace("\n ", " ");

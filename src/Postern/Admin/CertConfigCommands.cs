@@ -18,25 +18,26 @@ public static class CertConfigCommands
     public static Command Build(Option<FileInfo?> configOption, Option<bool> jsonOption, Func<FileInfo?, PosternConfig?> loadConfig)
     {
         var root = new Command("certconfig", "Manage certificates and trusted certificate authorities") { configOption };
-        root.SetAction(parse => WithStore(parse, configOption, loadConfig, (config, store) => Interactive.Run(config, store, Console.In, Console.Out)));
+        root.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) => Interactive.Run(certs, Console.In, Console.Out)));
 
         var nameArg = new Argument<string>("name") { Description = "Certificate name" };
 
         var list = new Command("list", "List certificates, their expiry and where they are assigned") { configOption, jsonOption };
-        list.SetAction(parse => WithStore(parse, configOption, loadConfig, (config, store) =>
+        list.SetAction(parse => WithService(parse, configOption, loadConfig, (config, certs) =>
         {
-            var certs = store.List();
-            if (parse.GetValue(jsonOption)) { Console.WriteLine(JsonSerializer.Serialize(certs.Select(c => ToJson(c)), JsonOut)); return 0; }
-            if (certs.Count == 0) Console.WriteLine("No certificates are stored.");
-            foreach (var c in certs) Console.WriteLine(Line(c));
-            foreach (var l in DemoUsers(config, store)) Console.WriteLine($"WARNING: listener {l} uses the demo certificate; assign a real certificate before production use");
+            var list = certs.Certificates();
+            if (parse.GetValue(jsonOption)) { Console.WriteLine(JsonSerializer.Serialize(list.Select(c => ToJson(c)), JsonOut)); return 0; }
+            if (list.Count == 0) Console.WriteLine("No certificates are stored.");
+            foreach (var c in list) Console.WriteLine(Line(c));
+            foreach (var l in DemoUsers(certs.Working)) Console.WriteLine($"WARNING: listener {l} uses the demo certificate; assign a real certificate before production use");
+            if (certs.HasStagedChanges) Console.WriteLine("(assignments include staged changes not yet committed)");
             return 0;
         }));
 
         var show = new Command("show", "Show one certificate") { nameArg, configOption, jsonOption };
-        show.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        show.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            var c = store.Find(parse.GetValue(nameArg)!) ?? throw new CertificateException($"no certificate named '{parse.GetValue(nameArg)}'");
+            var c = certs.Find(parse.GetValue(nameArg)!);
             if (parse.GetValue(jsonOption)) { Console.WriteLine(JsonSerializer.Serialize(ToJson(c), JsonOut)); return 0; }
             Console.WriteLine(Line(c));
             Console.WriteLine($"  subject: {c.Subject}\n  issuer: {c.Issuer}\n  names: {string.Join(", ", c.DnsNames)}\n  valid: {c.NotBefore:u} - {c.NotAfter:u}\n  key: {c.KeyType}\n  intermediates: {c.Intermediates}\n  scope: {c.Scope}\n  SHA-1 thumbprint: {c.Thumbprint}");
@@ -57,12 +58,12 @@ public static class CertConfigCommands
         var validate = new Option<bool>("--validate-fqdn") { Description = "Require the common name and SAN names to be FQDNs" };
         var scope = new Option<string?>("--scope") { Description = "machine or cluster (default: cluster for wildcard/multi-name, else machine)" };
         var create = new Command("create", "Create a self-signed certificate") { cn, nameOpt, org, unit, city, state, country, days, key, insecure, san, validate, scope, configOption };
-        create.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        create.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
             var kind = ParseKey(parse.GetValue(key)!);
             if (kind == KeyKind.Rsa1024 && parse.GetValue(insecure))
                 Console.Error.WriteLine("WARNING: a 1024-bit RSA key is insecure; modern TLS peers will refuse it.");
-            var info = store.CreateSelfSigned(new SelfSignedRequest(parse.GetValue(cn)!, parse.GetValue(org), parse.GetValue(unit), parse.GetValue(city),
+            var info = certs.Store.CreateSelfSigned(new SelfSignedRequest(parse.GetValue(cn)!, parse.GetValue(org), parse.GetValue(unit), parse.GetValue(city),
                 parse.GetValue(state), parse.GetValue(country), parse.GetValue(days), kind, parse.GetValue(insecure), parse.GetValue(validate),
                 parse.GetValue(san), parse.GetValue(nameOpt), ParseScope(parse.GetValue(scope))));
             Console.WriteLine($"Created self-signed certificate '{info.Name}' ({info.Subject}, {info.KeyType}, expires {info.NotAfter:yyyy-MM-dd}).");
@@ -71,9 +72,9 @@ public static class CertConfigCommands
 
         var outFile = new Option<FileInfo?>("--out") { Description = "Write to this file instead of standard output" };
         var csr = new Command("csr", "Print a PEM certificate signing request for a stored certificate") { nameArg, outFile, configOption };
-        csr.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        csr.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            var pem = store.CreateSigningRequest(parse.GetValue(nameArg)!);
+            var pem = certs.Store.CreateSigningRequest(parse.GetValue(nameArg)!);
             if (parse.GetValue(outFile) is { } f) { File.WriteAllText(f.FullName, pem + "\n"); Console.WriteLine($"CSR written to {f.FullName}"); }
             else Console.WriteLine(pem);
             return 0;
@@ -82,18 +83,18 @@ public static class CertConfigCommands
         var certFile = new Option<FileInfo>("--cert") { Description = "PEM file with the CA-signed certificate", Required = true };
         var intermediatesFile = new Option<FileInfo?>("--intermediates") { Description = "PEM file with intermediate certificates" };
         var upload = new Command("upload", "Replace a certificate with its CA-signed version (the public key must match)") { nameArg, certFile, intermediatesFile, configOption };
-        upload.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        upload.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            var info = store.UploadSigned(parse.GetValue(nameArg)!, ReadText(parse.GetValue(certFile)!), parse.GetValue(intermediatesFile) is { } i ? ReadText(i) : null);
+            var info = certs.Store.UploadSigned(parse.GetValue(nameArg)!, ReadText(parse.GetValue(certFile)!), parse.GetValue(intermediatesFile) is { } i ? ReadText(i) : null);
             Console.WriteLine($"'{info.Name}' now holds the certificate issued by {info.Issuer} (expires {info.NotAfter:yyyy-MM-dd}, {info.Intermediates} intermediate(s)).");
             return 0;
         }));
 
         var chainFile = new Argument<FileInfo>("file") { Description = "PEM file with the intermediate certificates" };
         var intermediates = new Command("intermediates", "Set the intermediate certificates sent with a certificate") { nameArg, chainFile, configOption };
-        intermediates.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        intermediates.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            var info = store.SetIntermediates(parse.GetValue(nameArg)!, ReadText(parse.GetValue(chainFile)!));
+            var info = certs.Store.SetIntermediates(parse.GetValue(nameArg)!, ReadText(parse.GetValue(chainFile)!));
             Console.WriteLine($"'{info.Name}' now has {info.Intermediates} intermediate certificate(s).");
             return 0;
         }));
@@ -103,19 +104,19 @@ public static class CertConfigCommands
         var passFile = new Option<FileInfo?>("--passphrase-file") { Description = "File whose first line is the passphrase" };
         var confirm = new Option<string?>("--confirm") { Description = "The passphrase again (export)" };
         var import = new Command("import", "Import a certificate and its key from a PKCS#12 file") { nameArg, p12, pass, passFile, scope, configOption };
-        import.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        import.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
             var passphrase = Passphrase(parse.GetValue(pass), parse.GetValue(passFile), confirmWith: null, confirmRequired: false);
-            var info = store.ImportPkcs12(parse.GetValue(nameArg)!, File.ReadAllBytes(parse.GetValue(p12)!.FullName), passphrase, ParseScope(parse.GetValue(scope)));
+            var info = certs.Store.ImportPkcs12(parse.GetValue(nameArg)!, File.ReadAllBytes(parse.GetValue(p12)!.FullName), passphrase, ParseScope(parse.GetValue(scope)));
             Console.WriteLine($"Imported '{info.Name}' ({info.Subject}, {info.KeyType}, {info.Intermediates} intermediate(s)).");
             return 0;
         }));
 
         var export = new Command("export", "Export a certificate, its key and chain to a PKCS#12 file (PBES2, AES-256)") { nameArg, p12, pass, passFile, confirm, configOption };
-        export.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        export.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
             var passphrase = Passphrase(parse.GetValue(pass), parse.GetValue(passFile), parse.GetValue(confirm), confirmRequired: parse.GetValue(passFile) is null);
-            var bytes = store.ExportPkcs12(parse.GetValue(nameArg)!, passphrase);
+            var bytes = certs.Store.ExportPkcs12(parse.GetValue(nameArg)!, passphrase);
             var path = parse.GetValue(p12)!.FullName;
             ServerCertificate.WritePrivate(path, bytes);
             Console.WriteLine($"Exported '{parse.GetValue(nameArg)}' to {path} (mode 0600).");
@@ -126,26 +127,26 @@ public static class CertConfigCommands
         var outboundOpt = new Option<bool>("--outbound") { Description = "The global outbound client certificate" };
         var httpsOpt = new Option<bool>("--https") { Description = "The HTTPS administration interface" };
         var assign = new Command("assign", "Assign a certificate to a service") { nameArg, listenerOpt, outboundOpt, httpsOpt, configOption };
-        assign.SetAction(parse => WithStore(parse, configOption, loadConfig, (config, store) =>
+        assign.SetAction(parse => WithService(parse, configOption, loadConfig, (config, certs) =>
         {
-            var service = Service(config, parse.GetValue(listenerOpt), parse.GetValue(outboundOpt), parse.GetValue(httpsOpt));
-            store.Assign(service, parse.GetValue(nameArg)!);
-            Console.WriteLine($"'{parse.GetValue(nameArg)}' is assigned to {service}; a running gateway uses it for new connections within a second.");
+            var target = CertificateTarget.From(parse.GetValue(listenerOpt), parse.GetValue(outboundOpt), parse.GetValue(httpsOpt));
+            certs.Assign(target, parse.GetValue(nameArg)!);
+            Console.WriteLine($"'{parse.GetValue(nameArg)}' is assigned to {target} (staged). {Staged}");
             return 0;
         }));
         var unassign = new Command("unassign", "Remove a service's certificate assignment") { listenerOpt, outboundOpt, httpsOpt, configOption };
-        unassign.SetAction(parse => WithStore(parse, configOption, loadConfig, (config, store) =>
+        unassign.SetAction(parse => WithService(parse, configOption, loadConfig, (config, certs) =>
         {
-            var service = Service(config, parse.GetValue(listenerOpt), parse.GetValue(outboundOpt), parse.GetValue(httpsOpt));
-            store.Unassign(service);
-            Console.WriteLine($"{service} has no assigned certificate now (listeners fall back to their configured PEM files or the demo certificate).");
+            var target = CertificateTarget.From(parse.GetValue(listenerOpt), parse.GetValue(outboundOpt), parse.GetValue(httpsOpt));
+            certs.Unassign(target);
+            Console.WriteLine($"{target} has no assigned certificate (staged; listeners then use their configured PEM files or the demo certificate). {Staged}");
             return 0;
         }));
 
         var delete = new Command("delete", "Delete a certificate that is not assigned") { nameArg, configOption };
-        delete.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        delete.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            store.Delete(parse.GetValue(nameArg)!);
+            certs.Delete(parse.GetValue(nameArg)!);
             Console.WriteLine($"Deleted '{parse.GetValue(nameArg)}'.");
             return 0;
         }));
@@ -162,46 +163,46 @@ public static class CertConfigCommands
 
         var system = new Command("system", "The operating system's CA list (cannot be deleted)");
         var sysList = new Command("list", "List the system CAs") { configOption, jsonOption };
-        sysList.SetAction(parse => WithStore(parse, configOption, loadConfig, (config, store) =>
+        sysList.SetAction(parse => WithService(parse, configOption, loadConfig, (config, certs) =>
         {
-            var bundle = TrustedAuthorities.ReadBundle(config.CertificateAuthorities.SystemBundle);
+            var bundle = TrustedAuthorities.ReadBundle(certs.Working.CertificateAuthorities.SystemBundle);
             if (parse.GetValue(jsonOption))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { enabled = SystemEnabled(config, store), bundle = config.CertificateAuthorities.SystemBundle, certificates = bundle.Select(c => new { subject = c.Subject, notAfter = c.NotAfter, fingerprint = CertificateStore.Fingerprint(c) }) }, JsonOut));
+                Console.WriteLine(JsonSerializer.Serialize(new { enabled = certs.Working.CertificateAuthorities.SystemListEnabled, bundle = certs.Working.CertificateAuthorities.SystemBundle, certificates = bundle.Select(c => new { subject = c.Subject, notAfter = c.NotAfter, fingerprint = CertificateStore.Fingerprint(c) }) }, JsonOut));
                 return 0;
             }
-            Console.WriteLine($"System CA list: {(SystemEnabled(config, store) ? "enabled" : "disabled")}, {bundle.Count} certificates from {config.CertificateAuthorities.SystemBundle}");
+            Console.WriteLine($"System CA list: {(certs.Working.CertificateAuthorities.SystemListEnabled ? "enabled" : "disabled")}, {bundle.Count} certificates from {certs.Working.CertificateAuthorities.SystemBundle}");
             foreach (var c in bundle) Console.WriteLine($"  {c.Subject}  (expires {c.NotAfter:yyyy-MM-dd})");
             return 0;
         }));
         var sysEnable = new Command("enable", "Use the system list for verification") { configOption };
-        sysEnable.SetAction(parse => WithStore(parse, configOption, loadConfig, (config, store) =>
+        sysEnable.SetAction(parse => WithService(parse, configOption, loadConfig, (config, certs) =>
         {
-            store.SystemListEnabled = true;
-            Console.WriteLine("The system CA list is enabled." + (config.CertificateAuthorities.SystemListEnabled ? "" : " (The configuration file disables it too: set certificateAuthorities.systemListEnabled.)"));
+            certs.SetSystemList(true);
+            Console.WriteLine($"The system CA list is enabled (staged). {Staged}");
             return 0;
         }));
         var sysDisable = new Command("disable", "Stop using the system list for verification") { configOption };
-        sysDisable.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        sysDisable.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            store.SystemListEnabled = false;
-            Console.WriteLine("The system CA list is disabled; only the custom list is trusted.");
+            certs.SetSystemList(false);
+            Console.WriteLine($"The system CA list is disabled (staged); only the custom list will be trusted. {Staged}");
             return 0;
         }));
         var sysUpdate = new Command("update", "Reload the operating system's bundle and report its version") { configOption };
-        sysUpdate.SetAction(parse => WithStore(parse, configOption, loadConfig, (config, store) =>
+        sysUpdate.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            var path = config.CertificateAuthorities.SystemBundle;
+            var path = certs.Working.CertificateAuthorities.SystemBundle;
             var bundle = TrustedAuthorities.ReadBundle(path);
-            store.SystemListEnabled = store.SystemListEnabled;   // bumps the version: running gateways reload
+            certs.Store.Touch();   // running gateways reload the bundle within a second
             var date = File.Exists(path) ? File.GetLastWriteTimeUtc(path).ToString("yyyy-MM-dd HH:mm 'UTC'") : "missing";
             Console.WriteLine($"System CA list reloaded: {bundle.Count} certificates, {path} dated {date}, package ca-certificates {PackageVersion("ca-certificates")}.");
             return 0;
         }));
         var sysExport = new Command("export", "Export the system list to a PEM file") { fileArg, configOption };
-        sysExport.SetAction(parse => WithStore(parse, configOption, loadConfig, (config, _) =>
+        sysExport.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            var bundle = TrustedAuthorities.ReadBundle(config.CertificateAuthorities.SystemBundle);
+            var bundle = TrustedAuthorities.ReadBundle(certs.Working.CertificateAuthorities.SystemBundle);
             File.WriteAllText(parse.GetValue(fileArg)!.FullName, string.Concat(bundle.Select(c => c.ExportCertificatePem() + "\n")));
             Console.WriteLine($"Exported {bundle.Count} system CAs to {parse.GetValue(fileArg)!.FullName}.");
             return 0;
@@ -210,60 +211,76 @@ public static class CertConfigCommands
 
         var custom = new Command("custom", "The custom CA list");
         var cusList = new Command("list", "List the custom CAs") { configOption, jsonOption };
-        cusList.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        cusList.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            var cas = store.CustomCas();
-            if (parse.GetValue(jsonOption)) { Console.WriteLine(JsonSerializer.Serialize(cas.Select(c => new { c.Fingerprint, c.Subject, c.NotAfter }), JsonOut)); return 0; }
+            var cas = certs.CustomCas();
+            var settings = certs.Working.CertificateAuthorities;
+            if (parse.GetValue(jsonOption)) { Console.WriteLine(JsonSerializer.Serialize(new { enabled = settings.CustomListEnabled, file = settings.CustomListFile, certificates = cas.Select(c => new { c.Fingerprint, c.Subject, c.NotAfter }) }, JsonOut)); return 0; }
+            Console.WriteLine($"Custom CA list: {(settings.CustomListEnabled ? "enabled" : "disabled")}{(settings.CustomListFile is { } f ? $", plus the certificates of {f}" : "")}");
             if (cas.Count == 0) Console.WriteLine("The custom CA list is empty.");
             foreach (var c in cas) Console.WriteLine($"{c.Fingerprint}  {c.Subject}  (expires {c.NotAfter:yyyy-MM-dd})");
             return 0;
         }));
         var cusImport = new Command("import", "Add every CA certificate of a PEM file to the custom list") { fileArg, configOption };
-        cusImport.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        cusImport.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            var n = store.AddCustomCas(ReadText(parse.GetValue(fileArg)!));
-            Console.WriteLine($"{n} CA certificate(s) added to the custom list.");
+            var n = certs.AddCustomCas(ReadText(parse.GetValue(fileArg)!));
+            Console.WriteLine($"{n} CA certificate(s) added to the custom list{(n > 0 ? $" (staged). {Staged}" : ".")}{CustomListNote(certs)}");
             return 0;
         }));
         var fpArg = new Argument<string>("fingerprint") { Description = "SHA-256 fingerprint (from `ca custom list`)" };
         var cusRemove = new Command("remove", "Remove one CA from the custom list") { fpArg, configOption };
-        cusRemove.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        cusRemove.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            store.RemoveCustomCa(parse.GetValue(fpArg)!);
-            Console.WriteLine("Removed.");
+            certs.RemoveCustomCa(parse.GetValue(fpArg)!);
+            Console.WriteLine($"Removed (staged). {Staged}");
             return 0;
         }));
         var cusExport = new Command("export", "Export the custom list to a PEM file") { fileArg, configOption };
-        cusExport.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        cusExport.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
-            var cas = store.CustomCas();
+            var cas = certs.CustomCas();
             File.WriteAllText(parse.GetValue(fileArg)!.FullName, string.Concat(cas.Select(c => c.Certificate.ExportCertificatePem() + "\n")));
             Console.WriteLine($"Exported {cas.Count} custom CAs to {parse.GetValue(fileArg)!.FullName}.");
             return 0;
         }));
         var cusAdd = new Command("add", "Add a single CA certificate (PEM file) to the custom list") { fileArg, configOption };
-        cusAdd.SetAction(parse => WithStore(parse, configOption, loadConfig, (_, store) =>
+        cusAdd.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
         {
             var text = ReadText(parse.GetValue(fileArg)!);
             if (CertificateStore.ParseMany(text, "CA certificate").Count != 1) throw new CertificateException("add takes a file with exactly one certificate; use import for a list");
-            Console.WriteLine(store.AddCustomCas(text) == 1 ? "Added to the custom list." : "That CA is in the custom list already.");
+            Console.WriteLine((certs.AddCustomCas(text) == 1 ? $"Added to the custom list (staged). {Staged}" : "That CA is in the custom list already.") + CustomListNote(certs));
             return 0;
         }));
-        foreach (var c in new[] { cusList, cusImport, cusAdd, cusRemove, cusExport }) custom.Subcommands.Add(c);
+        var cusEnable = new Command("enable", "Trust the custom list for verification") { configOption };
+        cusEnable.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
+        {
+            certs.SetCustomList(true);
+            Console.WriteLine($"The custom CA list is enabled (staged). {Staged}");
+            return 0;
+        }));
+        var cusDisable = new Command("disable", "Stop trusting the custom list") { configOption };
+        cusDisable.SetAction(parse => WithService(parse, configOption, loadConfig, (_, certs) =>
+        {
+            certs.SetCustomList(false);
+            Console.WriteLine($"The custom CA list is disabled (staged). {Staged}");
+            return 0;
+        }));
+        foreach (var c in new[] { cusList, cusImport, cusAdd, cusRemove, cusExport, cusEnable, cusDisable }) custom.Subcommands.Add(c);
 
         ca.Subcommands.Add(system);
         ca.Subcommands.Add(custom);
         return ca;
     }
 
-    /// <summary>Listeners that fall back to the demo certificate (no assignment, no PEM files).</summary>
-    private static IEnumerable<string> DemoUsers(PosternConfig config, CertificateStore store)
-    {
-        var assignments = store.Assignments();
-        return config.Listeners.Where(l => l.CertificateFile is null && !assignments.ContainsKey(CertificateStore.ListenerService(l.Name))).Select(l => l.Name);
-    }
+    private const string Staged = "postern commit applies it, postern clearchanges discards it.";
 
-    private static bool SystemEnabled(PosternConfig config, CertificateStore store) => config.CertificateAuthorities.SystemListEnabled && store.SystemListEnabled;
+    /// <summary>Listeners that fall back to the demo certificate (no assignment, no PEM files).</summary>
+    private static IEnumerable<string> DemoUsers(PosternConfig config) =>
+        config.Listeners.Where(l => l.Certificate is null && l.CertificateFile is null).Select(l => l.Name);
+
+    private static string CustomListNote(CertificateService certs) => certs.Working.CertificateAuthorities.CustomListEnabled ? ""
+        : "\nNote: the custom CA list is disabled; postern certconfig ca custom enable (and commit) makes Postern trust it.";
 
     private static string PackageVersion(string package)
     {
@@ -310,17 +327,6 @@ public static class CertConfigCommands
         _ => throw new CertificateException($"scope must be machine or cluster, not '{text}'"),
     };
 
-    private static string Service(PosternConfig config, string? listener, bool outbound, bool https)
-    {
-        var chosen = (listener is null ? 0 : 1) + (outbound ? 1 : 0) + (https ? 1 : 0);
-        if (chosen != 1) throw new CertificateException("name exactly one service: --listener NAME, --outbound or --https");
-        if (outbound) return CertificateStore.OutboundService;
-        if (https) return CertificateStore.HttpsService;
-        if (!config.Listeners.Any(l => l.Name.Equals(listener, StringComparison.OrdinalIgnoreCase)))
-            throw new CertificateException($"no listener named '{listener}' (listeners: {string.Join(", ", config.Listeners.Select(l => l.Name))})");
-        return CertificateStore.ListenerService(config.Listeners.First(l => l.Name.Equals(listener, StringComparison.OrdinalIgnoreCase)).Name);
-    }
-
     private static string Passphrase(string? given, FileInfo? file, string? confirmWith, bool confirmRequired)
     {
         if (given is not null && file is not null) throw new CertificateException("give --passphrase or --passphrase-file, not both");
@@ -336,30 +342,32 @@ public static class CertConfigCommands
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CertificateException($"cannot read {f.FullName}: {e.Message}"); }
     }
 
-    private static int WithStore(ParseResult parse, Option<FileInfo?> configOption, Func<FileInfo?, PosternConfig?> loadConfig, Func<PosternConfig, CertificateStore, int> action)
-    {
-        var config = loadConfig(parse.GetValue(configOption));
-        if (config is null) return 2;
-        try
+    private static int WithService(ParseResult parse, Option<FileInfo?> configOption, Func<FileInfo?, PosternConfig?> loadConfig, Func<PosternConfig, CertificateService, int> action) =>
+        ConfigCommands.WithService(parse.GetValue(configOption), loadConfig, (service, config) =>
         {
-            using var store = new CertificateStore(Path.GetFullPath(config.DataDirectory));
-            return action(config, store);
-        }
-        catch (CertificateException e)
-        {
-            Console.Error.WriteLine($"postern certconfig: {e.Message}");
-            return 1;
-        }
-    }
+            try
+            {
+                using var store = new CertificateStore(Path.GetFullPath(config.DataDirectory));
+                var certs = new CertificateService(service, config, store);
+                if (certs.MigrateLegacySettings() is { } moved) Console.WriteLine(moved);
+                return action(config, certs);
+            }
+            catch (CertificateException e)
+            {
+                Console.Error.WriteLine($"postern certconfig: {e.Message}");
+                return 1;
+            }
+        });
 
     /// <summary>The appliance-style menu: prompts on standard output, answers from standard input.</summary>
     private static class Interactive
     {
-        public static int Run(PosternConfig config, CertificateStore store, TextReader input, TextWriter output)
+        public static int Run(CertificateService service, TextReader input, TextWriter output)
         {
+            var store = service.Store;
             while (true)
             {
-                var certs = store.List();
+                var certs = service.Certificates();
                 output.WriteLine(certs.Count == 0 ? "No certificates are stored." : "Currently installed certificates:");
                 for (var i = 0; i < certs.Count; i++) output.WriteLine($"{i + 1}. {Line(certs[i])}");
                 output.WriteLine();
@@ -398,20 +406,21 @@ public static class CertConfigCommands
                             break;
                         }
                         case "DELETE":
-                            store.Delete(Ask(input, output, "Enter the name of the certificate to delete", null));
+                            service.Delete(Ask(input, output, "Enter the name of the certificate to delete", null));
                             output.WriteLine("Deleted.");
                             break;
                         case "PRINT":
-                            var assignments = store.Assignments();
+                            var config = service.Working;
                             foreach (var l in config.Listeners)
-                                output.WriteLine($"listener {l.Name}: {assignments.GetValueOrDefault(CertificateStore.ListenerService(l.Name)) ?? (l.CertificateFile is not null ? l.CertificateFile : "Demo")}");
-                            output.WriteLine($"outbound client certificate: {assignments.GetValueOrDefault(CertificateStore.OutboundService) ?? config.DestinationControls.ClientCertificateFile ?? "none"}");
-                            output.WriteLine($"HTTPS administration: {assignments.GetValueOrDefault(CertificateStore.HttpsService) ?? "Demo"}");
+                                output.WriteLine($"listener {l.Name}: {l.Certificate ?? l.CertificateFile ?? "Demo"}");
+                            output.WriteLine($"outbound client certificate: {config.DestinationControls.ClientCertificate ?? config.DestinationControls.ClientCertificateFile ?? "none"}");
+                            output.WriteLine($"HTTPS administration: {config.Web.Certificate ?? "Demo"}");
+                            if (service.HasStagedChanges) output.WriteLine("(includes staged changes not yet committed)");
                             break;
                         default: output.WriteLine($"Unknown operation '{choice}'."); break;
                     }
                 }
-                catch (Exception e) when (e is CertificateException or IOException)
+                catch (Exception e) when (e is CertificateException or ConfigException or IOException)
                 {
                     output.WriteLine($"Error: {e.Message}");
                 }

@@ -18,12 +18,19 @@ public static class ConfigCommands
         var config = loadConfig(file);
         if (config is null) return 2;
         using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(config.DataDirectory)));
-        try { return action(new ConfigService(store), config); }
+        try { return action(new ConfigService(store, c => ConfigPreflight.Problems(c, checkBind: false)), config); }
         catch (ConfigException e)
         {
             Console.Error.WriteLine($"postern: {e.Message}");
             return 2;
         }
+    }
+
+    /// <summary>The configuration a running gateway uses: the latest committed version, else the given file's.</summary>
+    public static PosternConfig InForce(PosternConfig fromFile)
+    {
+        using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(fromFile.DataDirectory)));
+        return new ConfigService(store).Committed() ?? fromFile;
     }
 
     /// <summary>Said after every commit.</summary>

@@ -31,6 +31,13 @@ public static class ConfigPreflight
         var dc = config.DestinationControls;
         if (dc.ClientCertificateFile is not null)
             CheckKeyPair("destinationControls client certificate", dc.ClientCertificateFile, dc.ClientPrivateKeyFile!, problems);
+        var assignments = config.CertificateAssignments().ToList();
+        if (assignments.Count > 0)
+        {
+            using var store = new CertificateStore(Path.GetFullPath(config.DataDirectory));
+            foreach (var (service, name) in assignments)
+                if (!store.Exists(name)) problems.Add($"{service}: there is no stored certificate named '{name}' (postern certconfig list)");
+        }
         var ca = config.CertificateAuthorities;
         if (ca.CustomListEnabled && ca.CustomListFile is { } list)
         {
@@ -77,6 +84,8 @@ public static class ConfigPreflight
             if (entry.MtaSts == MtaStsSupport.On && entry == dc.Default)
                 warnings.Add($"{label}: MTA-STS is on for the Default entry: every destination's policy is looked up and fetched (SPEC §4 advises enabling it per verified destination)");
         }
+        if (config.Web.Certificate is not null)
+            warnings.Add("web.certificate is stored but not in force: the HTTPS interface is not built yet");
         var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);
         if (daneUsed)
         {

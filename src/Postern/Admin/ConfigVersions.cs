@@ -150,7 +150,8 @@ public sealed class SqliteConfigStore : IConfigStore
 /// versions, diff, rollback, import and export. The CLI calls it now; the web interface and
 /// the cluster members will call the same service. No rule lives in a command handler.
 /// </summary>
-public sealed class ConfigService(IConfigStore store)
+/// <param name="machineChecks">Checks against this machine run at commit (files, stored certificates): one line per problem.</param>
+public sealed class ConfigService(IConfigStore store, Func<PosternConfig, IReadOnlyList<string>>? machineChecks = null)
 {
     public static string CurrentUser => Environment.UserName is { Length: > 0 } u ? u : "unknown";
 
@@ -176,6 +177,8 @@ public sealed class ConfigService(IConfigStore store)
     {
         var staged = store.Staged() ?? throw new ConfigException("there are no staged changes to commit");
         var config = PosternConfig.Parse(staged.Document, "staged changes");   // validates, or throws with the reasons
+        if (machineChecks?.Invoke(config) is { Count: > 0 } problems)
+            throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", problems));
         var document = config.ToJson();
         if (store.Latest() is { } latest && latest.Document == document)
         {
@@ -203,6 +206,13 @@ public sealed class ConfigService(IConfigStore store)
         if (latest is not null && latest.Document == document) return (fromFile, null);
         var v = store.Add(who ?? CurrentUser, comment, document);
         return (fromFile, v);
+    }
+
+    /// <summary>Commits a whole document at once, bypassing the staged changes (migrations made by Postern itself).</summary>
+    public ConfigVersion CommitDirectly(PosternConfig config, string who, string comment)
+    {
+        config.Validate();
+        return store.Add(who, comment, config.ToJson());
     }
 
     public IReadOnlyList<ConfigVersion> Versions() => store.List();

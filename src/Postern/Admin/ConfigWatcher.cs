@@ -97,14 +97,14 @@ public sealed class ConfigWatcher : IAsyncDisposable
         if (next.Dns.TimeoutSeconds != current.Dns.TimeoutSeconds || !next.Dns.Servers.SequenceEqual(current.Dns.Servers)
             || !(next.Dns.TrustedResolvers ?? []).SequenceEqual(current.Dns.TrustedResolvers ?? [])) needsRestart.Add("dns settings changed");
         if (next.LogLevel != current.LogLevel || next.MailLog.MaxFileBytes != current.MailLog.MaxFileBytes) needsRestart.Add("mail log settings changed");
-        // Read once at start by the certificate provider, the verifier options, the tagger and the policy fetcher.
+        // Read once at start by the expiry watch, the verifier options, the tagger and the policy fetcher.
+        // (Certificate assignments and CA lists apply live: the certificate provider follows the holder.)
         string Json(object o) => System.Text.Json.JsonSerializer.Serialize(o, PosternConfig.JsonOptions);
-        if (Json(next.CertificateAuthorities) != Json(current.CertificateAuthorities)) needsRestart.Add("certificateAuthorities changed");
-        if (Json(next.Certificates) != Json(current.Certificates)) needsRestart.Add("certificates settings changed");
+        if (Json(next.Certificates) != Json(current.Certificates)) needsRestart.Add("certificates settings (expiry warning) changed");
         var (n, c) = (next.DestinationControls, current.DestinationControls);
-        if (n.ClientCertificateFile != c.ClientCertificateFile || n.ClientPrivateKeyFile != c.ClientPrivateKeyFile
-            || n.RequireFqdnIdentities != c.RequireFqdnIdentities || n.CheckSignatureAlgorithms != c.CheckSignatureAlgorithms)
-            needsRestart.Add("destinationControls global settings (client certificate, verification checks) changed");
+        if (n.RequireFqdnIdentities != c.RequireFqdnIdentities || n.CheckSignatureAlgorithms != c.CheckSignatureAlgorithms)
+            needsRestart.Add("destinationControls verification checks (requireFqdnIdentities, checkSignatureAlgorithms) changed");
+        if (next.Web.Certificate != current.Web.Certificate) needsRestart.Add("web.certificate changed (the HTTPS interface is not built yet)");
         if (Json(next.MtaSts) != Json(current.MtaSts)) needsRestart.Add("mtaSts fetch settings changed");
         if (next.BounceVerification.MaxAgeDays != current.BounceVerification.MaxAgeDays) needsRestart.Add("bounceVerification.maxAgeDays changed");
         holder.Swap(next);

@@ -122,8 +122,7 @@ public static class HostStatusCommands
             if (config is null) return 2;
             var data = Path.GetFullPath(config.DataDirectory);
             var domain = (p.GetValue(domainArgument) ?? "").ToLowerInvariant();
-            using (var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(data)))
-                config = new ConfigService(versions).Committed() ?? config;
+            config = ConfigCommands.InForce(config);
             var destination = config.DestinationControls.Resolve(domain);
             await using var store = new SqliteQueueStore(Gateway.StorePath(data));
             var delayed = (await store.ListAsync())

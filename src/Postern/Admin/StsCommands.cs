@@ -40,17 +40,11 @@ public static class StsCommands
 
     private static (MailEventStream Events, DnsResolver Dns, StsPolicyFetcher Fetcher) Machinery(PosternConfig config)
     {
+        config = ConfigCommands.InForce(config);   // the trusted CA lists are part of the committed configuration
         var events = new MailEventStream();
         var dns = new DnsResolver(config.Dns, events);
-        var data = Path.GetFullPath(config.DataDirectory);
-        var trust = new TrustedAuthorities(config.CertificateAuthorities);
         var options = new VerificationOptions(config.DestinationControls.RequireFqdnIdentities, config.DestinationControls.CheckSignatureAlgorithms);
-        X509Certificate2Collection roots = trust.Roots;
-        if (Directory.Exists(Path.Combine(data, "certs")))
-        {
-            using var store = new CertificateStore(data);
-            roots = new TrustedAuthorities(config.CertificateAuthorities, store.SystemListEnabled, store.CustomCas().Select(c => c.Certificate)).Roots;
-        }
+        var roots = new TrustedAuthorities(config.CertificateAuthorities).Roots;
         return (events, dns, new StsPolicyFetcher(dns, () => roots, options, config.MtaSts));
     }
 

@@ -5,15 +5,17 @@ using Postern.Observability;
 namespace Postern.Security;
 
 /// <summary>
-/// What the running gateway presents and trusts, kept in step with the certificate store:
-/// listener certificates (store assignment, else the listener's PEM files, else the demo
-/// certificate), the outbound client certificate and the trusted CA lists. It looks at the
-/// store's version at most once a second; a new assignment applies to the next handshake,
-/// and established sessions keep theirs.
+/// What the running gateway presents and trusts, kept in step with the configuration in force
+/// and the certificate store: listener certificates (the assigned stored certificate, else the
+/// listener's PEM files, else the demo certificate), the outbound client certificate and the
+/// trusted CA lists. It rebuilds when a committed version is swapped in, or when the store's
+/// version moves (a renewed certificate; looked at at most once a second). A change applies
+/// to the next handshake; established sessions keep theirs.
 /// </summary>
 public sealed class CertificateProvider : IDisposable
 {
-    private readonly PosternConfig _config;
+    private readonly Func<PosternConfig> _live;
+    private PosternConfig? _config;
     private readonly CertificateStore _store;
     private readonly MailEventStream _events;
     private readonly string _dataDirectory;
@@ -26,10 +28,11 @@ public sealed class CertificateProvider : IDisposable
     private X509Certificate2Collection _roots = new();
     private ServerCertificate? _demo;
     private readonly Dictionary<string, ServerCertificate> _pemCache = new();
+    private string? _trustSaid;
 
-    public CertificateProvider(PosternConfig config, CertificateStore store, string dataDirectory, MailEventStream events)
+    public CertificateProvider(Func<PosternConfig> live, CertificateStore store, string dataDirectory, MailEventStream events)
     {
-        _config = config;
+        _live = live;
         _store = store;
         _dataDirectory = dataDirectory;
         _events = events;
@@ -54,22 +57,24 @@ public sealed class CertificateProvider : IDisposable
         lock (_gate) return _roots;
     }
 
-    /// <summary>Reloads from the store when its version moved (checked at most once a second).</summary>
+    /// <summary>Rebuilds when the configuration in force changed, or the store's version moved (checked at most once a second).</summary>
     public void Refresh(bool force = false)
     {
+        var config = _live();
         lock (_gate)
         {
-            if (!force && DateTime.UtcNow - _checked < TimeSpan.FromSeconds(1)) return;
+            var configChanged = !ReferenceEquals(config, _config);
+            if (!force && !configChanged && DateTime.UtcNow - _checked < TimeSpan.FromSeconds(1)) return;
             _checked = DateTime.UtcNow;
             var version = _store.Version;
-            if (!force && version == _version) return;
+            if (!force && !configChanged && version == _version) return;
             _version = version;
-            var assignments = _store.Assignments();
+            _config = config;
 
             var listeners = new Dictionary<string, ServerCertificate?>(StringComparer.OrdinalIgnoreCase);
-            foreach (var l in _config.Listeners)
+            foreach (var l in config.Listeners)
             {
-                var cert = Resolve(CertificateStore.ListenerService(l.Name), assignments, l.CertificateFile, l.PrivateKeyFile, demoAllowed: true);
+                var cert = Resolve($"listener {l.Name}", l.Certificate, l.CertificateFile, l.PrivateKeyFile, demoAllowed: true, config);
                 var previous = _listeners.GetValueOrDefault(l.Name);
                 if (previous?.Source != cert?.Source)
                 {
@@ -82,20 +87,30 @@ public sealed class CertificateProvider : IDisposable
             }
             _listeners = listeners;
 
-            var dc = _config.DestinationControls;
-            var outbound = Resolve(CertificateStore.OutboundService, assignments, dc.ClientCertificateFile, dc.ClientPrivateKeyFile, demoAllowed: false);
+            var dc = config.DestinationControls;
+            var outbound = Resolve("the outbound client certificate", dc.ClientCertificate, dc.ClientCertificateFile, dc.ClientPrivateKeyFile, demoAllowed: false, config);
             _outbound = outbound?.Certificate;
             _outboundSource = outbound?.Source;
 
-            var trust = new TrustedAuthorities(_config.CertificateAuthorities, _store.SystemListEnabled, _store.CustomCas().Select(c => c.Certificate));
-            _roots = trust.Roots;
-            _events.Publish(new SystemNotice($"trusted CAs: system list {(trust.SystemCount > 0 ? $"enabled ({trust.SystemCount})" : "disabled")}, custom list {trust.CustomCount} certificate(s)"));
+            try
+            {
+                var trust = new TrustedAuthorities(config.CertificateAuthorities);
+                var said = $"trusted CAs: system list {(trust.SystemCount > 0 ? $"enabled ({trust.SystemCount})" : "disabled")}, custom list {(config.CertificateAuthorities.CustomListEnabled ? $"enabled ({trust.CustomCount})" : "disabled")}";
+                _roots = trust.Roots;
+                if (said != _trustSaid) _events.Publish(new SystemNotice(said));
+                _trustSaid = said;
+            }
+            catch (CertificateException e)
+            {
+                // Kept: the previous lists stay in force rather than trusting nothing or everything.
+                _events.Publish(new SystemWarning($"trusted CA lists not changed: {e.Message}"));
+            }
         }
     }
 
-    private ServerCertificate? Resolve(string service, IReadOnlyDictionary<string, string> assignments, string? pemFile, string? keyFile, bool demoAllowed)
+    private ServerCertificate? Resolve(string service, string? name, string? pemFile, string? keyFile, bool demoAllowed, PosternConfig config)
     {
-        if (assignments.TryGetValue(service, out var name))
+        if (name is not null)
         {
             try { return _store.LoadForTls(name); }
             catch (CertificateException e) { _events.Publish(new SystemWarning($"certificate {name} assigned to {service} cannot be used: {e.Message}")); }
@@ -106,7 +121,7 @@ public sealed class CertificateProvider : IDisposable
             return pem;
         }
         if (!demoAllowed) return null;
-        return _demo ??= ServerCertificate.LoadOrCreateDemo(Path.Combine(_dataDirectory, "certs"), _config.Hostname);
+        return _demo ??= ServerCertificate.LoadOrCreateDemo(Path.Combine(_dataDirectory, "certs"), config.Hostname);
     }
 
     /// <summary>Every certificate in service now, by service name (for the expiry watch).</summary>

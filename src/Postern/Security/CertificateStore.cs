@@ -25,19 +25,22 @@ public sealed record SelfSignedRequest(string CommonName, string? Organization =
 /// <summary>A trusted CA in the custom list.</summary>
 public sealed record CaEntry(string Fingerprint, string Subject, DateTimeOffset NotAfter, X509Certificate2 Certificate);
 
+/// <summary>What earlier versions kept in the certificate store (service → certificate, the system-list switch, custom CAs as PEM).</summary>
+public sealed record LegacyCertificateSettings(IReadOnlyDictionary<string, string> Assignments, bool SystemListDisabled, IReadOnlyList<string> CustomCas)
+{
+    public bool IsEmpty => Assignments.Count == 0 && !SystemListDisabled && CustomCas.Count == 0;
+}
+
 /// <summary>
-/// Named certificates with their private keys and chains, service assignments, and the
-/// trusted CA lists. Private keys are encrypted at rest (AES-256-GCM) with a key kept in a
-/// separate 0600 file; the database itself is 0600 too. Nothing here logs key material.
-/// Every change bumps a version number, which the running daemon watches to pick up new
-/// assignments and CA lists without dropping sessions.
+/// Named certificates with their private keys and chains. Private keys are encrypted at rest
+/// (AES-256-GCM) with a key kept in a separate 0600 file; the database itself is 0600 too.
+/// Nothing here logs key material. Which service uses which certificate, and the trusted CA
+/// lists, are part of the versioned configuration (staged, committed); the certificates are
+/// data. Every change bumps a version number, which the running daemon watches so a renewed
+/// certificate is served without a restart.
 /// </summary>
 public sealed class CertificateStore : IDisposable
 {
-    public const string OutboundService = "outbound";
-    public const string HttpsService = "https";
-    public static string ListenerService(string listener) => "listener:" + listener;
-
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private readonly SqliteConnection _db;
     private readonly byte[] _masterKey;
@@ -115,26 +118,27 @@ public sealed class CertificateStore : IDisposable
 
     // ---- certificates ----
 
-    public IReadOnlyList<CertificateInfo> List()
+    /// <param name="assignments">The configuration's assignments (service, certificate), for AssignedTo.</param>
+    public IReadOnlyList<CertificateInfo> List(IEnumerable<(string Service, string Certificate)>? assignments = null)
     {
-        var assignments = Assignments();
+        var uses = (assignments ?? []).ToList();
         var result = new List<CertificateInfo>();
         using var cmd = Command("SELECT name, scope, certificate, chain, key_type FROM certificates ORDER BY name");
         using var r = cmd.ExecuteReader();
         while (r.Read())
-            result.Add(Describe(r.GetString(0), (CertificateScope)r.GetInt32(1), X509CertificateLoader.LoadCertificate((byte[])r[2]), r.GetString(3), r.GetString(4), assignments));
+            result.Add(Describe(r.GetString(0), (CertificateScope)r.GetInt32(1), X509CertificateLoader.LoadCertificate((byte[])r[2]), r.GetString(3), r.GetString(4), uses));
         return result;
     }
 
-    public CertificateInfo? Find(string name) => List().FirstOrDefault(c => c.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
+    public CertificateInfo? Find(string name, IEnumerable<(string Service, string Certificate)>? assignments = null) => List(assignments).FirstOrDefault(c => c.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
 
-    private static CertificateInfo Describe(string name, CertificateScope scope, X509Certificate2 cert, string chainPem, string keyType, IReadOnlyDictionary<string, string> assignments)
+    private static CertificateInfo Describe(string name, CertificateScope scope, X509Certificate2 cert, string chainPem, string keyType, IReadOnlyList<(string Service, string Certificate)> assignments)
     {
         var chain = new X509Certificate2Collection();
         if (chainPem.Length > 0) chain.ImportFromPem(chainPem);
         return new CertificateInfo(name, cert.Subject, cert.Issuer, Policy.CertificateVerifier.DnsNames(cert), cert.NotBefore, cert.NotAfter, cert.Thumbprint,
             keyType, cert.SubjectName.RawData.AsSpan().SequenceEqual(cert.IssuerName.RawData), chain.Count, scope,
-            assignments.Where(a => a.Value.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(a => a.Key).Order().ToList());
+            assignments.Where(a => a.Certificate.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(a => a.Service).Distinct().Order().ToList());
     }
 
     /// <summary>Creates a self-signed certificate and stores it with its key.</summary>
@@ -305,10 +309,11 @@ public sealed class CertificateStore : IDisposable
         return ServerCertificate.From(withKey, chain, isDemo: false, name);
     }
 
-    public void Delete(string name)
+    /// <param name="assignments">Every assignment that may use it (committed and staged configuration).</param>
+    public void Delete(string name, IEnumerable<(string Service, string Certificate)> assignments)
     {
-        var users = Assignments().Where(a => a.Value.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(a => a.Key).ToList();
-        if (users.Count > 0) throw new CertificateException($"'{name}' is assigned to {string.Join(", ", users)}; unassign it first");
+        var users = assignments.Where(a => a.Certificate.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(a => a.Service).Distinct().ToList();
+        if (users.Count > 0) throw new CertificateException($"'{name}' is assigned to {string.Join(", ", users)}; unassign it first (and commit)");
         using var cmd = Command("DELETE FROM certificates WHERE name=$n", ("$n", name));
         if (cmd.ExecuteNonQuery() == 0) throw new CertificateException($"no certificate named '{name}'");
         Bump();
@@ -362,80 +367,27 @@ public sealed class CertificateStore : IDisposable
         return all;
     }
 
-    // ---- assignments ----
+    // ---- settings kept here by earlier versions ----
 
-    public IReadOnlyDictionary<string, string> Assignments()
+    /// <summary>
+    /// Assignments and CA-list settings that earlier versions kept in this store; they live in
+    /// the versioned configuration now; read for the migration, then cleared.
+    /// </summary>
+    public LegacyCertificateSettings ReadLegacySettings()
     {
-        var map = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        using var cmd = Command("SELECT service, name FROM assignments");
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) map[r.GetString(0)] = r.GetString(1);
-        return map;
+        var assignments = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        using (var cmd = Command("SELECT service, name FROM assignments"))
+        using (var r = cmd.ExecuteReader())
+            while (r.Read()) assignments[r.GetString(0)] = r.GetString(1);
+        var customCas = new List<string>();
+        using (var cmd = Command("SELECT certificate FROM custom_cas ORDER BY added, fingerprint"))
+        using (var r = cmd.ExecuteReader())
+            while (r.Read()) customCas.Add(X509CertificateLoader.LoadCertificate((byte[])r[0]).ExportCertificatePem());
+        return new LegacyCertificateSettings(assignments, Setting("system_cas_enabled") == "0", customCas);
     }
 
-    public void Assign(string service, string name)
-    {
-        if (!Exists(name)) throw new CertificateException($"no certificate named '{name}'");
-        using var cmd = Command("INSERT OR REPLACE INTO assignments(service, name) VALUES($s, $n)", ("$s", service), ("$n", name));
-        cmd.ExecuteNonQuery();
-        Bump();
-    }
-
-    public void Unassign(string service)
-    {
-        using var cmd = Command("DELETE FROM assignments WHERE service=$s", ("$s", service));
-        cmd.ExecuteNonQuery();
-        Bump();
-    }
-
-    // ---- trusted CA lists ----
-
-    public bool SystemListEnabled
-    {
-        get => Setting("system_cas_enabled") == "1";
-        set { SetSetting("system_cas_enabled", value ? "1" : "0"); Bump(); }
-    }
-
-    public IReadOnlyList<CaEntry> CustomCas()
-    {
-        var list = new List<CaEntry>();
-        using var cmd = Command("SELECT fingerprint, certificate FROM custom_cas ORDER BY added, fingerprint");
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-        {
-            var cert = X509CertificateLoader.LoadCertificate((byte[])r[1]);
-            list.Add(new CaEntry(r.GetString(0), cert.Subject, cert.NotAfter, cert));
-        }
-        return list;
-    }
-
-    /// <summary>Adds every CA certificate in a PEM text; returns how many were new.</summary>
-    public int AddCustomCas(string pem)
-    {
-        var certs = ParseMany(pem, "CA certificates");
-        foreach (var c in certs)
-        {
-            var bc = c.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault();
-            if (bc is not null && !bc.CertificateAuthority) throw new CertificateException($"'{c.Subject}' is not a CA certificate (basicConstraints CA:FALSE); nothing was changed");
-        }
-        var added = 0;
-        foreach (var c in certs)
-        {
-            using var cmd = Command("INSERT OR IGNORE INTO custom_cas(fingerprint, certificate, added) VALUES($f, $c, $t)",
-                ("$f", Fingerprint(c)), ("$c", c.RawData), ("$t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
-            added += cmd.ExecuteNonQuery();
-        }
-        Bump();
-        return added;
-    }
-
-    public void RemoveCustomCa(string fingerprint)
-    {
-        var normalized = fingerprint.Replace(":", "").ToUpperInvariant();
-        using var cmd = Command("DELETE FROM custom_cas WHERE fingerprint=$f", ("$f", normalized));
-        if (cmd.ExecuteNonQuery() == 0) throw new CertificateException($"no custom CA with fingerprint {fingerprint}");
-        Bump();
-    }
+    public void ClearLegacySettings() =>
+        Exec("DELETE FROM assignments; DELETE FROM custom_cas; UPDATE settings SET value='1' WHERE key='system_cas_enabled';");
 
     public static string Fingerprint(X509Certificate2 c) => Convert.ToHexString(SHA256.HashData(c.RawData));
 
@@ -443,6 +395,9 @@ public sealed class CertificateStore : IDisposable
 
     /// <summary>Increases on every change; the daemon reloads when it moves.</summary>
     public long Version => long.Parse(Setting("version") ?? "0");
+
+    /// <summary>Moves the version without a change: running gateways reload (the system bundle after an OS update).</summary>
+    public void Touch() => Bump();
 
     private void Bump()
     {

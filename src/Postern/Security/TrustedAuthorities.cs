@@ -11,17 +11,16 @@ public sealed class TrustedAuthorities
     public int SystemCount { get; }
     public int CustomCount { get; }
 
-    /// <param name="systemEnabled">The system list is used only when both the configuration and the store allow it.</param>
-    /// <param name="storeCustom">The custom list kept in the certificate store (certconfig).</param>
-    public TrustedAuthorities(CertificateAuthoritySettings settings, bool systemEnabled = true, IEnumerable<X509Certificate2>? storeCustom = null)
+    public TrustedAuthorities(CertificateAuthoritySettings settings)
     {
-        if (settings.SystemListEnabled && systemEnabled)
+        if (settings.SystemListEnabled)
             SystemCount = LoadFile(settings.SystemBundle, optional: true);
-        if (settings.CustomListEnabled && settings.CustomListFile is { } custom)
+        if (!settings.CustomListEnabled) return;
+        if (settings.CustomListFile is { } custom)
             CustomCount = LoadFile(custom, optional: false);
-        foreach (var ca in storeCustom ?? [])
+        foreach (var pem in settings.CustomList)
         {
-            Roots.Add(ca);
+            Roots.Add(X509Certificate2.CreateFromPem(pem));   // validated with the configuration
             CustomCount++;
         }
     }

@@ -1,0 +1,168 @@
+using System.Security.Cryptography.X509Certificates;
+using Postern.Security;
+
+namespace Postern.Admin;
+
+/// <summary>Where a stored certificate is used: one listener, the outbound client certificate, or the HTTPS interface.</summary>
+public abstract record CertificateTarget
+{
+    public sealed record Listener(string Name) : CertificateTarget;
+    public sealed record Outbound : CertificateTarget;
+    public sealed record Https : CertificateTarget;
+
+    /// <summary>From the CLI's --listener NAME | --outbound | --https (exactly one).</summary>
+    public static CertificateTarget From(string? listener, bool outbound, bool https)
+    {
+        if ((listener is null ? 0 : 1) + (outbound ? 1 : 0) + (https ? 1 : 0) != 1)
+            throw new ConfigException("name exactly one service: --listener NAME, --outbound or --https");
+        return outbound ? new Outbound() : https ? new Https() : new Listener(listener!);
+    }
+
+    public sealed override string ToString() => this switch
+    {
+        Listener l => $"listener {l.Name}",
+        Outbound => "the outbound client certificate",
+        _ => "the HTTPS interface",
+    };
+}
+
+/// <summary>
+/// Certificates as an application service: the certificates themselves are data in the
+/// certificate store (created, renewed and deleted at once; private keys sealed there), while
+/// which service uses which certificate and which CA lists are trusted are part of the
+/// configuration, staged and applied by `postern commit` like every other change.
+/// </summary>
+public sealed class CertificateService(ConfigService config, PosternConfig fallback, CertificateStore store)
+{
+    public PosternConfig Working => config.Working(fallback);
+    public CertificateStore Store => store;
+    public bool HasStagedChanges => config.HasStagedChanges;
+
+    /// <summary>The stored certificates, with where the working configuration uses them.</summary>
+    public IReadOnlyList<CertificateInfo> Certificates() => store.List(Working.CertificateAssignments());
+
+    public CertificateInfo Find(string name) =>
+        store.Find(name, Working.CertificateAssignments()) ?? throw new CertificateException($"no certificate named '{name}'");
+
+    public void Assign(CertificateTarget target, string name)
+    {
+        var found = store.Find(name) ?? throw new CertificateException($"no certificate named '{name}'");
+        Change(c => Set(c, target, found.Name));
+    }
+
+    public void Unassign(CertificateTarget target) => Change(c => Set(c, target, null));
+
+    private static void Set(PosternConfig c, CertificateTarget target, string? name)
+    {
+        switch (target)
+        {
+            case CertificateTarget.Listener l:
+                var listener = c.Listeners.FirstOrDefault(x => x.Name.Equals(l.Name, StringComparison.OrdinalIgnoreCase))
+                    ?? throw new ConfigException($"no listener named '{l.Name}' (listeners: {string.Join(", ", c.Listeners.Select(x => x.Name))})");
+                listener.Certificate = name;
+                break;
+            case CertificateTarget.Outbound: c.DestinationControls.ClientCertificate = name; break;
+            default: c.Web.Certificate = name; break;
+        }
+    }
+
+    /// <summary>Deletes a certificate no configuration uses: neither the committed one nor the staged changes.</summary>
+    public void Delete(string name)
+    {
+        var uses = Working.CertificateAssignments().Concat(config.Committed()?.CertificateAssignments() ?? []);
+        store.Delete(name, uses);
+    }
+
+    public void SetSystemList(bool enabled) => Change(c => c.CertificateAuthorities.SystemListEnabled = enabled);
+
+    public void SetCustomList(bool enabled) => Change(c => c.CertificateAuthorities.CustomListEnabled = enabled);
+
+    /// <summary>The custom list kept in the configuration (the optional customListFile is listed by its path only).</summary>
+    public IReadOnlyList<CaEntry> CustomCas() => Working.CertificateAuthorities.CustomList.Select(Entry).ToList();
+
+    private static CaEntry Entry(string pem)
+    {
+        var c = X509Certificate2.CreateFromPem(pem);
+        return new CaEntry(CertificateStore.Fingerprint(c), c.Subject, c.NotAfter, c);
+    }
+
+    /// <summary>Adds every CA certificate of a PEM text to the custom list; returns how many were new.</summary>
+    public int AddCustomCas(string pem)
+    {
+        var certificates = CertificateStore.ParseMany(pem, "CA certificates");
+        foreach (var c in certificates)
+        {
+            var constraints = c.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault();
+            if (constraints is not null && !constraints.CertificateAuthority)
+                throw new CertificateException($"'{c.Subject}' is not a CA certificate (basicConstraints CA:FALSE); nothing was changed");
+        }
+        var added = 0;
+        Change(cfg =>
+        {
+            var known = cfg.CertificateAuthorities.CustomList.Select(p => Entry(p).Fingerprint).ToHashSet();
+            foreach (var c in certificates)
+                if (known.Add(CertificateStore.Fingerprint(c)))
+                {
+                    cfg.CertificateAuthorities.CustomList.Add(c.ExportCertificatePem());
+                    added++;
+                }
+        }, stageUnchanged: false);
+        return added;
+    }
+
+    public void RemoveCustomCa(string fingerprint)
+    {
+        var normalized = fingerprint.Replace(":", "").ToUpperInvariant();
+        Change(c =>
+        {
+            if (c.CertificateAuthorities.CustomList.RemoveAll(p => Entry(p).Fingerprint == normalized) == 0)
+                throw new CertificateException($"no custom CA with fingerprint {fingerprint}");
+        });
+    }
+
+    /// <summary>Makes a change on the working configuration, checks the whole document, and stages it.</summary>
+    private void Change(Action<PosternConfig> change, bool stageUnchanged = true)
+    {
+        var c = Working;
+        var before = c.ToJson();
+        change(c);
+        c.Validate();
+        if (stageUnchanged || c.ToJson() != before) config.Stage(c);
+    }
+
+    /// <summary>
+    /// Moves the assignments and CA-list settings that earlier versions kept in the certificate
+    /// store into the configuration: one version committed by Postern (and the same edits made
+    /// to staged changes, if any), then cleared from the store. Returns what it said, or null.
+    /// </summary>
+    public string? MigrateLegacySettings()
+    {
+        var legacy = store.ReadLegacySettings();
+        if (legacy.IsEmpty) return null;
+        void Apply(PosternConfig c)
+        {
+            foreach (var (service, name) in legacy.Assignments)
+            {
+                if (!store.Exists(name)) continue;
+                if (service == "outbound") c.DestinationControls.ClientCertificate ??= name;
+                else if (service == "https") c.Web.Certificate ??= name;
+                else if (service.StartsWith("listener:", StringComparison.Ordinal)
+                    && c.Listeners.FirstOrDefault(l => l.Name.Equals(service["listener:".Length..], StringComparison.OrdinalIgnoreCase)) is { } listener)
+                    listener.Certificate ??= name;
+            }
+            if (legacy.SystemListDisabled) c.CertificateAuthorities.SystemListEnabled = false;
+            var known = c.CertificateAuthorities.CustomList.Select(p => Entry(p).Fingerprint).ToHashSet();
+            foreach (var pem in legacy.CustomCas)
+                if (known.Add(Entry(pem).Fingerprint)) c.CertificateAuthorities.CustomList.Add(pem);
+            if (legacy.CustomCas.Count > 0) c.CertificateAuthorities.CustomListEnabled = true;
+        }
+        var hadStaged = config.HasStagedChanges;
+        var staged = hadStaged ? Working : null;
+        var committed = config.Committed() ?? fallback;
+        Apply(committed);
+        var version = config.CommitDirectly(committed, "postern", "certificate assignments and CA lists moved from the certificate store into the configuration");
+        if (staged is not null) { Apply(staged); config.Stage(staged); }
+        store.ClearLegacySettings();
+        return $"certificate assignments and CA lists were moved from the certificate store into the configuration (version {version.Number})";
+    }
+}
