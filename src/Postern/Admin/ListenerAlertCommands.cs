@@ -1,16 +1,25 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Net;
 using System.Text.Json;
+using Postern.Inbound;
+using Postern.Security;
 
 namespace Postern.Admin;
 
 /// <summary>
 /// Listeners, HAT sender groups and mail flow policies, and alert recipients, as application
 /// services: each change is made on the working (staged) configuration, checked whole, and
-/// staged. `listenerconfig` and `alertconfig` (scriptable forms) are their front ends.
+/// staged. `listenerconfig` and `alertconfig` (scriptable forms and dialogues) are their front ends.
 /// </summary>
-public sealed class ListenerService(ConfigService config, PosternConfig fallback)
+/// <param name="storedCertificates">The certificate store's certificates (certconfig), read when a listener's certificate is chosen.</param>
+public sealed class ListenerService(ConfigService config, PosternConfig fallback, Func<IReadOnlyList<CertificateInfo>>? storedCertificates = null)
 {
-    public PosternConfig Working => config.Working(fallback);
+    /// <summary>A private copy: a refused change must not leave its traces in the fallback a dialogue keeps using.</summary>
+    public PosternConfig Working => WorkingCopy(config, fallback);
+
+    internal static PosternConfig WorkingCopy(ConfigService config, PosternConfig fallback) =>
+        PosternConfig.Parse(config.Working(fallback).ToJson(), "working configuration", validate: false);
 
     private void Stage(PosternConfig c)
     {
@@ -23,6 +32,7 @@ public sealed class ListenerService(ConfigService config, PosternConfig fallback
 
     public void New(ListenerSettings listener)
     {
+        ParseName(listener.Name, "listener name");
         var c = Working;
         if (c.Listeners.Any(l => l.Name.Equals(listener.Name, StringComparison.OrdinalIgnoreCase))) throw new ConfigException($"listener '{listener.Name}' already exists");
         c.Listeners.Add(listener);
@@ -43,9 +53,37 @@ public sealed class ListenerService(ConfigService config, PosternConfig fallback
         Stage(c);
     }
 
+    public void Rename(string name, string newName)
+    {
+        ParseName(newName, "listener name");
+        var c = Working;
+        var listener = Find(c, name);
+        if (!listener.Name.Equals(newName, StringComparison.OrdinalIgnoreCase) && c.Listeners.Any(l => l.Name.Equals(newName, StringComparison.OrdinalIgnoreCase)))
+            throw new ConfigException($"listener '{newName}' already exists");
+        listener.Name = newName;
+        Stage(c);
+    }
+
+    /// <summary>The certificates of the certificate store, by name.</summary>
+    public IReadOnlyList<CertificateInfo> StoredCertificates() =>
+        storedCertificates?.Invoke() ?? throw new ConfigException("the certificate store is not available here");
+
+    /// <summary>Makes the listener present a stored certificate for STARTTLS; null = its PEM files, else the demo certificate.</summary>
+    public void SetCertificate(string listener, string? certificate)
+    {
+        string? stored = null;
+        if (certificate is not null)
+            stored = StoredCertificates().FirstOrDefault(s => s.Name.Equals(certificate, StringComparison.OrdinalIgnoreCase))?.Name
+                ?? throw new ConfigException($"there is no stored certificate '{certificate}' (postern certconfig list shows them)");
+        var c = Working;
+        Find(c, listener).Certificate = stored;
+        Stage(c);
+    }
+
     /// <summary>Adds (or replaces) a HAT sender group; the order of groups is the order of matching.</summary>
     public void SetGroup(string listener, SenderGroup group)
     {
+        ParseName(group.Name, "sender group name");
         var c = Working;
         var l = Find(c, listener);
         var i = l.SenderGroups.FindIndex(g => g.Name.Equals(group.Name, StringComparison.OrdinalIgnoreCase));
@@ -61,11 +99,25 @@ public sealed class ListenerService(ConfigService config, PosternConfig fallback
         Stage(c);
     }
 
+    /// <summary>Moves a sender group to a position (1 = matched first).</summary>
+    public void MoveGroup(string listener, string group, int position)
+    {
+        var c = Working;
+        var groups = Find(c, listener).SenderGroups;
+        var i = groups.FindIndex(g => g.Name.Equals(group, StringComparison.OrdinalIgnoreCase));
+        if (i < 0) throw new ConfigException($"listener '{listener}' has no sender group '{group}'");
+        if (position < 1 || position > groups.Count) throw new ConfigException($"position {position} is not from 1 to {groups.Count}");
+        var moved = groups[i];
+        groups.RemoveAt(i);
+        groups.Insert(position - 1, moved);
+        Stage(c);
+    }
+
     /// <summary>Creates or changes a mail flow policy.</summary>
     public void SetPolicy(string name, Action<MailFlowPolicy> change)
     {
         var c = Working;
-        if (!c.MailFlowPolicies.TryGetValue(name, out var policy)) c.MailFlowPolicies[name] = policy = new MailFlowPolicy();
+        if (!c.MailFlowPolicies.TryGetValue(name, out var policy)) c.MailFlowPolicies[ParseName(name, "policy name")] = policy = new MailFlowPolicy();
         change(policy);
         Stage(c);
     }
@@ -78,11 +130,59 @@ public sealed class ListenerService(ConfigService config, PosternConfig fallback
         "3" or "required" => InboundTls.Required,
         _ => throw new ConfigException($"tls '{value}' is not one of no, preferred, required (or 1-3)"),
     };
+
+    // What an administrator types, checked before it is used; each throws ConfigException with the reason.
+
+    /// <summary>Names of listeners, sender groups and policies: they appear in logs and commands, so plain ASCII.</summary>
+    public static string ParseName(string value, string what) =>
+        value.Length is >= 1 and <= 64 && value.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.')
+            ? value : throw new ConfigException($"{what} '{value}' is not usable (1-64 letters, digits, '.', '-' or '_')");
+
+    /// <summary>An IPv6 address or a dotted quad: .NET also reads "25" as 0.0.0.25, which an administrator never means.</summary>
+    public static string ParseAddress(string value) =>
+        IPAddress.TryParse(value, out _) && (value.Contains(':') || value.Count(ch => ch == '.') == 3) ? value : throw new ConfigException($"'{value}' is not an IP address");
+
+    /// <summary>0 binds any free port (tests and labs).</summary>
+    public static int ParsePort(string value) => ParseNumber(value, "the port", 0, 65535);
+
+    public static int ParseMaxConcurrency(string value) => ParseNumber(value, "the maximum concurrency", 1, 10000);
+
+    public static int ParseMaxMessagesPerConnection(string value) => ParseNumber(value, "the maximum number of messages per connection", 1, 100000);
+
+    public static int ParseMaxRecipients(string value) => ParseNumber(value, "the maximum number of recipients per message", 1, 100000);
+
+    /// <summary>IPs, CIDR ranges, host names and .domain patterns, separated by commas.</summary>
+    public static List<string> ParseSenders(string value)
+    {
+        var senders = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        if (senders.Count == 0) throw new ConfigException("a sender group needs at least one sender");
+        foreach (var sender in senders)
+            if (!SenderPattern.TryParse(sender, out _)) throw new ConfigException($"'{sender}' is not an IP, CIDR or host-name pattern");
+        return senders;
+    }
+
+    /// <summary>The appliance's sizes: bytes, or a trailing k (kilobytes) or M (megabytes).</summary>
+    public static long ParseMessageSize(string value)
+    {
+        var factor = value.EndsWith('k') || value.EndsWith('K') ? 1024L : value.EndsWith('m') || value.EndsWith('M') ? 1024L * 1024 : 1L;
+        var digits = factor == 1 ? value : value[..^1];
+        if (digits.Length is >= 1 and <= 10 && digits.All(char.IsAsciiDigit) && long.Parse(digits, CultureInfo.InvariantCulture) * factor is var size and >= 1024 and <= 1L << 31)
+            return size;
+        throw new ConfigException($"'{value}' is not a message size from 1k to 2048M");
+    }
+
+    /// <summary>How <see cref="ParseMessageSize"/> reads it back.</summary>
+    public static string FormatMessageSize(long size) =>
+        size % (1024 * 1024) == 0 ? $"{size / (1024 * 1024)}M" : size % 1024 == 0 ? $"{size / 1024}k" : size.ToString(CultureInfo.InvariantCulture);
+
+    internal static int ParseNumber(string value, string what, int min, int max) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
+            ? n : throw new ConfigException($"{what} must be a number from {min} to {max}");
 }
 
 public sealed class AlertConfigService(ConfigService config, PosternConfig fallback)
 {
-    public PosternConfig Working => config.Working(fallback);
+    public PosternConfig Working => ListenerService.WorkingCopy(config, fallback);
 
     private void Stage(PosternConfig c)
     {
@@ -105,11 +205,70 @@ public sealed class AlertConfigService(ConfigService config, PosternConfig fallb
         Stage(c);
     }
 
+    /// <summary>Changes a recipient in place (its address too); the order of recipients stays.</summary>
+    public void Edit(string address, string newAddress, IEnumerable<AlertSeverity> severities, IEnumerable<AlertType> types)
+    {
+        var c = Working;
+        var recipients = c.Alerts.Recipients;
+        var i = recipients.FindIndex(r => r.Address.Equals(address, StringComparison.OrdinalIgnoreCase));
+        if (i < 0) throw new ConfigException($"'{address}' is not an alert recipient");
+        if (!address.Equals(newAddress, StringComparison.OrdinalIgnoreCase) && recipients.Any(r => r.Address.Equals(newAddress, StringComparison.OrdinalIgnoreCase)))
+            throw new ConfigException($"'{newAddress}' is an alert recipient already");
+        recipients[i] = new AlertRecipient { Address = newAddress, Severities = severities.ToList(), Types = types.ToList() };
+        Stage(c);
+    }
+
+    /// <summary>Removes every recipient: no alerts are sent.</summary>
+    public void Clear()
+    {
+        var c = Working;
+        c.Alerts.Recipients.Clear();
+        Stage(c);
+    }
+
     public void Throttle(int seconds)
     {
         var c = Working;
         c.Alerts.ThrottleSeconds = seconds;
         Stage(c);
+    }
+
+    // The appliance's menus, in its order and words; the last number (or "all") means every one.
+    public static readonly IReadOnlyList<(AlertType Value, string Name)> TypeChoices =
+        [(AlertType.System, "System"), (AlertType.Hardware, "Hardware"), (AlertType.Updater, "Updater"), (AlertType.Antivirus, "Anti-Virus"), (AlertType.MessageDelivery, "Message Delivery")];
+    public static readonly IReadOnlyList<(AlertSeverity Value, string Name)> SeverityChoices =
+        [(AlertSeverity.Critical, "Critical"), (AlertSeverity.Warning, "Warning"), (AlertSeverity.Info, "Information")];
+
+    public static string ParseAddress(string value) =>
+        SmtpSyntax.IsValidMailbox(value) ? value : throw new ConfigException($"'{value}' is not an email address (local-part@domain)");
+
+    public static int ParseThrottle(string value) => ListenerService.ParseNumber(value, "the number of seconds", 0, 7 * 86400);
+
+    /// <summary>"1,3", "system, anti-virus" or "all"; empty list = all.</summary>
+    public static List<AlertType> ParseTypes(string answer) => ParseChoices(answer, TypeChoices, "alert class");
+
+    public static List<AlertSeverity> ParseSeverities(string answer) => ParseChoices(answer, SeverityChoices, "severity level");
+
+    /// <summary>The answer the menus show for a current selection (numbers; the All number for all).</summary>
+    public static string FormatChoices<T>(IReadOnlyCollection<T> selected, IReadOnlyList<(T Value, string Name)> choices) where T : struct, Enum =>
+        selected.Count == 0 || choices.All(c => selected.Contains(c.Value))
+            ? (choices.Count + 1).ToString(CultureInfo.InvariantCulture)
+            : string.Join(",", choices.Select((c, i) => (c, i)).Where(x => selected.Contains(x.c.Value)).Select(x => (x.i + 1).ToString(CultureInfo.InvariantCulture)));
+
+    private static List<T> ParseChoices<T>(string answer, IReadOnlyList<(T Value, string Name)> choices, string what) where T : struct, Enum
+    {
+        static string Plain(string s) => new(s.Where(char.IsAsciiLetterOrDigit).Select(char.ToLowerInvariant).ToArray());
+        var chosen = new List<T>();
+        foreach (var token in answer.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (token.Equals("all", StringComparison.OrdinalIgnoreCase) || token == (choices.Count + 1).ToString(CultureInfo.InvariantCulture)) return [];
+            var i = int.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1 && n <= choices.Count ? n - 1
+                : choices.ToList().FindIndex(c => Plain(c.Name) == Plain(token) || c.Value.ToString().Equals(token, StringComparison.OrdinalIgnoreCase));
+            if (i < 0) throw new ConfigException($"{what} '{token}' is not one of 1-{choices.Count + 1}, {string.Join(", ", choices.Select(c => c.Name))} or all");
+            if (!chosen.Contains(choices[i].Value)) chosen.Add(choices[i].Value);
+        }
+        if (chosen.Count == 0) throw new ConfigException($"choose at least one {what}");
+        return chosen.Count == choices.Count ? [] : chosen;
     }
 }
 
@@ -129,7 +288,7 @@ public static class ListenerAlertCommands
     {
         int With(ParseResult p, Func<ConfigService, PosternConfig, int> action) => ConfigCommands.WithService(p.GetValue(configOption), loadConfig, action);
 
-        var listener = new Command("listenerconfig", "Listeners, HAT sender groups and mail flow policies (changes are staged; postern commit applies them)");
+        var listener = new Command("listenerconfig", "Listeners, HAT sender groups, mail flow policies and listener certificates; alone, the appliance's dialogue (changes are staged; postern commit applies them)");
         var name = new Argument<string>("name") { Description = "Listener name" };
         var type = new Option<ListenerType?>("--type") { Description = "public | private" };
         var address = new Option<string?>("--address") { Description = "IP address to bind" };
@@ -219,9 +378,13 @@ public static class ListenerAlertCommands
             return Staged(s, $"Mail flow policy {p.GetValue(policyName)} set.");
         }));
         foreach (var c in new[] { list, create, edit, delete, hatSet, hatRemove, policyCommand }) listener.Subcommands.Add(c);
+        // Without a subcommand: the appliance's dialogue on the terminal (or piped answers).
+        listener.Options.Add(configOption);
+        listener.SetAction(p => With(p, (s, c) =>
+            new ListenerConfigDialogue(new ListenerService(s, c, () => StoredCertificates(c)), Console.In, Console.Out).Run()));
         root.Subcommands.Add(listener);
 
-        var alert = new Command("alertconfig", "Alert recipients and throttling (changes are staged; postern commit applies them)");
+        var alert = new Command("alertconfig", "Alert recipients and throttling; alone, the appliance's dialogue (changes are staged; postern commit applies them)");
         var recipient = new Argument<string>("address") { Description = "Alert recipient address" };
         var severities = new Option<string?>("--severities") { Description = "info,warning,critical (default: all)" };
         var types = new Option<string?>("--types") { Description = "system,hardware,updater,antivirus,messageDelivery (default: all)" };
@@ -247,6 +410,15 @@ public static class ListenerAlertCommands
         var throttle = new Command("throttle", "Set the alert throttle") { seconds, configOption };
         throttle.SetAction(p => With(p, (s, c) => { new AlertConfigService(s, c).Throttle(p.GetValue(seconds)); return Staged(s, "Alert throttle set."); }));
         foreach (var c in new[] { alertList, add, remove, throttle }) alert.Subcommands.Add(c);
+        alert.Options.Add(configOption);
+        alert.SetAction(p => With(p, (s, c) => new AlertConfigDialogue(new AlertConfigService(s, c), Console.In, Console.Out).Run()));
         root.Subcommands.Add(alert);
+    }
+
+    /// <summary>The certificate store of the configuration's data directory, opened only while it is read.</summary>
+    private static IReadOnlyList<CertificateInfo> StoredCertificates(PosternConfig config)
+    {
+        using var store = new CertificateStore(Path.GetFullPath(config.DataDirectory));
+        return store.List();
     }
 }
