@@ -158,11 +158,11 @@ public sealed class ConfigService(IConfigStore store, Func<PosternConfig, IReadO
     /// <summary>The committed configuration in force (null before the first commit).</summary>
     public PosternConfig? Committed() => store.Latest() is { } v ? PosternConfig.Parse(v.Document, $"version {v.Number}") : null;
 
-    /// <summary>What changes apply to: the staged document, else the committed one, else the given base.</summary>
+    /// <summary>What changes apply to: the staged document, else the committed one, else the given base; always a fresh copy to change.</summary>
     public PosternConfig Working(PosternConfig fallback)
     {
         if (store.Staged() is { } staged) return PosternConfig.Parse(staged.Document, "staged changes", validate: false);
-        return Committed() ?? fallback;
+        return Committed() ?? PosternConfig.Parse(fallback.ToJson(), "configuration", validate: false);
     }
 
     public bool HasStagedChanges => store.Staged() is not null;

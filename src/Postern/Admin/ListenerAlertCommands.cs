@@ -15,11 +15,8 @@ namespace Postern.Admin;
 /// <param name="storedCertificates">The certificate store's certificates (certconfig), read when a listener's certificate is chosen.</param>
 public sealed class ListenerService(ConfigService config, PosternConfig fallback, Func<IReadOnlyList<CertificateInfo>>? storedCertificates = null)
 {
-    /// <summary>A private copy: a refused change must not leave its traces in the fallback a dialogue keeps using.</summary>
-    public PosternConfig Working => WorkingCopy(config, fallback);
-
-    internal static PosternConfig WorkingCopy(ConfigService config, PosternConfig fallback) =>
-        PosternConfig.Parse(config.Working(fallback).ToJson(), "working configuration", validate: false);
+    /// <summary>A fresh copy each time: a refused change leaves no trace a dialogue would keep using.</summary>
+    public PosternConfig Working => config.Working(fallback);
 
     private void Stage(PosternConfig c)
     {
@@ -182,7 +179,7 @@ public sealed class ListenerService(ConfigService config, PosternConfig fallback
 
 public sealed class AlertConfigService(ConfigService config, PosternConfig fallback)
 {
-    public PosternConfig Working => ListenerService.WorkingCopy(config, fallback);
+    public PosternConfig Working => config.Working(fallback);
 
     private void Stage(PosternConfig c)
     {

@@ -74,8 +74,19 @@ public sealed class PosternConfig
             throw new ConfigException($"{source} is not valid{where}: {e.Message}");
         }
         if (config is null) throw new ConfigException($"{source} is empty");
+        // The deserializer makes plain dictionaries: names of policies and profiles match without regard to case, as they do in code.
+        config.MailFlowPolicies = CaseInsensitive(config.MailFlowPolicies, "mailFlowPolicies", source);
+        config.BounceProfiles = CaseInsensitive(config.BounceProfiles, "bounceProfiles", source);
         if (validate) config.Validate();
         return config;
+    }
+
+    private static Dictionary<string, T> CaseInsensitive<T>(Dictionary<string, T> parsed, string what, string source)
+    {
+        var result = new Dictionary<string, T>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, value) in parsed)
+            if (!result.TryAdd(name, value)) throw new ConfigException($"{source}: {what} names '{name}' twice (names are not case-sensitive)");
+        return result;
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
