@@ -25,6 +25,7 @@ public sealed class Gateway : IAsyncDisposable
     public CertificateProvider Certificates { get; private init; } = null!;
     public string DataDirectory { get; }
     public MailCounters Counters { get; } = new();
+    public TlsOutcomeTracker TlsOutcomes { get; } = new();
 
     private readonly List<Listener> _listeners = new();
     private CertificateExpiryWatch? _expiryWatch;
@@ -81,6 +82,7 @@ public sealed class Gateway : IAsyncDisposable
         var alerts = new AlertService(config, store, events, queue.Wake) { Live = () => holder.Current };
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
         gateway.Counters.Attach(events);
+        gateway.TlsOutcomes.Attach(events);
 
         try
         {
@@ -127,6 +129,7 @@ public sealed class Gateway : IAsyncDisposable
                     listeners = gateway._listeners.Select(l => new { name = l.Settings.Name, endpoint = l.LocalEndPoint.ToString(), sessions = l.ActiveSessions, suspended = l.Suspended }),
                     counters = gateway.Counters.Snapshot(),
                     activeConnections = delivery.ActiveConnections(),
+                    lastTls = gateway.TlsOutcomes.Snapshot(),
                 };
                 var tmp = statusFile + ".tmp";
                 File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(snapshot));

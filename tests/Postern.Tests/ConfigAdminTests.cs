@@ -198,6 +198,17 @@ public sealed class ConfigAdminTests
         gw.WaitForLogLine("Operator: delivery good.test resumed");
         Assert.Contains("recipient(s) to good.test are due now", Cli(0, "delivernow", "good.test", "--config", file));
         _world.WaitForMail(rcpt);
+        // hoststatus now tells how TLS went with good.test last (from the running gateway's status file).
+        System.Text.Json.JsonElement lastTls = default;
+        TestWorld.WaitUntil(() =>
+        {
+            lastTls = System.Text.Json.JsonDocument.Parse(Cli(0, "hoststatus", "good.test", "--json", "--config", file)).RootElement.GetProperty("lastTls");
+            return lastTls.ValueKind == System.Text.Json.JsonValueKind.Object;
+        }, TimeSpan.FromSeconds(10), "hoststatus to show the last TLS outcome");
+        Assert.Equal("mx1.good.test", lastTls.GetProperty("mxHost").GetString());
+        Assert.StartsWith("TLSv1.", lastTls.GetProperty("protocol").GetString());
+        Assert.Equal("Preferred", lastTls.GetProperty("level").GetString());
+        Assert.Matches(@"last TLS outcome: (Encrypted|Certificate(Not)?Verified) \(TLSv1\.\d\).*TLS Preferred; MX mx1.good.test \[127\.0\.1\.10\]", Cli(0, "hoststatus", "good.test", "--config", file));
 
         Cli(0, "suspendlistener", "IncomingMail", "--config", file);
         gw.WaitForLogLine("Operator: listener incomingmail suspended");
@@ -300,6 +311,58 @@ public sealed class ConfigAdminTests
         await c.CommandAsync("EHLO client.test");
         Assert.StartsWith("530", await c.CommandAsync("MAIL FROM:<s@sender.test>"));
         gw.WaitForLogLine("SG LOOPBACK match 127.0.0.0/8 policy STRICT");
+    }
+
+    [Fact]
+    public void Destconfig_setup_export_and_import_change_the_global_settings_and_the_whole_table()
+    {
+        var config = _world.HoldingConfig("cfg-setup");
+        var file = ConfigFile(config);
+        Assert.Equal(0, PosternProcess.Cli(["certconfig", "create", "--cn", "client.postern.test", "--config", file]).ExitCode);
+        Cli(0, "destconfig", "new", "a.test", "--tls", "requiredVerify", "--config", file);
+        Cli(0, "destconfig", "new", ".b.test", "--tls", "2", "--mta-sts", "on", "--config", file);
+        Assert.Contains("there is no stored certificate 'nope'", Cli(2, "destconfig", "setup", "--client-certificate", "nope", "--config", file));
+        Assert.Contains("is not on or off", Cli(2, "destconfig", "setup", "--alert-on-tls-failure", "maybe", "--config", file));
+        Cli(0, "destconfig", "setup", "--alert-on-tls-failure", "on", "--client-certificate", "client.postern.test", "--config", file);
+        Cli(0, "commit", "--comment", "two destinations, global settings", "--config", file);
+
+        var exported = Path.Combine(config.DataDirectory, "table.json");
+        Cli(0, "destconfig", "export", exported, "--config", file);
+        var table = System.Text.Json.JsonDocument.Parse(File.ReadAllText(exported)).RootElement;
+        Assert.True(table.GetProperty("alertOnRequiredTlsFailure").GetBoolean());
+        Assert.Equal("client.postern.test", table.GetProperty("clientCertificate").GetString());
+        Assert.Equal(2, table.GetProperty("entries").GetArrayLength());
+
+        Cli(0, "destconfig", "delete", "a.test", "--config", file);
+        Cli(0, "destconfig", "setup", "--alert-on-tls-failure", "off", "--client-certificate", "none", "--config", file);
+        Cli(0, "commit", "--config", file);
+        Assert.DoesNotContain("a.test ", Cli(0, "destconfig", "list", "--config", file));
+
+        // A broken file is refused with the reason; a table that does not validate is refused whole.
+        var broken = Path.Combine(config.DataDirectory, "broken.json");
+        File.WriteAllText(broken, "{ \"entries\": [ { \"domain\": ");
+        Assert.Contains("is not a destination table", Cli(2, "destconfig", "import", broken, "--config", file));
+        File.WriteAllText(broken, File.ReadAllText(exported).Replace("\"a.test\"", "\"not a domain!\""));
+        Assert.Contains("'not a domain!': not a domain or .domain pattern", Cli(2, "destconfig", "import", broken, "--config", file));
+        Assert.Contains("There were no staged changes.", Cli(0, "clearchanges", "--config", file));
+
+        // The dialogue's IMPORT puts the exported table back, global settings included.
+        var (code, output) = TestWorld.Run("dotnet", [PosternProcess.Dll, "destconfig", "--config", file], TimeSpan.FromSeconds(60), stdin: $"import\n{exported}\n\n");
+        Assert.True(code == 0, output);
+        Assert.Contains("- IMPORT - Import tables from a file.", output);
+        Assert.Contains("2 destination(s) and the Default entry imported", output);
+        Cli(0, "commit", "--comment", "table restored", "--config", file);
+        Assert.Contains("a.test ", Cli(0, "destconfig", "list", "--config", file));
+
+        // SETUP in the dialogue: the alert question and the certificate choice.
+        (code, output) = TestWorld.Run("dotnet", [PosternProcess.Dll, "destconfig", "--config", file], TimeSpan.FromSeconds(60), stdin: "setup\nn\ny\n1\n\n");
+        Assert.True(code == 0, output);
+        Assert.Contains("Do you want to send an alert when a required TLS connection fails? [Y]>", output);
+        Assert.Contains("Choose the certificate for outbound TLS connections:\n1. client.postern.test", output.Replace("\r", ""));
+        Cli(0, "commit", "--config", file);
+        var inForce = System.Text.Json.JsonDocument.Parse(Cli(0, "config", "show", "4", "--config", file)).RootElement.GetProperty("destinationControls");
+        Assert.False(inForce.GetProperty("alertOnRequiredTlsFailure").GetBoolean());
+        Assert.Equal("client.postern.test", inForce.GetProperty("clientCertificate").GetString());
     }
 
     [Fact]

@@ -38,6 +38,13 @@ public sealed class CertificateService(ConfigService config, PosternConfig fallb
     public CertificateStore Store => store;
     public bool HasStagedChanges => config.HasStagedChanges;
 
+    /// <summary>The certificate store of a configuration's data directory, opened only while it is read (for choosing a certificate).</summary>
+    public static IReadOnlyList<CertificateInfo> StoredCertificates(PosternConfig config)
+    {
+        using var store = new CertificateStore(Path.GetFullPath(config.DataDirectory));
+        return store.List();
+    }
+
     /// <summary>The stored certificates, with where the working configuration uses them.</summary>
     public IReadOnlyList<CertificateInfo> Certificates() => store.List(Working.CertificateAssignments());
 

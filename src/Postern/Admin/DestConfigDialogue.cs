@@ -27,6 +27,9 @@ public sealed class DestConfigDialogue(DestinationService service, TextReader in
                 output.WriteLine("- LIST - Display a summary list of all entries.");
                 output.WriteLine("- DETAIL - Display details for one destination or all entries.");
                 output.WriteLine("- CLEAR - Remove all entries.");
+                output.WriteLine("- IMPORT - Import tables from a file.");
+                output.WriteLine("- EXPORT - Export tables to a file.");
+                output.WriteLine("- SETUP - Change global settings.");
                 var op = Ask("", "").Trim().ToUpperInvariant();
                 try
                 {
@@ -40,6 +43,9 @@ public sealed class DestConfigDialogue(DestinationService service, TextReader in
                         case "LIST": List(); break;
                         case "DETAIL": Detail(); break;
                         case "CLEAR": Clear(); break;
+                        case "IMPORT": Import(); break;
+                        case "EXPORT": Export(); break;
+                        case "SETUP": Setup(); break;
                         default: output.WriteLine($"'{op}' is not an operation of destconfig."); break;
                     }
                 }
@@ -210,6 +216,47 @@ public sealed class DestConfigDialogue(DestinationService service, TextReader in
             output.WriteLine($"  IP preference: {r.IpPreference}; concurrency {r.ConcurrentConnections}; messages per connection {r.MaxMessagesPerConnection}; limits apply {r.LimitsApplyTo}");
             output.WriteLine($"  TLS: {EffectiveDestination.LevelName(r.Tls)}; DANE: {r.Dane}; MTA-STS: {r.MtaSts}; bounce verification: {(r.BounceVerification ? "on" : "off")}; bounce profile: {r.BounceProfile}");
         }
+    }
+
+    private void Import()
+    {
+        var file = Ask("Enter the name of the file to import (a table written by EXPORT).", "");
+        if (file.Length == 0) return;
+        string text;
+        try { text = File.ReadAllText(file); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { output.WriteLine($"Cannot read {file}: {e.Message}"); return; }
+        foreach (var note in service.Import(text, file)) output.WriteLine(note);
+        output.WriteLine("The imported table is staged. Use 'postern commit' to apply it, 'postern clearchanges' to discard it.");
+    }
+
+    private void Export()
+    {
+        var file = Ask("Enter a name for the exported file.", "destconfig.json");
+        try { File.WriteAllText(file, service.Export()); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { output.WriteLine($"Cannot write {file}: {e.Message}"); return; }
+        output.WriteLine($"The table was exported to {Path.GetFullPath(file)}.");
+    }
+
+    /// <summary>The global settings: the alert on a failed required TLS connection, and the outbound client certificate.</summary>
+    private void Setup()
+    {
+        var dc = service.Working.DestinationControls;
+        var alert = YesNo("Do you want to send an alert when a required TLS connection fails?", dc.AlertOnRequiredTlsFailure);
+        string? certificate = null;
+        var stored = service.StoredCertificates();
+        if (YesNo("Do you want to use a client certificate for outbound TLS connections?", dc.ClientCertificate is not null))
+        {
+            if (stored.Count == 0) output.WriteLine("There are no stored certificates: create or import one with 'certconfig' first.");
+            else
+            {
+                var names = stored.Select(c => c.Name).ToList();
+                var current = dc.ClientCertificate is { } n ? names.FindIndex(x => x.Equals(n, StringComparison.OrdinalIgnoreCase)) + 1 : 1;
+                certificate = names[Choose("Choose the certificate for outbound TLS connections:", stored.Select(c => $"{c.Name} ({c.Subject}, expires {c.NotAfter:yyyy-MM-dd})").ToList(), Math.Max(1, current)) - 1];
+            }
+        }
+        else certificate = "none";
+        service.Setup(alert, certificate);
+        output.WriteLine("The global settings are staged. Use 'postern commit' to apply them, 'postern clearchanges' to discard them.");
     }
 
     private void Clear()

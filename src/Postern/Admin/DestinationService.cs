@@ -13,7 +13,8 @@ public sealed record DestinationChanges(string? Tls = null, string? Dane = null,
 /// (staged) configuration, checks the result, and stages it. The CLI is one front end; the
 /// web interface will be another.
 /// </summary>
-public sealed class DestinationService(ConfigService config, PosternConfig fallback)
+/// <param name="storedCertificates">The certificate store's certificates, for the outbound client certificate of SETUP.</param>
+public sealed class DestinationService(ConfigService config, PosternConfig fallback, Func<IReadOnlyList<Security.CertificateInfo>>? storedCertificates = null)
 {
     public static readonly string[] TlsChoices = ["no", "preferred", "required", "preferredVerify", "requiredVerify", "requiredVerifyHostedDomains"];
 
@@ -48,6 +49,38 @@ public sealed class DestinationService(ConfigService config, PosternConfig fallb
         if (c.DestinationControls.Entries.RemoveAll(e => e.Domain.Equals(domain, StringComparison.OrdinalIgnoreCase)) == 0)
             throw new ConfigException($"there is no destination '{domain}'");
         Stage(c, domain);
+    }
+
+    public IReadOnlyList<Security.CertificateInfo> StoredCertificates() =>
+        storedCertificates?.Invoke() ?? throw new ConfigException("the certificate store is not available here");
+
+    /// <summary>The global settings (destconfig SETUP): the alert on a failed required TLS connection, the outbound client certificate ("none" clears it).</summary>
+    public void Setup(bool? alertOnRequiredTlsFailure, string? clientCertificate)
+    {
+        var c = Working;
+        if (alertOnRequiredTlsFailure is { } alert) c.DestinationControls.AlertOnRequiredTlsFailure = alert;
+        if (clientCertificate is not null)
+            c.DestinationControls.ClientCertificate = clientCertificate.Equals("none", StringComparison.OrdinalIgnoreCase) ? null
+                : StoredCertificates().FirstOrDefault(x => x.Name.Equals(clientCertificate, StringComparison.OrdinalIgnoreCase))?.Name
+                  ?? throw new ConfigException($"there is no stored certificate '{clientCertificate}' (postern certconfig list shows them)");
+        Stage(c, "default");
+    }
+
+    /// <summary>The whole table (Default, entries and global settings) as the document destconfig EXPORT writes and IMPORT reads.</summary>
+    public string Export() => JsonSerializer.Serialize(Working.DestinationControls, PosternConfig.JsonOptions) + "\n";
+
+    /// <summary>Replaces the whole table with an exported one, checked whole; returns notes.</summary>
+    public IReadOnlyList<string> Import(string document, string source)
+    {
+        DestinationControls table;
+        try { table = JsonSerializer.Deserialize<DestinationControls>(document, PosternConfig.JsonOptions) ?? throw new ConfigException($"{source} is empty"); }
+        catch (JsonException e) { throw new ConfigException($"{source} is not a destination table{(e.LineNumber is { } l ? $" (line {l + 1})" : "")}: {e.Message}"); }
+        if (table.Default is null || table.Entries is null) throw new ConfigException($"{source}: a destination table needs \"default\" and \"entries\"");
+        var c = Working;
+        c.DestinationControls = table;
+        var notes = Stage(c, "default").ToList();
+        notes.Insert(0, $"{table.Entries.Count} destination(s) and the Default entry imported from {source}.");
+        return notes;
     }
 
     public IReadOnlyList<EffectiveDestination> List()
@@ -97,7 +130,7 @@ public sealed class DestinationService(ConfigService config, PosternConfig fallb
         int.TryParse(value, out var v) ? v : throw new ConfigException($"{name} '{value}' is not a number");
 }
 
-/// <summary>`postern destconfig new|edit|delete|list` (the non-interactive forms; the appliance's dialogue comes next).</summary>
+/// <summary>`postern destconfig new|edit|delete|list|export|import|setup` (the scriptable forms), and the appliance's dialogue without a subcommand.</summary>
 public static class DestConfigCommands
 {
     public static Command Build(Option<FileInfo?> configOption, Option<bool> jsonOption, Func<FileInfo?, PosternConfig?> loadConfig)
@@ -119,7 +152,7 @@ public static class DestConfigCommands
         int Run(ParseResult p, Func<DestinationService, IReadOnlyList<string>> action, string done) =>
             ConfigCommands.WithService(p.GetValue(configOption), loadConfig, (service, config) =>
             {
-                foreach (var note in action(new DestinationService(service, config))) Console.WriteLine(note);
+                foreach (var note in action(new DestinationService(service, config, () => CertificateService.StoredCertificates(config)))) Console.WriteLine(note);
                 Console.WriteLine(done + " Changes are staged: postern commit applies them, postern clearchanges discards them.");
                 return 0;
             });
@@ -147,11 +180,45 @@ public static class DestConfigCommands
             return 0;
         }));
 
-        foreach (var c in new[] { create, edit, delete, list }) dest.Subcommands.Add(c);
+        var fileArgument = new Argument<FileInfo>("file") { Description = "JSON file with the destination table" };
+        var export = new Command("export", "Write the destination table (Default, entries, global settings; staged changes included) to a file") { fileArgument, configOption };
+        export.SetAction(p => ConfigCommands.WithService(p.GetValue(configOption), loadConfig, (service, config) =>
+        {
+            var file = p.GetValue(fileArgument)!;
+            File.WriteAllText(file.FullName, new DestinationService(service, config).Export());
+            Console.WriteLine($"The destination table was exported to {file.FullName}.");
+            return 0;
+        }));
+        var import = new Command("import", "Replace the destination table with one from a file (staged)") { fileArgument, configOption };
+        import.SetAction(p => Run(p, s =>
+        {
+            var file = p.GetValue(fileArgument)!;
+            string text;
+            try { text = File.ReadAllText(file.FullName); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ConfigException($"cannot read {file.FullName}: {e.Message}"); }
+            return s.Import(text, file.FullName);
+        }, "Destination table imported."));
+        var alertOption = new Option<string?>("--alert-on-tls-failure") { Description = "on | off: send an alert when a required TLS connection fails" };
+        var clientCertificate = new Option<string?>("--client-certificate") { Description = "A stored certificate (certconfig list) presented on outbound TLS when asked, or none" };
+        var setup = new Command("setup", "Change the global settings of Destination Controls") { alertOption, clientCertificate, configOption };
+        setup.SetAction(p => Run(p, s =>
+        {
+            bool? alert = p.GetValue(alertOption) switch
+            {
+                null => null,
+                var v when v.Equals("on", StringComparison.OrdinalIgnoreCase) => true,
+                var v when v.Equals("off", StringComparison.OrdinalIgnoreCase) => false,
+                var v => throw new ConfigException($"--alert-on-tls-failure '{v}' is not on or off"),
+            };
+            s.Setup(alert, p.GetValue(clientCertificate));
+            return [];
+        }, "Global settings changed."));
+
+        foreach (var c in new[] { create, edit, delete, list, export, import, setup }) dest.Subcommands.Add(c);
         // Without a subcommand: the appliance's dialogue on the terminal (or piped answers).
         dest.Options.Add(configOption);
         dest.SetAction(p => ConfigCommands.WithService(p.GetValue(configOption), loadConfig, (service, config) =>
-            new DestConfigDialogue(new DestinationService(service, config), Console.In, Console.Out).Run()));
+            new DestConfigDialogue(new DestinationService(service, config, () => CertificateService.StoredCertificates(config)), Console.In, Console.Out).Run()));
         return dest;
     }
 }

@@ -378,7 +378,7 @@ public static class ListenerAlertCommands
         // Without a subcommand: the appliance's dialogue on the terminal (or piped answers).
         listener.Options.Add(configOption);
         listener.SetAction(p => With(p, (s, c) =>
-            new ListenerConfigDialogue(new ListenerService(s, c, () => StoredCertificates(c)), Console.In, Console.Out).Run()));
+            new ListenerConfigDialogue(new ListenerService(s, c, () => CertificateService.StoredCertificates(c)), Console.In, Console.Out).Run()));
         root.Subcommands.Add(listener);
 
         var alert = new Command("alertconfig", "Alert recipients and throttling; alone, the appliance's dialogue (changes are staged; postern commit applies them)");
@@ -412,10 +412,4 @@ public static class ListenerAlertCommands
         root.Subcommands.Add(alert);
     }
 
-    /// <summary>The certificate store of the configuration's data directory, opened only while it is read.</summary>
-    private static IReadOnlyList<CertificateInfo> StoredCertificates(PosternConfig config)
-    {
-        using var store = new CertificateStore(Path.GetFullPath(config.DataDirectory));
-        return store.List();
-    }
 }

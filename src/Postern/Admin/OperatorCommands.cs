@@ -129,14 +129,18 @@ public static class HostStatusCommands
                 .SelectMany(m => m.Recipients.Where(r => !r.IsFinal && r.Domain == domain).Select(r => new { mid = m.Mid, address = r.Address, attempts = r.Attempts, nextAttempt = r.NextAttempt, lastResponse = r.LastResponse }))
                 .ToList();
             var active = ActiveConnections(data).GetValueOrDefault(domain);
+            var lastTls = LastTls(data, domain);
             if (p.GetValue(jsonOption))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { domain, destination, activeConnections = active, delayed }, PosternConfig.JsonOptions));
+                Console.WriteLine(JsonSerializer.Serialize(new { domain, destination, activeConnections = active, lastTls, delayed }, PosternConfig.JsonOptions));
                 return 0;
             }
             Console.WriteLine($"{domain}: Destination Controls entry {destination.Entry}: TLS {EffectiveDestination.LevelName(destination.Tls)}, DANE {destination.Dane.ToString().ToLowerInvariant()}, " +
                 $"MTA-STS {destination.MtaSts.ToString().ToLowerInvariant()}, {destination.ConcurrentConnections} connections, {destination.MaxMessagesPerConnection} messages per connection, bounce profile {destination.BounceProfile}");
             Console.WriteLine($"  open connections now: {active}");
+            Console.WriteLine(lastTls is { } t
+                ? $"  last TLS outcome: {t.Outcome}{(t.Protocol is null ? "" : $" ({t.Protocol})")}{(t.Detail.Length > 0 ? $": {t.Detail}" : "")}; TLS {t.Level}; MX {t.MxHost} [{t.Address}] at {t.Time.UtcDateTime:u}"
+                : "  last TLS outcome: none since the gateway started (or it is not running); the mail log has earlier ones");
             Console.WriteLine($"  pending recipients: {delayed.Count}");
             foreach (var d in delayed.Take(20))
                 Console.WriteLine($"    MID {d.mid} <{d.address}> attempts {d.attempts}, next {d.nextAttempt.UtcDateTime:u}: {d.lastResponse}");
@@ -166,6 +170,16 @@ public static class HostStatusCommands
     }
 
     /// <summary>Open connections per domain from the running gateway's status file (empty when it is not running).</summary>
+    /// <summary>The running gateway's last TLS outcome for a domain, from its status file.</summary>
+    private static Observability.HostTlsOutcome? LastTls(string data, string domain)
+    {
+        if (OperatorCommands.RunningStatus(data) is not { } doc || !doc.TryGetProperty("lastTls", out var all)) return null;
+        foreach (var entry in all.EnumerateObject())
+            if (entry.Name.Equals(domain, StringComparison.OrdinalIgnoreCase))
+                return entry.Value.Deserialize<Observability.HostTlsOutcome>(new JsonSerializerOptions(JsonSerializerDefaults.Web));
+        return null;
+    }
+
     private static Dictionary<string, int> ActiveConnections(string data)
     {
         if (OperatorCommands.RunningStatus(data) is not { } doc || !doc.TryGetProperty("activeConnections", out var a)) return [];
