@@ -198,8 +198,8 @@ public static class DestConfigCommands
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ConfigException($"cannot read {file.FullName}: {e.Message}"); }
             return s.Import(text, file.FullName);
         }, "Destination table imported."));
-        var alertOption = new Option<string?>("--alert-on-tls-failure") { Description = "on | off: send an alert when a required TLS connection fails" };
-        var clientCertificate = new Option<string?>("--client-certificate") { Description = "A stored certificate (certconfig list) presented on outbound TLS when asked, or none" };
+        var alertOption = new Option<string?>("--alert-on-tls-failure") { HelpName = "on|off", Description = "on | off: send an alert when a required TLS connection fails" };
+        var clientCertificate = new Option<string?>("--client-certificate") { HelpName = "NAME|none", Description = "A stored certificate (certconfig list) presented on outbound TLS when asked, or none" };
         var setup = new Command("setup", "Change the global settings of Destination Controls") { alertOption, clientCertificate, configOption };
         setup.SetAction(p => Run(p, s =>
         {

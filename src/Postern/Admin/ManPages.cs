@@ -672,12 +672,13 @@ public static partial class ManPages
             Destination Controls: how Postern delivers to each destination domain. An entry sets the TLS level, DANE,
             MTA-STS, the limits on concurrent connections and on messages per connection, Bounce Verification and the bounce
             profile for a domain (example.com) or for a domain and its subdomains (.example.com). The Default entry applies to
-            every other domain, and a field an entry does not set is inherited from it.
+            every other domain, and a field an entry does not set is inherited from it. The global settings are the alert on
+            a failed required TLS connection and the outbound client certificate.
 
-            Without a subcommand, destconfig runs the appliance's dialogue (NEW, EDIT, DELETE, DEFAULT, LIST, DETAIL, CLEAR)
-            with its questions and the defaults in brackets; an empty answer at the menu ends it. It reads the answers from
-            standard input, so it can be scripted with a pipe; input that ends in the middle stages nothing (exit status 1).
-            The subcommands are the scriptable forms.
+            Without a subcommand, destconfig runs the appliance's dialogue (NEW, EDIT, DELETE, DEFAULT, LIST, DETAIL, CLEAR,
+            IMPORT, EXPORT, SETUP) with its questions and the defaults in brackets; an empty answer at the menu ends it. It
+            reads the answers from standard input, so it can be scripted with a pipe; input that ends in the middle stages
+            nothing (exit status 1). The subcommands are the scriptable forms.
 
             Either way, every change is checked against the whole configuration, refused with the reason when the result
             would be invalid, and staged. `postern commit` applies it: the next delivery to the domain uses it.
@@ -686,6 +687,35 @@ public static partial class ManPages
              "postern destconfig list",
              "postern destconfig new example.com --tls requiredVerify --mta-sts on"],
             ["postern commit", "postern hoststatus", "postern check", "postern dane check", "docs/ADMINISTRATION.md"]),
+
+        ["postern destconfig setup"] = new(
+            """
+            Changes the global settings of Destination Controls. --alert-on-tls-failure on sends a warning alert (to the
+            alert recipients who take system warnings) when a destination whose TLS level requires TLS cannot get it.
+            --client-certificate NAME makes the stored certificate NAME (see `certconfig list`) the client certificate
+            Postern presents when a receiving server asks for one; `none` removes it. The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
+            """,
+            ["postern destconfig setup --alert-on-tls-failure on",
+             "postern destconfig setup --client-certificate client.example.com"],
+            ["postern alertconfig", "postern certconfig assign", "postern commit"]),
+
+        ["postern destconfig import"] = new(
+            """
+            Replaces the whole Destination Controls table with the one in FILE (written by `destconfig export`, or by hand in
+            the same shape). The table is checked with the whole configuration: a file that is not a table, or a table with
+            an invalid entry, is refused with the reason and nothing is staged. The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
+            """,
+            ["postern destconfig import destinations.json"],
+            ["postern destconfig export", "postern config diff", "postern commit"]),
+
+        ["postern destconfig export"] = new(
+            """
+            Writes the whole Destination Controls table to FILE as JSON: the Default entry, every entry, and the global
+            settings (alertOnRequiredTlsFailure, the outbound client certificate). Staged changes are included. The file is
+            what `destconfig import` (and the dialogue's IMPORT) reads, on this machine or another one.
+            """,
+            ["postern destconfig export destinations.json"],
+            ["postern destconfig import", "postern config export"]),
 
         ["postern destconfig new"] = new(
             """
@@ -823,9 +853,10 @@ public static partial class ManPages
             """
             Shows one destination domain as delivery sees it: the Destination Controls entry that applies to it and the
             settings in force from the committed version (TLS level, DANE, MTA-STS, connections, messages per connection,
-            bounce profile), the connections the running gateway has open to it now, and its pending recipients, the first
-            20 with MID, attempts, next attempt and the last answer. Staged changes are not shown (see `postern destconfig
-            list`).
+            bounce profile), the connections the running gateway has open to it now, the last TLS outcome since the gateway
+            started (encrypted, certificate verified or not, TLS not possible, with protocol, level, MX host and time), and
+            its pending recipients, the first 20 with MID, attempts, next attempt and the last answer. Staged changes are
+            not shown (see `postern destconfig list`).
             """,
             ["postern hoststatus example.com", "postern hoststatus example.com --json"],
             ["postern tophosts", "postern destconfig list", "postern delivernow", "postern queue show"]),
@@ -847,11 +878,17 @@ public static partial class ManPages
             sender groups in order, and the first match's mail flow policy decides what it may do (accept, relay, reject,
             TCP refuse; TLS; limits); the listener's default policy applies when no group matches.
 
+            Without a subcommand, listenerconfig runs the appliance's dialogue: NEW, EDIT (NAME, INTERFACE, LIMITS,
+            HOSTACCESS with the sender groups and the mail flow policies, CERTIFICATE) and DELETE, reading the answers from
+            standard input. The subcommands are the scriptable forms.
+
             Every change is checked with the whole configuration (a relay policy on a public listener, an unknown policy, a
             bad sender pattern are refused with the reason) and staged. After `postern commit`, new sessions get the new
-            sender groups, policies and limits within about a second; a new, removed or moved listener needs a restart.
+            sender groups, policies, limits and certificate within about a second; a new, removed or moved listener needs a
+            restart.
             """,
-            ["postern listenerconfig list",
+            ["postern listenerconfig # The dialogue.",
+             "postern listenerconfig list",
              "postern listenerconfig hat-set IncomingMail TRUSTED --senders 192.0.2.0/24 --policy TRUSTED"],
             ["postern commit", "postern suspendlistener", "postern certconfig assign", "docs/ADMINISTRATION.md", "docs/CONFIGURATION.md"]),
 
@@ -930,10 +967,13 @@ public static partial class ManPages
             expire) to the recipients who want its severity and type, at most one alert of a kind per subject per throttle
             window.
 
-            Changes are checked and staged; after `postern commit` a running gateway uses the new recipients and throttle at
-            once, without a restart.
+            Without a subcommand, alertconfig runs the appliance's dialogue (NEW, EDIT, DELETE, CLEAR, SETUP), reading the
+            answers from standard input. Changes are checked and staged; after `postern commit` a running gateway uses the
+            new recipients and throttle at once, without a restart.
             """,
-            ["postern alertconfig list", "postern alertconfig new postmaster@example.com --severities warning,critical"],
+            ["postern alertconfig # The dialogue.",
+             "postern alertconfig list",
+             "postern alertconfig new postmaster@example.com --severities warning,critical"],
             ["postern commit", "docs/ADMINISTRATION.md"]),
 
         ["postern alertconfig list"] = new(
@@ -1016,21 +1056,21 @@ public static partial class ManPages
         ["postern certconfig"] = new(
             """
             Certificates and the trusted certificate authorities, in the appliance's style. The certificate store in
-            <data>/certs holds the certificates with their chains and sealed private keys, their assignments to services,
-            and the custom CA list. A certificate is created self-signed (then a CSR, and the CA-signed certificate uploaded)
-            or imported from PKCS#12; it is used once it is assigned to a listener (inbound STARTTLS), as the outbound client
-            certificate, or to the HTTPS interface.
+            <data>/certs holds the certificates with their chains and sealed private keys: they are data, created, renewed,
+            imported and deleted at once. Which service uses which certificate (a listener for inbound STARTTLS, the outbound
+            client certificate, the HTTPS interface) and which CA lists are trusted are part of the versioned configuration:
+            those changes are staged, and `postern commit` applies them. A running gateway then presents the new certificate
+            and trusts the new lists for new connections within a second or two; established sessions keep theirs. Renewing
+            a certificate in place (upload, intermediates) applies within a second, no commit needed.
 
             Without a subcommand, certconfig runs the appliance-like menu (NEW, IMPORT, EXPORT, DELETE, PRINT), reading the
-            answers from standard input; an empty answer ends it. The subcommands are the scriptable forms. Changes are
-            written to the store at once and a running gateway picks them up within a second: new connections get the new
-            certificate or CA list, established sessions keep theirs. Errors end with exit status 1 and one line, and change
-            nothing.
+            answers from standard input; an empty answer ends it. The subcommands are the scriptable forms. Errors end with
+            exit status 1 and one line, and change nothing.
             """,
             ["postern certconfig list",
              "postern certconfig create --cn mx.example.com --org Example --country NL",
              "postern certconfig assign mx.example.com --listener IncomingMail"],
-            ["postern certconfig ca", "postern listenerconfig policy", "docs/CERTIFICATES.md"]),
+            ["postern certconfig ca", "postern commit", "postern listenerconfig policy", "docs/CERTIFICATES.md"]),
 
         ["postern certconfig list"] = new(
             """
@@ -1113,28 +1153,29 @@ public static partial class ManPages
 
         ["postern certconfig assign"] = new(
             """
-            Assigns the certificate NAME to one service: --listener LISTENER (the certificate the listener offers for inbound
-            STARTTLS), --outbound (the client certificate Postern presents when it delivers) or --https (the HTTPS
-            administration interface). Exactly one service per command. A running gateway uses it for new connections
-            within a second.
+            Assigns the stored certificate NAME to one service: --listener LISTENER (the certificate the listener offers for
+            inbound STARTTLS), --outbound (the client certificate Postern presents when it delivers) or --https (the HTTPS
+            administration interface). Exactly one service per command. The change is staged: `postern commit` applies it, `postern clearchanges` discards it. A commit that names a
+            certificate the store does not hold is refused with the reason.
             """,
             ["postern certconfig assign mx.example.com --listener IncomingMail",
              "postern certconfig assign client.example.com --outbound"],
-            ["postern certconfig unassign", "postern certconfig list", "docs/CERTIFICATES.md"]),
+            ["postern certconfig unassign", "postern certconfig list", "postern commit", "docs/CERTIFICATES.md"]),
 
         ["postern certconfig unassign"] = new(
             """
             Removes the certificate assignment of one service (--listener LISTENER, --outbound or --https). A listener then
             falls back to its configured certificateFile, else to the demo certificate (which is warned about); the outbound
-            client certificate falls back to destinationControls.clientCertificateFile.
+            client certificate falls back to destinationControls.clientCertificateFile. The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
             """,
             ["postern certconfig unassign --listener IncomingMail"],
-            ["postern certconfig assign", "postern certconfig list"]),
+            ["postern certconfig assign", "postern certconfig list", "postern commit"]),
 
         ["postern certconfig delete"] = new(
             """
-            Deletes the certificate NAME and its private key from the store. A certificate that is assigned is refused:
-            unassign it first. Export it first if the key may be needed again.
+            Deletes the certificate NAME and its private key from the store. A certificate that the committed configuration
+            or the staged changes assign is refused: unassign it (and commit) first. Export it first if the key may be needed
+            again.
             """,
             ["postern certconfig delete old.example.com"],
             ["postern certconfig unassign", "postern certconfig export"]),
@@ -1142,12 +1183,13 @@ public static partial class ManPages
         ["postern certconfig ca"] = new(
             """
             The certificate authorities Postern trusts when it verifies a certificate: a receiving server's under the Verify
-            TLS levels, and an MTA-STS policy host's. There are two lists. The system list is the operating system's bundle,
-            used when both the configuration (certificateAuthorities.systemListEnabled) and `ca system enable|disable`
-            allow it; the custom list is Postern's own, always used (and certificateAuthorities.customListFile with it, when
-            enabled).
+            TLS levels, and an MTA-STS policy host's. There are two lists, each switched on and off in the configuration
+            (certificateAuthorities.systemListEnabled, customListEnabled). The system list is the operating system's bundle;
+            the custom list is Postern's own, kept in the configuration document (certificateAuthorities.customList, plus
+            customListFile when set). Every change to the lists is staged; `postern commit` applies it.
             """,
-            ["postern certconfig ca system list", "postern certconfig ca custom import my-ca.pem"],
+            ["postern certconfig ca system list",
+             "postern certconfig ca custom import my-ca.pem"],
             ["postern certconfig ca system", "postern certconfig ca custom", "docs/CERTIFICATES.md"]),
 
         ["postern certconfig ca system"] = new(
@@ -1168,18 +1210,16 @@ public static partial class ManPages
 
         ["postern certconfig ca system enable"] = new(
             """
-            Trusts the system list again. It is used only when the configuration allows it too
-            (certificateAuthorities.systemListEnabled); the command says when the configuration disables it. A running
-            gateway uses the change for new verifications within a second.
+            Trusts the system list again (certificateAuthorities.systemListEnabled). The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
             """,
             ["postern certconfig ca system enable"],
             ["postern certconfig ca system disable", "postern certconfig ca system list"]),
 
         ["postern certconfig ca system disable"] = new(
             """
-            Stops trusting the system list: only the custom list (and a configured customListFile) is trusted. Destinations
-            under a Verify TLS level whose certificates chain to a public CA then fail verification, unless that CA is in the
-            custom list. A running gateway uses the change within a second.
+            Stops trusting the system list: only the custom list (when enabled) is trusted. Destinations under a Verify TLS
+            level whose certificates chain to a public CA then fail verification, unless that CA is in the custom list.
+            The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
             """,
             ["postern certconfig ca system disable"],
             ["postern certconfig ca system enable", "postern certconfig ca custom import"]),
@@ -1188,7 +1228,7 @@ public static partial class ManPages
             """
             Reads the operating system's bundle again (after the ca-certificates package was updated) and reports how many
             certificates it holds, the file's date and the ca-certificates package version. A running gateway reloads it
-            within a second.
+            within a second; nothing is staged.
             """,
             ["postern certconfig ca system update"],
             ["postern certconfig ca system list"]),
@@ -1202,32 +1242,50 @@ public static partial class ManPages
 
         ["postern certconfig ca custom"] = new(
             """
-            Postern's own list of trusted CAs, kept in the certificate store: for private CAs, and for servers whose CA is
-            not in the system bundle. It is used for every verification, whether the system list is enabled or not.
+            Postern's own list of trusted CAs, kept in the configuration document: for private CAs, and for servers whose CA
+            is not in the system bundle. It is trusted while it is enabled (`ca custom enable|disable`), whether the system
+            list is enabled or not. Every change is staged; `postern commit` applies it.
             """,
-            ["postern certconfig ca custom list", "postern certconfig ca custom import my-ca.pem"],
+            ["postern certconfig ca custom list",
+             "postern certconfig ca custom import my-ca.pem"],
             ["postern certconfig ca system", "postern certconfig ca"]),
+
+        ["postern certconfig ca custom disable"] = new(
+            """
+            Stops trusting the custom list; its certificates stay in the configuration. The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
+            """,
+            ["postern certconfig ca custom disable"],
+            ["postern certconfig ca custom enable", "postern certconfig ca system list"]),
+
+        ["postern certconfig ca custom enable"] = new(
+            """
+            Trusts the custom list (certificateAuthorities.customListEnabled) for every verification. The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
+            """,
+            ["postern certconfig ca custom enable"],
+            ["postern certconfig ca custom disable", "postern certconfig ca custom list"]),
 
         ["postern certconfig ca custom list"] = new(
             """
-            Lists the custom CAs: SHA-256 fingerprint, subject and expiry. The fingerprint is what `ca custom remove` takes.
-            --json prints the same as an array.
+            Says whether the custom list is enabled, and lists its CAs: SHA-256 fingerprint, subject and expiry. The
+            fingerprint is what `ca custom remove` takes. Staged changes are included. --json prints the same as one object.
             """,
             ["postern certconfig ca custom list"],
             ["postern certconfig ca custom remove", "postern certconfig ca system list"]),
 
         ["postern certconfig ca custom import"] = new(
             """
-            Adds every CA certificate in the PEM file FILE to the custom list; the ones already there are skipped. It says
-            how many were added. A running gateway trusts them within a second.
+            Adds every CA certificate in the PEM file FILE to the custom list; the ones already there are skipped, and a
+            certificate that is not a CA (basicConstraints CA:FALSE) refuses the whole file. It says how many were added,
+            and warns when the custom list is disabled. The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
             """,
             ["postern certconfig ca custom import my-ca.pem"],
-            ["postern certconfig ca custom add", "postern certconfig ca custom list"]),
+            ["postern certconfig ca custom add", "postern certconfig ca custom enable"]),
 
         ["postern certconfig ca custom add"] = new(
             """
             Adds the one CA certificate in the PEM file FILE to the custom list; a file with more than one certificate is
-            refused (use import). It says when the CA is in the list already.
+            refused (use import). It says when the CA is in the list already, and warns when the list is disabled.
+            The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
             """,
             ["postern certconfig ca custom add my-ca.pem"],
             ["postern certconfig ca custom import", "postern certconfig ca custom remove"]),
@@ -1235,9 +1293,10 @@ public static partial class ManPages
         ["postern certconfig ca custom remove"] = new(
             """
             Removes the CA with the SHA-256 fingerprint FINGERPRINT (as `ca custom list` prints it) from the custom list.
+            The change is staged: `postern commit` applies it, `postern clearchanges` discards it.
             """,
             ["postern certconfig ca custom remove 50D858E0985ECC7F60418AAF0CC5AB587F42C2570A884095A9E8CCACD0F6545C"],
-            ["postern certconfig ca custom list"]),
+            ["postern certconfig ca custom list", "postern commit"]),
 
         ["postern certconfig ca custom export"] = new(
             """
