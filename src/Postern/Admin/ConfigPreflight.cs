@@ -84,8 +84,11 @@ public static class ConfigPreflight
             if (entry.MtaSts == MtaStsSupport.On && entry == dc.Default)
                 warnings.Add($"{label}: MTA-STS is on for the Default entry: every destination's policy is looked up and fetched (SPEC §4 advises enabling it per verified destination)");
         }
-        if (config.Web.Certificate is not null)
-            warnings.Add("web.certificate is stored but not in force: the HTTPS interface is not built yet");
+        // Stored ahead of the parts that use them (issue 11): said, never silently ignored.
+        if (config.Web.Enabled || config.Web.Certificate is not null)
+            warnings.Add("web settings are stored but not in force: the HTTPS interface is not built yet");
+        if (config.Metrics.Enabled) warnings.Add("metrics settings are stored but not in force: the metrics endpoint is not built yet");
+        if (config.Tracking.Enabled) warnings.Add("tracking settings are stored but not in force: message tracking is not built yet");
         var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);
         if (daneUsed)
         {

@@ -31,6 +31,8 @@ public sealed class PosternConfig
     public AlertSettings Alerts { get; set; } = new();
     public CertificateSettings Certificates { get; set; } = new();
     public WebSettings Web { get; set; } = new();
+    public MetricsSettings Metrics { get; set; } = new();
+    public TrackingSettings Tracking { get; set; } = new();
     /// <summary>RFC 5321 §6.3 loop detection: a message with more Received: headers than this is refused (554 5.4.6).</summary>
     public int MaxReceivedHeaders { get; set; } = 50;
     public BounceVerificationSettings BounceVerification { get; set; } = new();
@@ -162,6 +164,9 @@ public sealed class PosternConfig
             }
         }
         CertificateAuthorities.Validate(errors);
+        Web.Validate(errors);
+        Metrics.Validate(errors);
+        Tracking.Validate(errors);
         foreach (var (service, name) in CertificateAssignments())
             if (string.IsNullOrWhiteSpace(name) || name.Length > 200) errors.Add($"{service}: certificate name '{name}' is not a certificate name");
         Alerts.Validate(errors);
@@ -410,6 +415,54 @@ public sealed class CertificateSettings
 /// <summary>The HTTPS administration interface.</summary>
 public sealed class WebSettings
 {
+    public bool Enabled { get; set; }
+    public string Address { get; set; } = "127.0.0.1";
+    /// <summary>0 = any free port (tests).</summary>
+    public int Port { get; set; } = 8443;
     /// <summary>The stored certificate (certconfig) the interface presents; none = the demo certificate.</summary>
     public string? Certificate { get; set; }
+    /// <summary>A session ends after this many minutes without a request.</summary>
+    public int IdleTimeoutMinutes { get; set; } = 30;
+    /// <summary>Failed logins in a row before an account is locked out, and for how long.</summary>
+    public int MaxFailedLogins { get; set; } = 5;
+    public int LockoutMinutes { get; set; } = 15;
+
+    internal void Validate(List<string> errors)
+    {
+        if (!IPAddress.TryParse(Address, out _)) errors.Add($"web.address '{Address}' is not an IP address");
+        if (Port is < 0 or > 65535) errors.Add($"web.port {Port} is out of range 0-65535");
+        if (IdleTimeoutMinutes is < 1 or > 1440) errors.Add("web.idleTimeoutMinutes must be 1-1440");
+        if (MaxFailedLogins is < 1 or > 100) errors.Add("web.maxFailedLogins must be 1-100");
+        if (LockoutMinutes is < 1 or > 1440) errors.Add("web.lockoutMinutes must be 1-1440");
+    }
+}
+
+/// <summary>The Prometheus metrics endpoint (plain HTTP, meant for loopback or a monitoring network).</summary>
+public sealed class MetricsSettings
+{
+    public bool Enabled { get; set; }
+    public string Address { get; set; } = "127.0.0.1";
+    /// <summary>0 = any free port (tests).</summary>
+    public int Port { get; set; } = 9187;
+    /// <summary>Per-destination series (active connections) only for this many busiest destinations: bounded cardinality.</summary>
+    public int TopDestinations { get; set; } = 20;
+
+    internal void Validate(List<string> errors)
+    {
+        if (!IPAddress.TryParse(Address, out _)) errors.Add($"metrics.address '{Address}' is not an IP address");
+        if (Port is < 0 or > 65535) errors.Add($"metrics.port {Port} is out of range 0-65535");
+        if (TopDestinations is < 0 or > 1000) errors.Add("metrics.topDestinations must be 0-1000");
+    }
+}
+
+/// <summary>Message tracking: every message's life, from the event stream, kept for a while.</summary>
+public sealed class TrackingSettings
+{
+    public bool Enabled { get; set; }
+    public int RetentionDays { get; set; } = 30;
+
+    internal void Validate(List<string> errors)
+    {
+        if (RetentionDays is < 1 or > 3650) errors.Add("tracking.retentionDays must be 1-3650");
+    }
 }
