@@ -366,6 +366,42 @@ public sealed class ConfigAdminTests
     }
 
     [Fact]
+    public void Config_export_with_certificates_round_trips_to_a_new_machine_without_keys_in_clear()
+    {
+        var config = _world.HoldingConfig("cfg-export");
+        var file = ConfigFile(config);
+        Assert.Equal(0, PosternProcess.Cli(["certconfig", "create", "--cn", "mx.export.test", "--config", file]).ExitCode);
+        Assert.Equal(0, PosternProcess.Cli(["certconfig", "assign", "mx.export.test", "--listener", "IncomingMail", "--config", file]).ExitCode);
+        Cli(0, "destconfig", "new", "export.test", "--tls", "requiredVerify", "--config", file);
+        Cli(0, "commit", "--comment", "before the move", "--config", file);
+
+        var bundle = Path.Combine(config.DataDirectory, "export.json");
+        Assert.Contains("at least 8 characters", Cli(2, "config", "export", bundle, "--with-certificates", "--passphrase", "short", "--config", file));
+        Assert.Contains("1 certificate(s) written", Cli(0, "config", "export", bundle, "--with-certificates", "--passphrase", "moving-day-2026", "--config", file));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(bundle));
+        Assert.DoesNotContain("PRIVATE KEY", File.ReadAllText(bundle));
+
+        // Another machine: a fresh data folder.
+        var other = _world.HoldingConfig("cfg-import");
+        var otherFile = ConfigFile(other);
+        Assert.Contains("the passphrase is wrong", Cli(2, "config", "import", bundle, "--passphrase", "not-the-passphrase", "--config", otherFile));
+        Assert.Contains("No certificates are stored.", PosternProcess.Cli(["certconfig", "list", "--config", otherFile]).Output);
+        Assert.Contains("1 certificate(s) added to the store", Cli(0, "config", "import", bundle, "--passphrase", "moving-day-2026", "--config", otherFile));
+        Cli(0, "commit", "--comment", "moved in", "--config", otherFile);
+        Assert.Contains("mx.export.test", PosternProcess.Cli(["certconfig", "list", "--config", otherFile]).Output);
+        Assert.Contains("assigned to listener IncomingMail", PosternProcess.Cli(["certconfig", "list", "--config", otherFile]).Output);
+        Assert.Contains("export.test ", Cli(0, "destconfig", "list", "--config", otherFile));
+        // Importing again skips what is there; a different certificate under the same name is refused.
+        Assert.Contains("0 certificate(s) added to the store (1 were here already)", Cli(0, "config", "import", bundle, "--passphrase", "moving-day-2026", "--config", otherFile));
+        Cli(0, "clearchanges", "--config", otherFile);
+        var clash = _world.HoldingConfig("cfg-clash");
+        var clashFile = ConfigFile(clash);
+        Assert.Equal(0, PosternProcess.Cli(["certconfig", "create", "--cn", "mx.export.test", "--config", clashFile]).ExitCode);
+        Assert.Contains("a different certificate named 'mx.export.test' is stored here already", Cli(2, "config", "import", bundle, "--passphrase", "moving-day-2026", "--config", clashFile));
+        Assert.Contains("There were no staged changes.", Cli(0, "clearchanges", "--config", clashFile));
+    }
+
+    [Fact]
     public void The_destconfig_dialogue_works_on_a_terminal()
     {
         // util-linux `script` gives the dialogue a pseudo-terminal, as an administrator's ssh session would.

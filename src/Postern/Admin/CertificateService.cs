@@ -3,6 +3,12 @@ using Postern.Security;
 
 namespace Postern.Admin;
 
+/// <summary>One stored certificate in a configuration export: PKCS#12 (key encrypted under the export passphrase), base64.</summary>
+public sealed record ExportedCertificate(string Name, string Scope, string Pkcs12);
+
+/// <summary>A configuration export with the certificates: the document, and the certificates it may assign.</summary>
+public sealed record ConfigurationBundle(System.Text.Json.Nodes.JsonNode Configuration, IReadOnlyList<ExportedCertificate> Certificates);
+
 /// <summary>Where a stored certificate is used: one listener, the outbound client certificate, or the HTTPS interface.</summary>
 public abstract record CertificateTarget
 {
@@ -135,6 +141,51 @@ public sealed class CertificateService(ConfigService config, PosternConfig fallb
         change(c);
         c.Validate();
         if (stageUnchanged || c.ToJson() != before) config.Stage(c);
+    }
+
+    /// <summary>Every stored certificate as PKCS#12 (PBES2 / AES-256) under one passphrase, for `config export --with-certificates`.</summary>
+    public IReadOnlyList<ExportedCertificate> ExportAll(string passphrase) =>
+        store.List().Select(c => new ExportedCertificate(c.Name, c.Scope.ToString().ToLowerInvariant(), Convert.ToBase64String(store.ExportPkcs12(c.Name, passphrase)))).ToList();
+
+    /// <summary>
+    /// Puts exported certificates into the store: a certificate already stored under its name
+    /// with the same thumbprint is skipped, one that differs refuses the whole import. Everything
+    /// is checked (passphrase, names) before anything is stored. Returns how many were added.
+    /// </summary>
+    public int ImportAll(IReadOnlyList<ExportedCertificate> certificates, string passphrase)
+    {
+        var toAdd = new List<(ExportedCertificate Entry, byte[] Bytes, CertificateScope Scope)>();
+        foreach (var e in certificates)
+        {
+            byte[] bytes;
+            try { bytes = Convert.FromBase64String(e.Pkcs12); }
+            catch (FormatException) { throw new CertificateException($"certificate '{e.Name}': pkcs12 is not base64; nothing was imported"); }
+            X509Certificate2 leaf;
+            try
+            {
+                leaf = X509CertificateLoader.LoadPkcs12Collection(bytes, passphrase, X509KeyStorageFlags.EphemeralKeySet).FirstOrDefault(c => c.HasPrivateKey)
+                    ?? throw new CertificateException($"certificate '{e.Name}' has no private key; nothing was imported");
+            }
+            catch (System.Security.Cryptography.CryptographicException)
+            {
+                throw new CertificateException($"certificate '{e.Name}': the passphrase is wrong (or the data is damaged); nothing was imported");
+            }
+            var scope = e.Scope.ToLowerInvariant() switch
+            {
+                "machine" => CertificateScope.Machine,
+                "cluster" => CertificateScope.Cluster,
+                _ => throw new CertificateException($"certificate '{e.Name}': scope '{e.Scope}' is not machine or cluster; nothing was imported"),
+            };
+            if (store.Find(e.Name) is { } existing)
+            {
+                if (!existing.Thumbprint.Equals(leaf.Thumbprint, StringComparison.OrdinalIgnoreCase))
+                    throw new CertificateException($"a different certificate named '{e.Name}' is stored here already; rename or delete one of them; nothing was imported");
+                continue;
+            }
+            toAdd.Add((e, bytes, scope));
+        }
+        foreach (var (e, bytes, scope) in toAdd) store.ImportPkcs12(e.Name, bytes, passphrase, scope);
+        return toAdd.Count;
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ public static class ConfigCommands
         if (config is null) return 2;
         using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(config.DataDirectory)));
         try { return action(new ConfigService(store, c => ConfigPreflight.Problems(c, checkBind: false)), config); }
-        catch (ConfigException e)
+        catch (Exception e) when (e is ConfigException or Security.CertificateException)
         {
             Console.Error.WriteLine($"postern: {e.Message}");
             return 2;
@@ -31,6 +31,37 @@ public static class ConfigCommands
     {
         using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(fromFile.DataDirectory)));
         return new ConfigService(store).Committed() ?? fromFile;
+    }
+
+    /// <summary>A plain configuration document, or a bundle written by `config export --with-certificates`.</summary>
+    private static (PosternConfig Config, IReadOnlyList<ExportedCertificate> Certificates) ReadExport(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ConfigException($"cannot read {path}: {e.Message}"); }
+        System.Text.Json.Nodes.JsonNode? node;
+        try { node = System.Text.Json.Nodes.JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
+        catch (JsonException e) { throw new ConfigException($"{path} is not valid JSON{(e.LineNumber is { } l ? $" (line {l + 1})" : "")}: {e.Message}"); }
+        if (node is System.Text.Json.Nodes.JsonObject o && o.ContainsKey("configuration") && o.ContainsKey("certificates"))
+        {
+            ConfigurationBundle? bundle;
+            try { bundle = o.Deserialize<ConfigurationBundle>(PosternConfig.JsonOptions); }
+            catch (JsonException e) { throw new ConfigException($"{path} is not a configuration export: {e.Message}"); }
+            if (bundle?.Configuration is null || bundle.Certificates is null) throw new ConfigException($"{path} is not a configuration export");
+            return (PosternConfig.Parse(bundle.Configuration.ToJsonString(), $"configuration in {path}"), bundle.Certificates);
+        }
+        return (PosternConfig.Parse(text, $"configuration file {path}"), []);
+    }
+
+    private static string Passphrase(string? given, FileInfo? file)
+    {
+        if (given is not null && file is not null) throw new ConfigException("give --passphrase or --passphrase-file, not both");
+        if (file is not null)
+        {
+            try { return File.ReadLines(file.FullName).FirstOrDefault() ?? ""; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ConfigException($"cannot read {file.FullName}: {e.Message}"); }
+        }
+        return given ?? throw new ConfigException("the certificates need a passphrase (--passphrase or --passphrase-file)");
     }
 
     /// <summary>Said after every commit.</summary>
@@ -78,21 +109,43 @@ public static class ConfigCommands
             return 0;
         }));
 
-        var export = new Command("export", "Write the configuration in force (or the staged one) to a file") { fileArgument, configOption };
+        var withCertificates = new Option<bool>("--with-certificates") { Description = "Include every stored certificate with its private key, encrypted (PKCS#12, PBES2/AES-256) under the passphrase" };
+        var passphrase = new Option<string?>("--passphrase") { Description = "Passphrase for the certificates (at least 8 characters)" };
+        var passphraseFile = new Option<FileInfo?>("--passphrase-file") { Description = "File whose first line is the passphrase" };
+        var export = new Command("export", "Write the configuration in force (or the staged one) to a file, optionally with the certificates") { fileArgument, withCertificates, passphrase, passphraseFile, configOption };
         export.SetAction(parse => WithService(parse.GetValue(configOption), loadConfig, (service, config) =>
         {
             var file = parse.GetValue(fileArgument)!;
-            File.WriteAllText(file.FullName, service.Working(config).ToJson() + "\n");
-            Console.WriteLine($"Configuration written to {file.FullName} (no private keys: certificates stay in the certificate store).");
+            var working = service.Working(config);
+            if (!parse.GetValue(withCertificates))
+            {
+                File.WriteAllText(file.FullName, working.ToJson() + "\n");
+                Console.WriteLine($"Configuration written to {file.FullName} (no certificates: --with-certificates adds them, keys encrypted).");
+                return 0;
+            }
+            var secret = Passphrase(parse.GetValue(passphrase), parse.GetValue(passphraseFile));
+            using var store = new Security.CertificateStore(Path.GetFullPath(config.DataDirectory));
+            var bundle = new ConfigurationBundle(System.Text.Json.Nodes.JsonNode.Parse(working.ToJson())!, new CertificateService(service, config, store).ExportAll(secret));
+            Security.ServerCertificate.WritePrivate(file.FullName, System.Text.Encoding.UTF8.GetBytes(JsonSerializer.Serialize(bundle, PosternConfig.JsonOptions) + "\n"));
+            Console.WriteLine($"Configuration and {bundle.Certificates.Count} certificate(s) written to {file.FullName} (mode 0600; private keys encrypted under the passphrase, never in clear).");
             return 0;
         }));
 
-        var import = new Command("import", "Stage the configuration of a file (postern commit applies it)") { fileArgument, configOption };
-        import.SetAction(parse => WithService(parse.GetValue(configOption), loadConfig, (service, _) =>
+        var import = new Command("import", "Stage the configuration of a file (postern commit applies it); certificates in it are added to the store") { fileArgument, passphrase, passphraseFile, configOption };
+        import.SetAction(parse => WithService(parse.GetValue(configOption), loadConfig, (service, config) =>
         {
-            var imported = PosternConfig.Load(parse.GetValue(fileArgument)!.FullName);
+            var path = parse.GetValue(fileArgument)!.FullName;
+            var (imported, certificates) = ReadExport(path);
+            var added = 0;
+            if (certificates.Count > 0)
+            {
+                using var store = new Security.CertificateStore(Path.GetFullPath(config.DataDirectory));
+                try { added = new CertificateService(service, config, store).ImportAll(certificates, Passphrase(parse.GetValue(passphrase), parse.GetValue(passphraseFile))); }
+                catch (Security.CertificateException e) { throw new ConfigException(e.Message); }
+            }
             service.Stage(imported);
-            Console.WriteLine("Imported and staged; postern commit applies it.");
+            Console.WriteLine(certificates.Count == 0 ? "Imported and staged; postern commit applies it."
+                : $"{added} certificate(s) added to the store ({certificates.Count - added} were here already); the configuration is staged; postern commit applies it.");
             return 0;
         }));
 

@@ -624,20 +624,30 @@ public static partial class ManPages
         ["postern config export"] = new(
             """
             Writes the working configuration to FILE as JSON: the staged document when there are staged changes, else the
-            latest committed version, else the configuration of --config (or the embedded default). Certificates and private
-            keys are not written: they stay in the certificate store. The file can be edited and staged again with
-            `postern config import`, or given to `postern serve --config`.
+            latest committed version, else the configuration of --config (or the embedded default). Certificate assignments
+            and the CA lists are part of it. Without --with-certificates the certificates themselves are not written (they
+            stay in the certificate store), and the file can be edited and staged again with `postern config import`, or
+            given to `postern serve --config`.
+
+            With --with-certificates the file is a bundle: the document and every stored certificate with its chain and
+            private key as PKCS#12 (PBES2 / AES-256), encrypted under the passphrase; the file is written 0600 and no key
+            is ever in clear. `postern config import` on another machine restores both.
             """,
-            ["postern config export current.json"],
+            ["postern config export current.json",
+             "postern config export move.json --with-certificates --passphrase-file /root/export.pass"],
             ["postern config import", "postern config show", "postern certconfig export"]),
 
         ["postern config import"] = new(
             """
-            Reads FILE as a whole configuration document and stages it, replacing any staged changes. A file that cannot be
-            read, does not parse or does not validate is refused with the reasons and nothing is staged. `postern config
-            diff 0` shows what it changes; `postern commit` applies it, `postern clearchanges` discards it.
+            Reads FILE as a whole configuration document, or a bundle written by `config export --with-certificates`, and
+            stages the configuration, replacing any staged changes. A bundle's certificates are added to the certificate
+            store first (with --passphrase or --passphrase-file): a certificate already stored under its name with the same
+            thumbprint is skipped; a different one under the same name, a wrong passphrase, or a document that does not
+            validate refuse the whole import with the reason, and nothing is stored or staged. `postern config diff 0`
+            shows what it changes; `postern commit` applies it, `postern clearchanges` discards it.
             """,
-            ["postern config import new.json && postern config diff 0"],
+            ["postern config import new.json && postern config diff 0",
+             "postern config import move.json --passphrase-file /root/export.pass"],
             ["postern config export", "postern config diff", "postern commit", "postern clearchanges"]),
 
         ["postern commit"] = new(
