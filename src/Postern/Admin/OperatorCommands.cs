@@ -19,20 +19,16 @@ public static class OperatorCommands
         Command Hold(string name, string description, string kind, bool on, Argument argument, Func<ParseResult, string> target, Func<string, string> said)
         {
             var command = new Command(name, description) { argument, configOption };
-            command.SetAction(p =>
+            command.SetAction(async p =>
             {
                 var config = loadConfig(p.GetValue(configOption));
                 if (config is null) return 2;
-                using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(config.DataDirectory)));
-                var t = target(p);
-                if (kind == "listener" && !config.Listeners.Any(l => l.Name.Equals(t, StringComparison.OrdinalIgnoreCase)))
+                return await QueueService.WithAsync(config, queue =>
                 {
-                    Console.Error.WriteLine($"postern: there is no listener '{t}'");
-                    return 2;
-                }
-                store.SetHold(kind, t, ConfigService.CurrentUser, on);
-                Console.WriteLine(said(t) + " A running gateway takes this within a second.");
-                return 0;
+                    var t = kind == "listener" ? queue.SetListenerHold(target(p), on, ConfigService.CurrentUser) : queue.SetDeliveryHold(target(p), on, ConfigService.CurrentUser);
+                    Console.WriteLine(said(t) + " A running gateway takes this within a second.");
+                    return Task.FromResult(0);
+                });
             });
             return command;
         }
@@ -53,11 +49,13 @@ public static class OperatorCommands
         {
             var config = loadConfig(p.GetValue(configOption));
             if (config is null) return 2;
-            await using var store = new SqliteQueueStore(Gateway.StorePath(Path.GetFullPath(config.DataDirectory)));
-            var domain = Domain(p);
-            var n = domain == "*" ? await store.RetryNowAsync(null) : await store.RetryDomainNowAsync(domain);
-            Console.WriteLine($"{n} recipient(s) to {All(domain)} are due now; a running gateway picks them up within 5 seconds.");
-            return 0;
+            return await QueueService.WithAsync(config, async queue =>
+            {
+                var domain = Domain(p);
+                var n = await queue.RetryAsync(domain: domain);
+                Console.WriteLine($"{n} recipient(s) to {All(domain)} are due now; a running gateway picks them up within 5 seconds.");
+                return 0;
+            });
         });
         root.Subcommands.Add(delivernow);
 

@@ -14,9 +14,9 @@ public static class QueueCommands
         var optionalMid = new Argument<long?>("mid") { Description = "Message ID (MID); all messages when omitted", Arity = ArgumentArity.ZeroOrOne };
 
         var list = new Command("list", "List queued messages") { configOption, jsonOption };
-        list.SetAction(async parse => await WithStore(parse.GetValue(configOption), loadConfig, async store =>
+        list.SetAction(async parse => await With(parse.GetValue(configOption), loadConfig, async queue =>
         {
-            var messages = await store.ListAsync();
+            var messages = await queue.ListAsync();
             if (parse.GetValue(jsonOption)) { Console.WriteLine(JsonSerializer.Serialize(messages.Select(ToJson), JsonOut)); return 0; }
             if (messages.Count == 0) { Console.WriteLine("The queue is empty."); return 0; }
             Console.WriteLine($"{"MID",-10} {"Received (UTC)",-20} {"Size",9} {"Pending",7}  Sender");
@@ -27,11 +27,9 @@ public static class QueueCommands
         }));
 
         var show = new Command("show", "Show one queued message and its recipients") { midArgument, configOption, jsonOption };
-        show.SetAction(async parse => await WithStore(parse.GetValue(configOption), loadConfig, async store =>
+        show.SetAction(async parse => await With(parse.GetValue(configOption), loadConfig, async queue =>
         {
-            var mid = parse.GetValue(midArgument);
-            var m = await store.GetAsync(mid);
-            if (m is null) { Console.Error.WriteLine($"postern: MID {mid} is not in the queue"); return 1; }
+            var m = await queue.GetAsync(parse.GetValue(midArgument));
             if (parse.GetValue(jsonOption)) { Console.WriteLine(JsonSerializer.Serialize(ToJson(m), JsonOut)); return 0; }
             Console.WriteLine($"MID {m.Mid} from <{m.Sender}> received {m.ReceivedAt.UtcDateTime:u} via {m.Listener} ICID {m.Icid} from {m.ClientAddress}, {m.Size} bytes");
             foreach (var r in m.Recipients)
@@ -40,19 +38,18 @@ public static class QueueCommands
         }));
 
         var retry = new Command("retry", "Make deferred recipients due now") { optionalMid, configOption };
-        retry.SetAction(async parse => await WithStore(parse.GetValue(configOption), loadConfig, async store =>
+        retry.SetAction(async parse => await With(parse.GetValue(configOption), loadConfig, async queue =>
         {
-            var n = await store.RetryNowAsync(parse.GetValue(optionalMid));
+            var n = await queue.RetryAsync(parse.GetValue(optionalMid));
             Console.WriteLine($"{n} recipient(s) scheduled for immediate delivery");
             return 0;
         }));
 
         var delete = new Command("delete", "Delete a message from the queue (no bounce is sent)") { midArgument, configOption };
-        delete.SetAction(async parse => await WithStore(parse.GetValue(configOption), loadConfig, async store =>
+        delete.SetAction(async parse => await With(parse.GetValue(configOption), loadConfig, async queue =>
         {
             var mid = parse.GetValue(midArgument);
-            if (await store.GetAsync(mid) is null) { Console.Error.WriteLine($"postern: MID {mid} is not in the queue"); return 1; }
-            await store.RemoveAsync(mid);
+            await queue.DeleteAsync(mid);
             Console.WriteLine($"MID {mid} deleted");
             return 0;
         }));
@@ -75,13 +72,12 @@ public static class QueueCommands
         }),
     };
 
-    private static async Task<int> WithStore(FileInfo? configFile, Func<FileInfo?, PosternConfig?> loadConfig, Func<IQueueStore, Task<int>> action)
+    private static async Task<int> With(FileInfo? configFile, Func<FileInfo?, PosternConfig?> loadConfig, Func<QueueService, Task<int>> action)
     {
         var config = loadConfig(configFile);
         if (config is null) return 2;
         var path = Gateway.StorePath(Path.GetFullPath(config.DataDirectory));
         if (!File.Exists(path)) { Console.Error.WriteLine($"postern: no queue at {path}"); return 1; }
-        await using var store = new SqliteQueueStore(path);
-        return await action(store);
+        return await QueueService.WithAsync(config, action);
     }
 }
