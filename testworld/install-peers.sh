@@ -16,6 +16,7 @@ perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v smtp-source >/dev/null || need+=(postfix)
 command -v nginx >/dev/null || need+=(nginx)
+command -v chromium >/dev/null || need+=(chromium fonts-dejavu-core)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install-peers: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive

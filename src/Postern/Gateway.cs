@@ -26,6 +26,8 @@ public sealed class Gateway : IAsyncDisposable
     public string DataDirectory { get; }
     public MailCounters Counters { get; } = new();
     public TlsOutcomeTracker TlsOutcomes { get; } = new();
+    /// <summary>The HTTPS administration interface, when enabled.</summary>
+    public Web.WebServer? Web { get; private set; }
 
     private readonly List<Listener> _listeners = new();
     private CertificateExpiryWatch? _expiryWatch;
@@ -135,6 +137,20 @@ public sealed class Gateway : IAsyncDisposable
                 File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(snapshot));
                 File.Move(tmp, statusFile, overwrite: true);
             });
+        if (config.Web.Enabled)
+        {
+            try
+            {
+                gateway.Web = Postern.Web.WebServer.StartAsync(data, config, () => holder.Current, events, gateway.Counters, store, certificates, console)
+                    .GetAwaiter().GetResult();
+                console?.WriteLine($"web interface on https://{gateway.Web.Endpoint}/");
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or InvalidOperationException)
+            {
+                gateway.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                throw new ConfigException($"web interface on {config.Web.Address}:{config.Web.Port}: {e.Message}");
+            }
+        }
         gateway._expiryWatch = new CertificateExpiryWatch(config, certificates, events, alerts);
         if (DnssecProbe.Wanted(config)) gateway._dnssecProbe = new DnssecProbe(config, dns, events);
         if (delivery.Sts is { } sts) gateway._stsRefresher = new StsRefresher(sts, events, () => DateTimeOffset.UtcNow);
@@ -143,6 +159,7 @@ public sealed class Gateway : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Web is not null) await Web.DisposeAsync().ConfigureAwait(false);
         if (_expiryWatch is not null) await _expiryWatch.DisposeAsync().ConfigureAwait(false);
         if (_dnssecProbe is not null) await _dnssecProbe.DisposeAsync().ConfigureAwait(false);
         if (_stsRefresher is not null) await _stsRefresher.DisposeAsync().ConfigureAwait(false);

@@ -25,6 +25,16 @@ public static class ConfigPreflight
                 catch (ConfigException e) { problems.Add(e.Message); }
             }
         }
+        if (checkBind && config.Web.Enabled && config.Web.Port != 0)
+        {
+            try
+            {
+                var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse(config.Web.Address), config.Web.Port);
+                probe.Start();
+                probe.Stop();
+            }
+            catch (System.Net.Sockets.SocketException e) { problems.Add($"web interface: cannot listen on {config.Web.Address}:{config.Web.Port}: {e.Message}"); }
+        }
         foreach (var rat in config.RecipientAccessTable)
             if (rat.ValidRecipientsFile is { } file && !File.Exists(file))
                 problems.Add($"RAT entry '{rat.Domain}': valid recipients file {file} does not exist");
@@ -85,8 +95,6 @@ public static class ConfigPreflight
                 warnings.Add($"{label}: MTA-STS is on for the Default entry: every destination's policy is looked up and fetched (SPEC §4 advises enabling it per verified destination)");
         }
         // Stored ahead of the parts that use them (issue 11): said, never silently ignored.
-        if (config.Web.Enabled || config.Web.Certificate is not null)
-            warnings.Add("web settings are stored but not in force: the HTTPS interface is not built yet");
         if (config.Metrics.Enabled) warnings.Add("metrics settings are stored but not in force: the metrics endpoint is not built yet");
         if (config.Tracking.Enabled) warnings.Add("tracking settings are stored but not in force: message tracking is not built yet");
         var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);

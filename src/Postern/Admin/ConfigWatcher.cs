@@ -104,7 +104,11 @@ public sealed class ConfigWatcher : IAsyncDisposable
         var (n, c) = (next.DestinationControls, current.DestinationControls);
         if (n.RequireFqdnIdentities != c.RequireFqdnIdentities || n.CheckSignatureAlgorithms != c.CheckSignatureAlgorithms)
             needsRestart.Add("destinationControls verification checks (requireFqdnIdentities, checkSignatureAlgorithms) changed");
-        if (next.Web.Certificate != current.Web.Certificate) needsRestart.Add("web.certificate changed (the HTTPS interface is not built yet)");
+        // The web interface's certificate applies live (the next handshake); where and how it listens does not.
+        if (next.Web.Enabled != current.Web.Enabled || next.Web.Address != current.Web.Address || next.Web.Port != current.Web.Port
+            || next.Web.IdleTimeoutMinutes != current.Web.IdleTimeoutMinutes || next.Web.MaxFailedLogins != current.Web.MaxFailedLogins
+            || next.Web.LockoutMinutes != current.Web.LockoutMinutes)
+            needsRestart.Add("web interface settings (address, port, sessions, lock-out) changed");
         if (Json(next.MtaSts) != Json(current.MtaSts)) needsRestart.Add("mtaSts fetch settings changed");
         if (next.BounceVerification.MaxAgeDays != current.BounceVerification.MaxAgeDays) needsRestart.Add("bounceVerification.maxAgeDays changed");
         holder.Swap(next);

@@ -14,7 +14,8 @@ public sealed record DestinationChanges(string? Tls = null, string? Dane = null,
 /// web interface will be another.
 /// </summary>
 /// <param name="storedCertificates">The certificate store's certificates, for the outbound client certificate of SETUP.</param>
-public sealed class DestinationService(ConfigService config, PosternConfig fallback, Func<IReadOnlyList<Security.CertificateInfo>>? storedCertificates = null)
+/// <param name="who">Who stages the changes (the web interface's user); null = the user running the CLI.</param>
+public sealed class DestinationService(ConfigService config, PosternConfig fallback, Func<IReadOnlyList<Security.CertificateInfo>>? storedCertificates = null, string? who = null)
 {
     public static readonly string[] TlsChoices = ["no", "preferred", "required", "preferredVerify", "requiredVerify", "requiredVerifyHostedDomains"];
 
@@ -40,6 +41,30 @@ public sealed class DestinationService(ConfigService config, PosternConfig fallb
             : c.DestinationControls.Entries.FirstOrDefault(e => e.Domain.Equals(domain, StringComparison.OrdinalIgnoreCase))
               ?? throw new ConfigException($"there is no destination '{domain}' (use new)");
         Apply(entry, changes, isDefault);
+        return Stage(c, entry.Domain);
+    }
+
+    /// <summary>
+    /// Saves a whole entry (the web form): a new one when <paramref name="original"/> is null,
+    /// the Default entry when it is "default", else the entry it names (which may be renamed).
+    /// </summary>
+    public IReadOnlyList<string> Save(string? original, DestinationEntry entry)
+    {
+        var c = Working;
+        var isDefault = original?.Equals("default", StringComparison.OrdinalIgnoreCase) == true;
+        if (isDefault)
+        {
+            entry.Domain = "Default";
+            c.DestinationControls.Default = entry;
+            return Stage(c, "default");
+        }
+        entry.Domain = DomainNames.IsValidDomainPattern(entry.Domain) ? entry.Domain.ToLowerInvariant() : throw new ConfigException($"'{entry.Domain}' is not a domain or .domain pattern");
+        var entries = c.DestinationControls.Entries;
+        var at = original is null ? -1 : entries.FindIndex(e => e.Domain.Equals(original, StringComparison.OrdinalIgnoreCase));
+        if (original is not null && at < 0) throw new ConfigException($"there is no destination '{original}'");
+        if (entries.Where((e, i) => i != at).Any(e => e.Domain.Equals(entry.Domain, StringComparison.OrdinalIgnoreCase)))
+            throw new ConfigException($"destination '{entry.Domain}' already exists");
+        if (at >= 0) entries[at] = entry; else entries.Add(entry);
         return Stage(c, entry.Domain);
     }
 
@@ -94,7 +119,7 @@ public sealed class DestinationService(ConfigService config, PosternConfig fallb
     private IReadOnlyList<string> Stage(PosternConfig c, string domain)
     {
         c.Validate();
-        config.Stage(c);
+        config.Stage(c, who);
         var notes = new List<string>();
         var effective = c.DestinationControls.Resolve(domain.TrimStart('.'));
         if (effective.MtaSts == MtaStsSupport.On && c.SmtpRoutes.Any(r => DomainNames.MatchesPattern(domain.TrimStart('.'), r.Domain)))

@@ -415,7 +415,7 @@ public sealed class CertificateSettings
 /// <summary>The HTTPS administration interface.</summary>
 public sealed class WebSettings
 {
-    public bool Enabled { get; set; }
+    public bool Enabled { get; set; } = true;
     public string Address { get; set; } = "127.0.0.1";
     /// <summary>0 = any free port (tests).</summary>
     public int Port { get; set; } = 8443;

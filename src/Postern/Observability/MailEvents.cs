@@ -226,6 +226,7 @@ public enum TlsOutcomeKind
 
 public sealed record DeliveryTlsOutcome(long Dcid, TlsOutcomeKind Kind, string Detail) : MailEvent
 {
+    public override string CounterName => $"{nameof(DeliveryTlsOutcome)}.{Kind}";
     public override string LogText => Kind switch
     {
         TlsOutcomeKind.NotPossibleContinuingInClear => $"DCID {Dcid} TLS not possible: {Detail}; continuing in clear",

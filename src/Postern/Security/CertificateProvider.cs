@@ -24,6 +24,7 @@ public sealed class CertificateProvider : IDisposable
     private DateTime _checked;
     private Dictionary<string, ServerCertificate?> _listeners = new(StringComparer.OrdinalIgnoreCase);
     private X509Certificate2? _outbound;
+    private ServerCertificate? _web;
     private string? _outboundSource;
     private X509Certificate2Collection _roots = new();
     private ServerCertificate? _demo;
@@ -43,6 +44,13 @@ public sealed class CertificateProvider : IDisposable
     {
         Refresh();
         lock (_gate) return _listeners.GetValueOrDefault(listener);
+    }
+
+    /// <summary>The HTTPS interface's certificate: the assigned stored one, else the demo certificate.</summary>
+    public ServerCertificate ForWeb()
+    {
+        Refresh();
+        lock (_gate) return _web!;
     }
 
     public X509Certificate2? OutboundClientCertificate()
@@ -86,6 +94,11 @@ public sealed class CertificateProvider : IDisposable
                 listeners[l.Name] = cert;
             }
             _listeners = listeners;
+
+            var web = Resolve("the HTTPS interface", config.Web.Certificate, null, null, demoAllowed: true, config)!;
+            if (_web is not null && _web.Source != web.Source)
+                _events.Publish(new SystemNotice($"the HTTPS interface uses certificate {web.Source} ({web.Certificate.Subject}, expires {web.Certificate.NotAfter:yyyy-MM-dd})"));
+            _web = web;
 
             var dc = config.DestinationControls;
             var outbound = Resolve("the outbound client certificate", dc.ClientCertificate, dc.ClientCertificateFile, dc.ClientPrivateKeyFile, demoAllowed: false, config);

@@ -1,0 +1,225 @@
+using System.Net;
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Postern.Admin;
+using Postern.Observability;
+using Postern.Queue;
+using Postern.Security;
+
+namespace Postern.Web;
+
+/// <summary>
+/// What the pages work with: the same application services and stores as the CLI, the
+/// configuration in force, the event stream (for audit lines) and the running gateway's counters.
+/// </summary>
+public sealed class WebContext(string dataDirectory, PosternConfig startup, Func<PosternConfig> live, MailEventStream events,
+    MailCounters counters, IQueueStore queue, CertificateProvider certificates, WebUserService users)
+{
+    public string DataDirectory { get; } = dataDirectory;
+    public PosternConfig Startup { get; } = startup;
+    public PosternConfig Live => live();
+    public MailEventStream Events { get; } = events;
+    public MailCounters Counters { get; } = counters;
+    public IQueueStore Queue { get; } = queue;
+    public CertificateProvider Certificates { get; } = certificates;
+    public WebUserService Users { get; } = users;
+    public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+
+    /// <summary>The versioned configuration, as the CLI sees it (commit checks the machine too).</summary>
+    public T Config<T>(Func<ConfigService, PosternConfig, T> action)
+    {
+        using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(DataDirectory));
+        return action(new ConfigService(store, c => ConfigPreflight.Problems(c, checkBind: false)), Startup);
+    }
+
+    public bool HasStagedChanges => Config((s, _) => s.HasStagedChanges);
+
+    /// <summary>Who a change is recorded as: the signed-in user, marked as coming from the web interface.</summary>
+    public static string Who(ClaimsPrincipal user) => $"{user.Identity?.Name ?? "unknown"}@web";
+
+    /// <summary>The audit line (mail log) for a change made in the web interface.</summary>
+    public void Audit(ClaimsPrincipal user, string what) => Events.Publish(new OperatorAction($"web: {what}", Who(user)));
+}
+
+/// <summary>
+/// The HTTPS administration interface: ASP.NET Core (Kestrel, Razor Pages) in the gateway's
+/// process. Server-rendered pages, no script at all (the Content-Security-Policy says so),
+/// embedded CSS; cookie sessions (Secure, HttpOnly, SameSite=Strict, idle timeout); antiforgery
+/// on every form; every page needs a signed-in user, and configuration changes need an administrator.
+/// </summary>
+public sealed class WebServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly IWebUserStore _users;
+
+    public IPEndPoint Endpoint { get; }
+
+    private WebServer(WebApplication app, IWebUserStore users, IPEndPoint endpoint)
+    {
+        _app = app;
+        _users = users;
+        Endpoint = endpoint;
+    }
+
+    public const string AdministratorRole = nameof(WebRole.Administrator);
+    public const string OperatorRole = nameof(WebRole.Operator);
+    /// <summary>Policies: changing configuration needs an administrator; queue actions an operator or administrator.</summary>
+    public const string ChangeConfiguration = "ChangeConfiguration";
+    public const string OperateQueue = "OperateQueue";
+
+    public static async Task<WebServer> StartAsync(string dataDirectory, PosternConfig startup, Func<PosternConfig> live, MailEventStream events,
+        MailCounters counters, IQueueStore queue, CertificateProvider certificates, TextWriter? console)
+    {
+        var settings = startup.Web;
+        var webDirectory = Path.Combine(dataDirectory, "web");
+        Directory.CreateDirectory(webDirectory);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(webDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var userStore = new SqliteWebUserStore(SqliteWebUserStore.PathFor(dataDirectory));
+        var users = new WebUserService(userStore, () => DateTimeOffset.UtcNow, settings.MaxFailedLogins, settings.LockoutMinutes);
+        var initialFile = Path.Combine(webDirectory, "initial-admin-password");
+        if (users.CreateInitialAdministrator(initialFile) is { } password)
+        {
+            // Printed once, never logged: the mail log only says where it is.
+            console?.WriteLine($"Web interface: initial administrator 'admin', password {password} (also in {initialFile}, mode 0600; change it with postern adminuser passwd admin)");
+            events.Publish(new SystemNotice($"web interface: initial administrator 'admin' created; its password is in {initialFile}"));
+        }
+        var context = new WebContext(dataDirectory, startup, live, events, counters, queue, certificates, users);
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = typeof(WebServer).Assembly.GetName().Name,
+            ContentRootPath = webDirectory,
+            Args = [],
+        });
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = 10 * 1024 * 1024;
+            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(30);
+            k.Limits.KeepAliveTimeout = TimeSpan.FromMinutes(2);
+            k.Limits.MaxConcurrentConnections = 200;
+            k.Listen(IPAddress.Parse(settings.Address), settings.Port, listen => listen.UseHttps(new TlsHandshakeCallbackOptions
+            {
+                HandshakeTimeout = TimeSpan.FromSeconds(10),
+                // The certificate in force now: a commit that assigns another applies to the next handshake.
+                OnConnection = _ => ValueTask.FromResult(new SslServerAuthenticationOptions
+                {
+                    ServerCertificateContext = certificates.ForWeb().Context,
+                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                }),
+            }));
+        });
+        var services = builder.Services;
+        services.AddSingleton(context);
+        services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(webDirectory, "keys"))).SetApplicationName("postern-web");
+        services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie(o =>
+        {
+            o.Cookie.Name = "postern_session";
+            o.Cookie.HttpOnly = true;
+            o.Cookie.SecurePolicy = CookieSecurePolicy.Always;
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.ExpireTimeSpan = TimeSpan.FromMinutes(settings.IdleTimeoutMinutes);
+            o.SlidingExpiration = true;
+            o.LoginPath = "/login";
+            o.AccessDeniedPath = "/denied";
+            // A deleted user, or one whose role changed, is signed out at the next request.
+            o.Events.OnValidatePrincipal = c =>
+            {
+                var name = c.Principal?.Identity?.Name;
+                var role = c.Principal?.FindFirst(ClaimTypes.Role)?.Value;
+                var user = name is null ? null : userStore.Find(name);
+                if (user is null || user.Role.ToString() != role) c.RejectPrincipal();
+                return Task.CompletedTask;
+            };
+        });
+        services.AddAuthorization(o =>
+        {
+            o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build();
+            o.AddPolicy(ChangeConfiguration, p => p.RequireRole(AdministratorRole));
+            o.AddPolicy(OperateQueue, p => p.RequireRole(AdministratorRole, OperatorRole));
+        });
+        services.AddAntiforgery(o =>
+        {
+            o.Cookie.Name = "postern_antiforgery";
+            o.Cookie.SecurePolicy = CookieSecurePolicy.Always;
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.FormFieldName = "__antiforgery";
+        });
+        services.AddRazorPages(o => o.RootDirectory = "/Web/Pages")
+            // Empty form fields mean "inherit" here; the services say what is missing, in their words.
+            .AddMvcOptions(o => o.SuppressImplicitRequiredAttributeForNonNullableReferenceTypes = true);
+
+        var app = builder.Build();
+        app.Use(async (http, next) =>
+        {
+            var h = http.Response.Headers;
+            h.ContentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+            h.XContentTypeOptions = "nosniff";
+            h.XFrameOptions = "DENY";
+            h["Referrer-Policy"] = "no-referrer";
+            h.StrictTransportSecurity = "max-age=31536000";
+            h.CacheControl = "no-store";
+            await next(http);
+        });
+        // A failure in a page is said in the mail log (escaped there) and answered with a plain 500, never a stack trace.
+        app.Use(async (http, next) =>
+        {
+            try { await next(http); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                events.Publish(new SystemWarning($"web interface: {http.Request.Method} {http.Request.Path}: {e.GetType().Name}: {e.Message}"));
+                if (http.Response.HasStarted) throw;
+                http.Response.Clear();
+                http.Response.StatusCode = StatusCodes.Status500InternalServerError;
+                await http.Response.WriteAsync("The page failed; the mail log says why.");
+            }
+        });
+        app.UseRouting();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapGet("/assets/site.css", () => Results.Text(Assets.SiteCss, "text/css; charset=utf-8")).AllowAnonymous();
+        app.MapPost("/logout", async (HttpContext http) =>
+        {
+            await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
+            return Results.Redirect("/login");
+        });
+        app.MapRazorPages();
+        await app.StartAsync().ConfigureAwait(false);
+
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var endpoint = new IPEndPoint(IPAddress.Parse(settings.Address), new Uri(address).Port);
+        events.Publish(new SystemNotice($"web interface on https://{endpoint}/"));
+        if (certificates.ForWeb().IsDemo)
+            events.Publish(new SystemWarning("the web interface uses the demo certificate; assign a real one (postern certconfig assign NAME --https, then commit)"));
+        return new WebServer(app, userStore, endpoint);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _users.Dispose();
+    }
+}
+
+/// <summary>The stylesheet, embedded so nothing is served from disk or loaded from outside.</summary>
+public static class Assets
+{
+    public static readonly string SiteCss = Read("site.css");
+
+    private static string Read(string name)
+    {
+        using var stream = typeof(Assets).Assembly.GetManifestResourceStream("web/" + name) ?? throw new InvalidOperationException($"missing embedded asset {name}");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

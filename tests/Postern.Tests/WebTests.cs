@@ -1,0 +1,271 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+using Postern.Admin;
+using Postern.Tests.Support;
+using Xunit;
+
+namespace Postern.Tests;
+
+/// <summary>
+/// The HTTPS web interface in a real browser (Debian's chromium driven by Playwright) and
+/// over plain HTTP requests: sign-in, Destination Controls with staged commit, lock-out,
+/// and the access rules. Every page a browser test visits is saved as a screenshot.
+/// </summary>
+public sealed class WebTests
+{
+    private readonly TestWorld _world = TestWorld.Instance;
+
+    private PosternConfig WebConfig(string name, Action<PosternConfig>? tweak = null) => _world.NewConfig(name, c =>
+    {
+        c.Web.Enabled = true;
+        c.Web.Port = 0;
+        c.Web.MaxFailedLogins = 3;
+        c.CertificateAuthorities.CustomListEnabled = true;
+        c.CertificateAuthorities.CustomListFile = _world.CaCertificate;
+        tweak?.Invoke(c);
+    });
+
+    private static string InitialPassword(PosternConfig config) =>
+        File.ReadAllText(Path.Combine(config.DataDirectory, "web", "initial-admin-password")).Split(' ', 2)[1].Trim();
+
+    /// <summary>A browser page with screenshots of every step under the test results folder.</summary>
+    private sealed class Browser : IAsyncDisposable
+    {
+        private readonly IPlaywright _playwright;
+        private readonly IBrowser _browser;
+        private readonly string _folder;
+        private int _shot;
+        public IPage Page { get; }
+        public string Base { get; }
+
+        private Browser(IPlaywright playwright, IBrowser browser, IPage page, string folder, string baseUrl)
+        {
+            _playwright = playwright;
+            _browser = browser;
+            Page = page;
+            _folder = folder;
+            Base = baseUrl;
+        }
+
+        public static async Task<Browser> OpenAsync(IPEndPoint endpoint, string test)
+        {
+            var playwright = await Playwright.CreateAsync();
+            var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+            {
+                ExecutablePath = "/usr/bin/chromium",
+                Headless = true,
+                Args = ["--no-sandbox", "--disable-dev-shm-usage"],
+            });
+            // The gateway serves its demo certificate here: the browser is told to accept it, as an administrator would once.
+            var context = await browser.NewContextAsync(new BrowserNewContextOptions { IgnoreHTTPSErrors = true, ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
+            var page = await context.NewPageAsync();
+            var results = Environment.GetEnvironmentVariable("POSTERN_TEST_RESULTS") is { Length: > 0 } r ? r : Path.Combine(AppContext.BaseDirectory, "TestResults");
+            var folder = Path.Combine(results, "screenshots", test);
+            Directory.CreateDirectory(folder);
+            return new Browser(playwright, browser, page, folder, $"https://{endpoint}");
+        }
+
+        public async Task GoAsync(string path)
+        {
+            await Page.GotoAsync(Base + path);
+            await ShotAsync(path.Trim('/').Replace('/', '-') is { Length: > 0 } n ? n : "overview");
+        }
+
+        public async Task ShotAsync(string name) =>
+            await Page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(_folder, $"{++_shot:00}-{Regex.Replace(name, "[^a-zA-Z0-9-]", "_")}.png"), FullPage = true });
+
+        public async Task LoginAsync(string name, string password)
+        {
+            await GoAsync("/login");
+            await Page.FillAsync("#name", name);
+            await Page.FillAsync("#password", password);
+            await Page.ClickAsync("#login");
+            await ShotAsync("after-login");
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _browser.DisposeAsync();
+            _playwright.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task An_administrator_adds_a_destination_commits_it_and_the_gateway_delivers_under_it()
+    {
+        var config = WebConfig("web-dest");
+        await using var gw = RunningGateway.Start(config);
+        var endpoint = gw.Gateway.Web!.Endpoint;
+        await using var b = await Browser.OpenAsync(endpoint, nameof(An_administrator_adds_a_destination_commits_it_and_the_gateway_delivers_under_it));
+
+        await b.LoginAsync("admin", InitialPassword(config));
+        Assert.Contains("Overview", await b.Page.TitleAsync());
+        Assert.True(await b.Page.IsVisibleAsync("#demo-certificate"));   // the demo certificate is said, not hidden
+        Assert.True(await b.Page.IsVisibleAsync("#chart-messages svg"));
+
+        await b.GoAsync("/destinations");
+        await b.Page.ClickAsync("#add-destination");
+        await b.ShotAsync("add-destination");
+        await b.Page.FillAsync("#Form_Domain", "mxname.test");
+        await b.Page.SelectOptionAsync("#Form_Tls", "No");
+        await b.Page.SelectOptionAsync("#Form_Dane", "Opportunistic");   // DANE without TLS: refused with the reason, nothing staged
+        await b.Page.ClickAsync("#submit");
+        await b.ShotAsync("refused");
+        Assert.Contains("DANE needs a TLS level from Preferred", await b.Page.InnerTextAsync("#problems"));
+        Assert.False(await b.Page.IsVisibleAsync("#uncommitted"));
+        await b.Page.SelectOptionAsync("#Form_Tls", "RequiredVerify");
+        await b.Page.SelectOptionAsync("#Form_Dane", "Default");
+        await b.Page.SelectOptionAsync("#Form_MtaSts", "On");
+        await b.Page.FillAsync("#Form_Concurrency", "10");
+        await b.Page.ClickAsync("#submit");
+        await b.ShotAsync("staged");
+        Assert.Contains("mxname.test is staged", await b.Page.InnerTextAsync("#notice"));
+        var row = await b.Page.InnerTextAsync("tr[data-domain='mxname.test']");
+        Assert.Contains("Required (Verify)", row);
+        Assert.Contains("On", row);
+
+        // Staged, not committed: what `config diff 0` would show is on the changes page.
+        await b.GoAsync("/changes");
+        Assert.Contains("mxname.test", await b.Page.InnerTextAsync("#diff"));
+        await b.GoAsync("/destinations");
+        await b.Page.FillAsync("#uncommitted input[name=comment]", "verify mxname.test");
+        await b.Page.ClickAsync("#commit");
+        await b.ShotAsync("committed");
+        Assert.Contains("Changes committed as version 1", await b.Page.InnerTextAsync("#notice"));
+        gw.WaitForLogLine(TimeSpan.FromSeconds(10), "Configuration version 1 applied (committed by admin@web: verify mxname.test)");
+        gw.WaitForLogLine("Operator: web: committed configuration version 1: verify mxname.test (by admin@web)");
+
+        var rcpt = TestWorld.Unique("web") + "@mxname.test";
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "under the web's policy");
+        Assert.Contains("with ESMTPS", _world.WaitForMail(rcpt));
+        gw.WaitForLogLine("Destination Controls for domain (mxname.test): TLS Required (Verify) (mxname.test entry)");
+        gw.WaitForLogLine("TLS certificate verified");
+
+        // The Default entry and the global settings have their pages too.
+        await b.GoAsync("/destinations/edit?domain=default");
+        Assert.Contains("Edit Default Settings", await b.Page.InnerTextAsync("h1"));
+        await b.GoAsync("/destinations/global");
+        Assert.True(await b.Page.IsVisibleAsync("#alert"));
+        await b.GoAsync("/changes");
+    }
+
+    [Fact]
+    public async Task Repeated_wrong_passwords_lock_the_account_out()
+    {
+        var config = WebConfig("web-lockout");
+        await using var gw = RunningGateway.Start(config);
+        await using var b = await Browser.OpenAsync(gw.Gateway.Web!.Endpoint, nameof(Repeated_wrong_passwords_lock_the_account_out));
+        for (var i = 0; i < 2; i++)
+        {
+            await b.LoginAsync("admin", "not-the-password-" + i);
+            Assert.Contains("Wrong user name or password.", await b.Page.InnerTextAsync("#login-error"));
+        }
+        await b.LoginAsync("admin", "not-the-password-3");
+        Assert.Contains("This account is locked", await b.Page.InnerTextAsync("#login-error"));
+        // Locked: even the right password is refused until the lock-out ends.
+        await b.LoginAsync("admin", InitialPassword(config));
+        Assert.Contains("This account is locked", await b.Page.InnerTextAsync("#login-error"));
+        gw.WaitForLogLine("web interface: login refused for locked account admin");
+        // An unknown user gets the same message as a wrong password (no user enumeration).
+        await b.LoginAsync("nobody", "whatever-password");
+        Assert.Contains("Wrong user name or password.", await b.Page.InnerTextAsync("#login-error"));
+        // The administrator lifts it from the CLI.
+        var passwordFile = Path.Combine(config.DataDirectory, "new-password");
+        File.WriteAllText(passwordFile, "a-new-long-password\n");
+        var (code, output) = PosternProcess.Cli(["adminuser", "passwd", "admin", "--password-file", passwordFile, "--config", WriteConfig(config)]);
+        Assert.True(code == 0, output);
+        await b.LoginAsync("admin", "a-new-long-password");
+        Assert.Contains("Overview", await b.Page.TitleAsync());
+    }
+
+    private static string WriteConfig(PosternConfig config)
+    {
+        var file = Path.Combine(config.DataDirectory, "postern.json");
+        File.WriteAllText(file, config.ToJson());
+        return file;
+    }
+
+    /// <summary>An HTTP client that keeps cookies and accepts the demo certificate.</summary>
+    private static HttpClient Client(IPEndPoint endpoint, CookieContainer? cookies = null) => new(new HttpClientHandler
+    {
+        ServerCertificateCustomValidationCallback = (_, _, _, _) => true,
+        AllowAutoRedirect = false,
+        CookieContainer = cookies ?? new CookieContainer(),
+    }) { BaseAddress = new Uri($"https://{endpoint}") };
+
+    private static async Task<string> AntiforgeryToken(HttpClient client, string path)
+    {
+        var html = await client.GetStringAsync(path);
+        return Regex.Match(html, "name=\"__antiforgery\" type=\"hidden\" value=\"([^\"]+)\"").Groups[1].Value;
+    }
+
+    private static async Task<HttpResponseMessage> LoginAsync(HttpClient client, string name, string password)
+    {
+        var token = await AntiforgeryToken(client, "/login");
+        return await client.PostAsync("/login", new FormUrlEncodedContent(new Dictionary<string, string> { ["__antiforgery"] = token, ["name"] = name, ["password"] = password }));
+    }
+
+    [Fact]
+    public async Task Pages_need_a_signed_in_user_forms_need_the_antiforgery_token_and_operators_cannot_change_configuration()
+    {
+        var config = WebConfig("web-access");
+        await using var gw = RunningGateway.Start(config);
+        var endpoint = gw.Gateway.Web!.Endpoint;
+        using var anonymous = Client(endpoint);
+        foreach (var path in new[] { "/", "/destinations", "/destinations/edit", "/destinations/edit?domain=default", "/destinations/global", "/changes", "/denied" })
+        {
+            var response = await anonymous.GetAsync(path);
+            Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+            Assert.StartsWith("/login", response.Headers.Location!.PathAndQuery);
+        }
+        foreach (var (path, form) in new[] { ("/destinations/edit", "Form.Domain=x.test"), ("/changes?handler=Commit", "comment=x"), ("/destinations?handler=Delete", "domain=x"), ("/logout", "") })
+        {
+            var response = await anonymous.PostAsync(path, new StringContent(form, System.Text.Encoding.ASCII, "application/x-www-form-urlencoded"));
+            Assert.True(response.StatusCode is HttpStatusCode.Redirect or HttpStatusCode.BadRequest, $"{path}: {response.StatusCode}");
+            if (response.StatusCode == HttpStatusCode.Redirect) Assert.StartsWith("/login", response.Headers.Location!.PathAndQuery);
+        }
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/assets/site.css")).StatusCode);
+        var loginPage = await anonymous.GetAsync("/login");
+        Assert.Contains("script-src", loginPage.Headers.GetValues("Content-Security-Policy").Single() + " script-src");   // default-src 'none' covers scripts
+        Assert.DoesNotContain("<script", await loginPage.Content.ReadAsStringAsync());
+
+        // Signed in, a POST without the antiforgery token is refused.
+        var adminCookies = new CookieContainer();
+        using var admin = Client(endpoint, adminCookies);
+        Assert.Equal(HttpStatusCode.Redirect, (await LoginAsync(admin, "admin", InitialPassword(config))).StatusCode);
+        var session = adminCookies.GetCookies(new Uri($"https://{endpoint}")).Single(c => c.Name == "postern_session");
+        Assert.True(session.Secure);
+        Assert.True(session.HttpOnly);
+        var noToken = await admin.PostAsync("/destinations/edit", new FormUrlEncodedContent(new Dictionary<string, string> { ["Form.Domain"] = "x.test" }));
+        Assert.Equal(HttpStatusCode.BadRequest, noToken.StatusCode);
+        Assert.Contains("There were no staged changes.", PosternProcess.Cli(["clearchanges", "--config", WriteConfig(config)]).Output);
+
+        // An operator can look but not change configuration.
+        var passwordFile = Path.Combine(config.DataDirectory, "operator-password");
+        File.WriteAllText(passwordFile, "operator-password-1\n");
+        var (code, output) = PosternProcess.Cli(["adminuser", "add", "ops", "--role", "operator", "--password-file", passwordFile, "--config", WriteConfig(config)]);
+        Assert.True(code == 0, output);
+        using var op = Client(endpoint);
+        Assert.Equal(HttpStatusCode.Redirect, (await LoginAsync(op, "ops", "operator-password-1")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await op.GetAsync("/destinations")).StatusCode);
+        Assert.DoesNotContain("add-destination", await op.GetStringAsync("/destinations"));
+        var edit = await op.GetAsync("/destinations/edit");
+        Assert.Equal(HttpStatusCode.Redirect, edit.StatusCode);
+        Assert.StartsWith("/denied", edit.Headers.Location!.PathAndQuery);
+        var token = await AntiforgeryToken(op, "/destinations");
+        var post = await op.PostAsync("/destinations/edit", new FormUrlEncodedContent(new Dictionary<string, string> { ["__antiforgery"] = token, ["Form.Domain"] = "x.test", ["Form.Tls"] = "No" }));
+        Assert.StartsWith("/denied", post.Headers.Location!.PathAndQuery);
+        var commit = await op.PostAsync("/changes?handler=Commit", new FormUrlEncodedContent(new Dictionary<string, string> { ["__antiforgery"] = token, ["comment"] = "x" }));
+        Assert.StartsWith("/denied", commit.Headers.Location!.PathAndQuery);
+        Assert.Contains("There were no staged changes.", PosternProcess.Cli(["clearchanges", "--config", WriteConfig(config)]).Output);
+
+        // No password is stored in clear: not in the accounts database, not in the mail log.
+        var db = await File.ReadAllBytesAsync(Path.Combine(config.DataDirectory, "web", "users.db"));
+        Assert.True(db.AsSpan().IndexOf("operator-password-1"u8) < 0);
+        Assert.True(db.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes(InitialPassword(config))) < 0);
+        Assert.DoesNotContain(InitialPassword(config), gw.MailLogText());
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(config.DataDirectory, "web", "initial-admin-password")));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(config.DataDirectory, "web", "users.db")));
+    }
+}
