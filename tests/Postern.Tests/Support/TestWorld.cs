@@ -80,6 +80,8 @@ public sealed class TestWorld
                 },
             },
             BounceProfiles = { ["Default"] = new BounceProfile { InitialRetrySeconds = 2, MaxRetrySeconds = 4, MaxTimeInQueueSeconds = 3600 } },
+            // Any free port: parallel test gateways must never fight over 9187.
+            Metrics = { Port = 0 },
         };
         tweak?.Invoke(config);
         config.Validate();
