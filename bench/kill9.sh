@@ -51,6 +51,7 @@ cat > "$D/postern.json" <<JSON
   "hostname": "postern.kill9.test",
   "dataDirectory": "$D/data",
   "dns": { "servers": ["127.0.10.1:53"], "timeoutSeconds": 2 },
+  "metrics": { "port": 0 },
   "mailFlowPolicies": {
     "RELAYED": { "action": "relay", "tls": "no" },
     "BLOCKED": { "action": "reject" }

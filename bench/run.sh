@@ -61,6 +61,7 @@ postern_start() {  # $1 = accept|relay|relay-tls
   "hostname": "postern.bench.test",
   "dataDirectory": "$B/postern/data",
   "dns": { "servers": ["127.0.10.1:53"] },
+  "metrics": { "port": 0 },
   "mailFlowPolicies": {
     "RELAYED": { "action": "relay", "tls": "no" },
     "BLOCKED": { "action": "reject" }

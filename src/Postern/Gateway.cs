@@ -28,6 +28,9 @@ public sealed class Gateway : IAsyncDisposable
     public TlsOutcomeTracker TlsOutcomes { get; } = new();
     /// <summary>The HTTPS administration interface, when enabled.</summary>
     public Web.WebServer? Web { get; private set; }
+    public MailMetrics Metrics { get; } = new();
+    /// <summary>The Prometheus endpoint; null when metrics are off.</summary>
+    public MetricsEndpoint? MetricsEndpoint { get; private set; }
 
     private readonly List<Listener> _listeners = new();
     private CertificateExpiryWatch? _expiryWatch;
@@ -85,6 +88,7 @@ public sealed class Gateway : IAsyncDisposable
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
         gateway.Counters.Attach(events);
         gateway.TlsOutcomes.Attach(events);
+        gateway.Metrics.Attach(events, data);
 
         try
         {
@@ -102,6 +106,12 @@ public sealed class Gateway : IAsyncDisposable
                 listener.Start();
                 events.Publish(new SystemNotice($"listener {settings.Name} ({settings.Type.ToString().ToLowerInvariant()}) on {listener.LocalEndPoint}"));
                 console?.WriteLine($"listener {settings.Name} ({settings.Type.ToString().ToLowerInvariant()}) on {listener.LocalEndPoint}");
+            }
+            if (config.Metrics.Enabled)
+            {
+                var metrics = gateway.MetricsEndpoint = MetricsEndpoint.Start(config.Metrics, ct => gateway.Metrics.ScrapeAsync(gateway, ct));
+                events.Publish(new SystemNotice($"metrics on http://{metrics.LocalEndPoint}/metrics"));
+                console?.WriteLine($"metrics on http://{metrics.LocalEndPoint}/metrics");
             }
         }
         catch
@@ -160,6 +170,7 @@ public sealed class Gateway : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Web is not null) await Web.DisposeAsync().ConfigureAwait(false);
+        if (MetricsEndpoint is not null) await MetricsEndpoint.DisposeAsync().ConfigureAwait(false);
         if (_expiryWatch is not null) await _expiryWatch.DisposeAsync().ConfigureAwait(false);
         if (_dnssecProbe is not null) await _dnssecProbe.DisposeAsync().ConfigureAwait(false);
         if (_stsRefresher is not null) await _stsRefresher.DisposeAsync().ConfigureAwait(false);

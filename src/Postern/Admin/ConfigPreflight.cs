@@ -6,8 +6,8 @@ namespace Postern.Admin;
 
 /// <summary>
 /// Checks a valid configuration against the machine before it is used: every referenced
-/// file exists and parses, every listener address can be bound. And the settings that are
-/// stored but not yet in force, which must never pass silently.
+/// file exists and parses, every listener address (and the metrics endpoint's) can be bound.
+/// And the settings that are stored but not yet in force, which must never pass silently.
 /// </summary>
 public static class ConfigPreflight
 {
@@ -34,6 +34,11 @@ public static class ConfigPreflight
                 probe.Stop();
             }
             catch (System.Net.Sockets.SocketException e) { problems.Add($"web interface: cannot listen on {config.Web.Address}:{config.Web.Port}: {e.Message}"); }
+        }
+        if (checkBind && config.Metrics is { Enabled: true, Port: not 0 })
+        {
+            try { Observability.MetricsEndpoint.Bind(config.Metrics).Dispose(); }
+            catch (ConfigException e) { problems.Add(e.Message); }
         }
         foreach (var rat in config.RecipientAccessTable)
             if (rat.ValidRecipientsFile is { } file && !File.Exists(file))
@@ -95,7 +100,6 @@ public static class ConfigPreflight
                 warnings.Add($"{label}: MTA-STS is on for the Default entry: every destination's policy is looked up and fetched (SPEC §4 advises enabling it per verified destination)");
         }
         // Stored ahead of the parts that use them (issue 11): said, never silently ignored.
-        if (config.Metrics.Enabled) warnings.Add("metrics settings are stored but not in force: the metrics endpoint is not built yet");
         if (config.Tracking.Enabled) warnings.Add("tracking settings are stored but not in force: message tracking is not built yet");
         var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);
         if (daneUsed)

@@ -16,7 +16,7 @@ public sealed class ConfigHolder(PosternConfig initial)
 /// versions store, validates the new document (and the files it names), and swaps it in.
 /// Deliveries already under way finish under the version they started with; sessions already
 /// open keep their policy. What cannot change live (a listener's address, port, or the set
-/// of listeners; the data directory; DNS and log settings) is said in a warning, never dropped silently.
+/// of listeners; the data directory; DNS, log and metrics settings) is said in a warning, never dropped silently.
 /// </summary>
 public sealed class ConfigWatcher : IAsyncDisposable
 {
@@ -110,6 +110,7 @@ public sealed class ConfigWatcher : IAsyncDisposable
             || next.Web.LockoutMinutes != current.Web.LockoutMinutes)
             needsRestart.Add("web interface settings (address, port, sessions, lock-out) changed");
         if (Json(next.MtaSts) != Json(current.MtaSts)) needsRestart.Add("mtaSts fetch settings changed");
+        if (Json(next.Metrics) != Json(current.Metrics)) needsRestart.Add("metrics settings changed");
         if (next.BounceVerification.MaxAgeDays != current.BounceVerification.MaxAgeDays) needsRestart.Add("bounceVerification.maxAgeDays changed");
         holder.Swap(next);
         events.Publish(new ConfigurationApplied(version.Number, version.Who, version.Comment));

@@ -440,7 +440,7 @@ public sealed class WebSettings
 /// <summary>The Prometheus metrics endpoint (plain HTTP, meant for loopback or a monitoring network).</summary>
 public sealed class MetricsSettings
 {
-    public bool Enabled { get; set; }
+    public bool Enabled { get; set; } = true;
     public string Address { get; set; } = "127.0.0.1";
     /// <summary>0 = any free port (tests).</summary>
     public int Port { get; set; } = 9187;

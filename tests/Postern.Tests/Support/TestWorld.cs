@@ -82,6 +82,8 @@ public sealed class TestWorld
             BounceProfiles = { ["Default"] = new BounceProfile { InitialRetrySeconds = 2, MaxRetrySeconds = 4, MaxTimeInQueueSeconds = 3600 } },
             // Off unless a test turns it on (on port 0): parallel gateways never fight over 8443.
             Web = { Enabled = false, Port = 0 },
+            // Any free port: parallel test gateways must never fight over 9187.
+            Metrics = { Port = 0 },
         };
         tweak?.Invoke(config);
         config.Validate();
