@@ -797,6 +797,59 @@ public static partial class ManPages
              "postern install-service --root /tmp/pkgroot --binary out/postern # Build a package tree."],
             ["postern serve", "postern status", "docs/ADMINISTRATION.md", "docs/HARDENING.md"]),
 
+        ["postern adminuser"] = new(
+            """
+            The local accounts of the HTTPS web interface. Each has a role: administrator (everything, including
+            configuration changes and commits), operator (the queue and message tracking; configuration read-only) or
+            readonly (looks only). Passwords are kept as ASP.NET Core password hashes (PBKDF2), never in clear. The first
+            start of the web interface creates 'admin' with a generated password, printed once to the console and kept in
+            <data>/web/initial-admin-password (mode 0600). Changes apply at once: a deleted account, or one whose role
+            changed, is signed out at its next request.
+            """,
+            ["postern adminuser list",
+             "postern adminuser add alice --role operator --password-file /root/alice.pass"],
+            ["postern adminuser passwd", "docs/WEB.md"]),
+
+        ["postern adminuser delete"] = new(
+            """
+            Deletes an account; its open sessions end at their next request. The last administrator cannot be deleted.
+            """,
+            ["postern adminuser delete bob"],
+            ["postern adminuser list"]),
+
+        ["postern adminuser role"] = new(
+            """
+            Changes an account's role; its open sessions end. The last administrator cannot be made anything else.
+            """,
+            ["postern adminuser role bob operator"],
+            ["postern adminuser list"]),
+
+        ["postern adminuser passwd"] = new(
+            """
+            Sets an account's password (read like `adminuser add` reads it) and lifts a lock-out. Use it for the initial
+            administrator too.
+            """,
+            ["postern adminuser passwd admin"],
+            ["postern adminuser list"]),
+
+        ["postern adminuser add"] = new(
+            """
+            Adds an account with --role administrator, operator or readonly (default readonly). The password (at least 10
+            characters) is read from --password-file, else from standard input, hidden on a terminal; never from the
+            command line, where other users could see it in the process list.
+            """,
+            ["postern adminuser add alice --role administrator",
+             "postern adminuser add bob --role readonly --password-file /root/bob.pass"],
+            ["postern adminuser passwd", "postern adminuser role"]),
+
+        ["postern adminuser list"] = new(
+            """
+            Lists the accounts with their roles, and which are locked out after too many failed logins (and until when).
+            --json prints the same as an array.
+            """,
+            ["postern adminuser list"],
+            ["postern adminuser passwd", "postern adminuser add"]),
+
         ["postern suspenddel"] = new(
             """
             Holds deliveries to DOMAIN, or to every domain when DOMAIN is omitted (the appliance's suspenddel). Messages stay
