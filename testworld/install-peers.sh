@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the integration tests run against (Postfix, swaks, unbound,
-# nsd, ldns tools, nginx for the MTA-STS policy hosts). Idempotent: does nothing when
-# everything is present.
+# nsd, ldns tools, nginx for the MTA-STS policy hosts, chromium for the web interface tests).
+# Idempotent: does nothing when everything is present.
 # Services are not started by the packages: the test world runs its own instances.
 set -euo pipefail
 need=()
