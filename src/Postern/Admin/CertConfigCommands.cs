@@ -282,7 +282,7 @@ public static class CertConfigCommands
     private static string CustomListNote(CertificateService certs) => certs.Working.CertificateAuthorities.CustomListEnabled ? ""
         : "\nNote: the custom CA list is disabled; postern certconfig ca custom enable (and commit) makes Postern trust it.";
 
-    private static string PackageVersion(string package)
+    internal static string PackageVersion(string package)
     {
         try
         {
