@@ -211,6 +211,40 @@ public sealed class WebTests
     }
 
     [Fact]
+    public async Task An_operator_holds_and_releases_delivery_from_the_queue_page()
+    {
+        var config = WebConfig("web-queue");
+        await using var gw = RunningGateway.Start(config);
+        var passwordFile = Path.Combine(config.DataDirectory, "operator-password");
+        File.WriteAllText(passwordFile, "operator-password-2\n");
+        var (code, output) = PosternProcess.Cli(["adminuser", "add", "ops", "--role", "operator", "--password-file", passwordFile, "--config", WriteConfig(config)]);
+        Assert.True(code == 0, output);
+        await using var b = await Browser.OpenAsync(gw.Gateway.Web!.Endpoint, nameof(An_operator_holds_and_releases_delivery_from_the_queue_page));
+        await b.LoginAsync("ops", "operator-password-2");
+
+        await b.GoAsync("/queue");
+        await b.Page.FillAsync("#domain", "good.test");
+        await b.Page.ClickAsync("#suspend");
+        Assert.Contains("Delivery to good.test suspended", await b.Page.InnerTextAsync("#notice"));
+        gw.WaitForLogLine(TimeSpan.FromSeconds(10), "Operator: delivery good.test suspended (by ops@web)");
+        var rcpt = TestWorld.Unique("held") + "@good.test";
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "held by the operator");
+        gw.WaitForLogLine("Delayed:", $"To:<{rcpt}>", "suspended by the administrator");
+        await b.GoAsync("/queue");
+        Assert.Contains(rcpt, await b.Page.InnerTextAsync("#messages"));
+        Assert.Contains("good.test suspended by ops@web", await b.Page.InnerTextAsync("#holds"));
+
+        await b.Page.ClickAsync("#holds button");
+        gw.WaitForLogLine(TimeSpan.FromSeconds(10), "Operator: delivery good.test resumed");
+        await b.Page.ClickAsync("#retry-all");
+        await b.ShotAsync("released");
+        _world.WaitForMail(rcpt);
+        // An operator cannot change configuration.
+        await b.GoAsync("/destinations/edit");
+        Assert.Contains("may not do this", await b.Page.InnerTextAsync("#denied"));
+    }
+
+    [Fact]
     public async Task Repeated_wrong_passwords_lock_the_account_out()
     {
         var config = WebConfig("web-lockout");
@@ -275,13 +309,13 @@ public sealed class WebTests
         using var anonymous = Client(endpoint);
         foreach (var path in new[] { "/", "/destinations", "/destinations/edit", "/destinations/edit?domain=default", "/destinations/global", "/changes", "/denied",
             "/certificates", "/certificates/create", "/certificates/import", "/certificates/upload?name=x", "/certificates/authorities",
-            "/certificates?handler=Csr&name=x", "/certificates/authorities?handler=Export" })
+            "/certificates?handler=Csr&name=x", "/certificates/authorities?handler=Export", "/queue" })
         {
             var response = await anonymous.GetAsync(path);
             Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
             Assert.StartsWith("/login", response.Headers.Location!.PathAndQuery);
         }
-        foreach (var (path, form) in new[] { ("/destinations/edit", "Form.Domain=x.test"), ("/changes?handler=Commit", "comment=x"), ("/destinations?handler=Delete", "domain=x"), ("/logout", "") })
+        foreach (var (path, form) in new[] { ("/destinations/edit", "Form.Domain=x.test"), ("/changes?handler=Commit", "comment=x"), ("/destinations?handler=Delete", "domain=x"), ("/logout", ""), ("/queue?handler=Delete", "mid=1") })
         {
             var response = await anonymous.PostAsync(path, new StringContent(form, System.Text.Encoding.ASCII, "application/x-www-form-urlencoded"));
             Assert.True(response.StatusCode is HttpStatusCode.Redirect or HttpStatusCode.BadRequest, $"{path}: {response.StatusCode}");
