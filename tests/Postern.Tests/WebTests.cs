@@ -239,6 +239,11 @@ public sealed class WebTests
         await b.Page.ClickAsync("#retry-all");
         await b.ShotAsync("released");
         _world.WaitForMail(rcpt);
+        // The domain checker: `postern check` as a page.
+        await b.GoAsync("/check?domain=sts-good.test");
+        Assert.StartsWith("SAFE to enable MTA-STS enforcement for sts-good.test", await b.Page.InnerTextAsync("#verdict"));
+        await b.GoAsync("/check?domain=sts-outside.test");
+        Assert.StartsWith("NOT READY: MX host mx.mxname.test is not in the policy", await b.Page.InnerTextAsync("#verdict"));
         // An operator cannot change configuration.
         await b.GoAsync("/destinations/edit");
         Assert.Contains("may not do this", await b.Page.InnerTextAsync("#denied"));
@@ -309,7 +314,7 @@ public sealed class WebTests
         using var anonymous = Client(endpoint);
         foreach (var path in new[] { "/", "/destinations", "/destinations/edit", "/destinations/edit?domain=default", "/destinations/global", "/changes", "/denied",
             "/certificates", "/certificates/create", "/certificates/import", "/certificates/upload?name=x", "/certificates/authorities",
-            "/certificates?handler=Csr&name=x", "/certificates/authorities?handler=Export", "/queue" })
+            "/certificates?handler=Csr&name=x", "/certificates/authorities?handler=Export", "/queue", "/check?domain=sts-good.test" })
         {
             var response = await anonymous.GetAsync(path);
             Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
