@@ -26,6 +26,8 @@ public sealed class Gateway : IAsyncDisposable
     public string DataDirectory { get; }
     public MailCounters Counters { get; } = new();
     public TlsOutcomeTracker TlsOutcomes { get; } = new();
+    /// <summary>The last day's traffic per hour (the web overview's charts).</summary>
+    public TrafficHistory Traffic { get; } = new(() => DateTimeOffset.UtcNow);
     /// <summary>The HTTPS administration interface, when enabled.</summary>
     public Web.WebServer? Web { get; private set; }
     public MailMetrics Metrics { get; } = new();
@@ -88,6 +90,7 @@ public sealed class Gateway : IAsyncDisposable
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
         gateway.Counters.Attach(events);
         gateway.TlsOutcomes.Attach(events);
+        gateway.Traffic.Attach(events);
         gateway.Metrics.Attach(events, data);
 
         try
@@ -151,7 +154,7 @@ public sealed class Gateway : IAsyncDisposable
         {
             try
             {
-                gateway.Web = Postern.Web.WebServer.StartAsync(data, config, () => holder.Current, events, gateway.Counters, store, certificates, console)
+                gateway.Web = Postern.Web.WebServer.StartAsync(data, config, () => holder.Current, events, gateway.Counters, gateway.Traffic, store, certificates, console)
                     .GetAwaiter().GetResult();
                 console?.WriteLine($"web interface on https://{gateway.Web.Endpoint}/");
             }

@@ -141,6 +141,13 @@ public sealed class WebTests
         Assert.Contains("with ESMTPS", _world.WaitForMail(rcpt));
         gw.WaitForLogLine("Destination Controls for domain (mxname.test): TLS Required (Verify) (mxname.test entry)");
         gw.WaitForLogLine("TLS certificate verified");
+        gw.WaitForLogLine("Message done DCID");
+        // The overview's charts count it: one recipient delivered, encrypted and verified.
+        await b.GoAsync("/");
+        var protection = await b.Page.InnerTextAsync("#chart-protection");
+        Assert.Contains("encrypted (TLS) 100%", protection);
+        Assert.Contains("certificate verified 100%", protection);
+        Assert.True(await b.Page.Locator("#chart-traffic svg rect").CountAsync() > 24);
 
         // The Default entry and the global settings have their pages too.
         await b.GoAsync("/destinations/edit?domain=default");

@@ -21,13 +21,14 @@ namespace Postern.Web;
 /// configuration in force, the event stream (for audit lines) and the running gateway's counters.
 /// </summary>
 public sealed class WebContext(string dataDirectory, PosternConfig startup, Func<PosternConfig> live, MailEventStream events,
-    MailCounters counters, IQueueStore queue, CertificateProvider certificates, WebUserService users)
+    MailCounters counters, TrafficHistory traffic, IQueueStore queue, CertificateProvider certificates, WebUserService users)
 {
     public string DataDirectory { get; } = dataDirectory;
     public PosternConfig Startup { get; } = startup;
     public PosternConfig Live => live();
     public MailEventStream Events { get; } = events;
     public MailCounters Counters { get; } = counters;
+    public TrafficHistory Traffic { get; } = traffic;
     public IQueueStore Queue { get; } = queue;
     public CertificateProvider Certificates { get; } = certificates;
     public WebUserService Users { get; } = users;
@@ -76,7 +77,7 @@ public sealed class WebServer : IAsyncDisposable
     public const string OperateQueue = "OperateQueue";
 
     public static async Task<WebServer> StartAsync(string dataDirectory, PosternConfig startup, Func<PosternConfig> live, MailEventStream events,
-        MailCounters counters, IQueueStore queue, CertificateProvider certificates, TextWriter? console)
+        MailCounters counters, TrafficHistory traffic, IQueueStore queue, CertificateProvider certificates, TextWriter? console)
     {
         var settings = startup.Web;
         var webDirectory = Path.Combine(dataDirectory, "web");
@@ -91,7 +92,7 @@ public sealed class WebServer : IAsyncDisposable
             console?.WriteLine($"Web interface: initial administrator 'admin', password {password} (also in {initialFile}, mode 0600; change it with postern adminuser passwd admin)");
             events.Publish(new SystemNotice($"web interface: initial administrator 'admin' created; its password is in {initialFile}"));
         }
-        var context = new WebContext(dataDirectory, startup, live, events, counters, queue, certificates, users);
+        var context = new WebContext(dataDirectory, startup, live, events, counters, traffic, queue, certificates, users);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
