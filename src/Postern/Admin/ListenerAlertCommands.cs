@@ -13,7 +13,8 @@ namespace Postern.Admin;
 /// staged. `listenerconfig` and `alertconfig` (scriptable forms and dialogues) are their front ends.
 /// </summary>
 /// <param name="storedCertificates">The certificate store's certificates (certconfig), read when a listener's certificate is chosen.</param>
-public sealed class ListenerService(ConfigService config, PosternConfig fallback, Func<IReadOnlyList<CertificateInfo>>? storedCertificates = null)
+/// <param name="who">Who the change is staged as (the web interface's user); null = the user running the CLI.</param>
+public sealed class ListenerService(ConfigService config, PosternConfig fallback, Func<IReadOnlyList<CertificateInfo>>? storedCertificates = null, string? who = null)
 {
     /// <summary>A fresh copy each time: a refused change leaves no trace a dialogue would keep using.</summary>
     public PosternConfig Working => config.Working(fallback);
@@ -21,7 +22,7 @@ public sealed class ListenerService(ConfigService config, PosternConfig fallback
     private void Stage(PosternConfig c)
     {
         c.Validate();
-        config.Stage(c);
+        config.Stage(c, who);
     }
 
     private static ListenerSettings Find(PosternConfig c, string name) =>
@@ -177,14 +178,15 @@ public sealed class ListenerService(ConfigService config, PosternConfig fallback
             ? n : throw new ConfigException($"{what} must be a number from {min} to {max}");
 }
 
-public sealed class AlertConfigService(ConfigService config, PosternConfig fallback)
+/// <param name="who">Who the change is staged as (the web interface's user); null = the user running the CLI.</param>
+public sealed class AlertConfigService(ConfigService config, PosternConfig fallback, string? who = null)
 {
     public PosternConfig Working => config.Working(fallback);
 
     private void Stage(PosternConfig c)
     {
         c.Validate();
-        config.Stage(c);
+        config.Stage(c, who);
     }
 
     public void Add(string address, IEnumerable<AlertSeverity> severities, IEnumerable<AlertType> types)
