@@ -18,7 +18,7 @@ public sealed class Gateway : IAsyncDisposable
     public MailEventStream Events { get; }
     public IQueueStore Store { get; }
     public MailLog MailLog { get; }
-    public IReadOnlyList<Listener> Listeners => _listeners;
+    public IReadOnlyList<Listener> Listeners => _listeners?.Current ?? [];
     public DeliveryAgent Delivery { get; }
     public QueueManager Queue { get; }
     public AlertService Alerts { get; }
@@ -34,7 +34,7 @@ public sealed class Gateway : IAsyncDisposable
     /// <summary>The Prometheus endpoint; null when metrics are off.</summary>
     public MetricsEndpoint? MetricsEndpoint { get; private set; }
 
-    private readonly List<Listener> _listeners = new();
+    private ListenerSet? _listeners;
     private CertificateExpiryWatch? _expiryWatch;
     private DnssecProbe? _dnssecProbe;
     private StsRefresher? _stsRefresher;
@@ -95,18 +95,24 @@ public sealed class Gateway : IAsyncDisposable
 
         try
         {
-            foreach (var settings in config.Listeners)
+            // Opens one listener; used at start and when a commit adds or moves one.
+            Listener Open(ListenerSettings settings, PosternConfig current)
             {
                 var name = settings.Name;
-                if (certificates.ForListener(name)?.IsDemo == true)
-                    console?.WriteLine($"WARNING: listener {name} uses the demo certificate; assign a real certificate before production use");
-                var listener = new Listener(settings, config, store, events, dns, () => certificates.ForListener(name), queue.Wake)
+                var listener = new Listener(settings, current, store, events, dns, () => certificates.ForListener(name), queue.Wake)
                 {
                     BounceVerification = tagger,
                 };
-                gateway._listeners.Add(listener);
                 own.Add(listener.LocalEndPoint);
                 listener.Start();
+                return listener;
+            }
+            gateway._listeners = new ListenerSet(Open);
+            foreach (var settings in config.Listeners)
+            {
+                if (certificates.ForListener(settings.Name)?.IsDemo == true)
+                    console?.WriteLine($"WARNING: listener {settings.Name} uses the demo certificate; assign a real certificate before production use");
+                var listener = gateway._listeners.Open(settings, config);
                 events.Publish(new SystemNotice($"listener {settings.Name} ({settings.Type.ToString().ToLowerInvariant()}) on {listener.LocalEndPoint}"));
                 console?.WriteLine($"listener {settings.Name} ({settings.Type.ToString().ToLowerInvariant()}) on {listener.LocalEndPoint}");
             }
@@ -126,11 +132,11 @@ public sealed class Gateway : IAsyncDisposable
         var started = DateTimeOffset.UtcNow;
         var statusFile = Path.Combine(data, "status.json");
         var tick = 0;
-        gateway._configWatcher = new ConfigWatcher(data, holder, gateway._listeners, events,
+        gateway._configWatcher = new ConfigWatcher(data, holder, gateway._listeners!, events,
             applyHolds: holds =>
             {
                 delivery.SetSuspended(holds.Where(h => h.Kind == "delivery").Select(h => h.Target).ToHashSet());
-                foreach (var l in gateway._listeners)
+                foreach (var l in gateway.Listeners)
                     l.Suspended = holds.Any(h => h.Kind == "listener" && h.Target.Equals(l.Settings.Name, StringComparison.OrdinalIgnoreCase));
                 queue.Wake();
             },
@@ -141,7 +147,7 @@ public sealed class Gateway : IAsyncDisposable
                 var snapshot = new
                 {
                     pid = Environment.ProcessId, started, written = DateTimeOffset.UtcNow, version = config.Version,
-                    listeners = gateway._listeners.Select(l => new { name = l.Settings.Name, endpoint = l.LocalEndPoint.ToString(), sessions = l.ActiveSessions, suspended = l.Suspended }),
+                    listeners = gateway.Listeners.Select(l => new { name = l.Settings.Name, endpoint = l.LocalEndPoint.ToString(), sessions = l.ActiveSessions, suspended = l.Suspended }),
                     counters = gateway.Counters.Snapshot(),
                     activeConnections = delivery.ActiveConnections(),
                     lastTls = gateway.TlsOutcomes.Snapshot(),
@@ -178,7 +184,7 @@ public sealed class Gateway : IAsyncDisposable
         if (_dnssecProbe is not null) await _dnssecProbe.DisposeAsync().ConfigureAwait(false);
         if (_stsRefresher is not null) await _stsRefresher.DisposeAsync().ConfigureAwait(false);
         if (_configWatcher is not null) await _configWatcher.DisposeAsync().ConfigureAwait(false);
-        foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
+        if (_listeners is not null) await _listeners.DisposeAsync(l => l.DisposeAsync()).ConfigureAwait(false);
         // The scheduler first: nothing new is submitted while delivery winds down.
         await Queue.DisposeAsync().ConfigureAwait(false);
         await Delivery.DisposeAsync().ConfigureAwait(false);

@@ -166,6 +166,62 @@ public sealed class ConfigAdminTests
     }
 
     [Fact]
+    public async Task A_commit_moves_adds_and_removes_listeners_live_and_open_sessions_finish()
+    {
+        var config = _world.NewConfig("cfg-rebind");
+        var file = ConfigFile(config);
+        await using var gw = RunningGateway.Start(config);
+        var oldPublic = gw.Public;
+        var oldPrivate = gw.Private;
+        await using var open = await RawSmtp.ConnectAsync(oldPublic);
+        await open.ReadReplyAsync();
+        Assert.StartsWith("250", await open.CommandAsync("EHLO before.test"));
+
+        // A free port for IncomingMail's new address; a port already taken, for a move that must fail.
+        var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse(TestWorld.ListenAddress), 0);
+        probe.Start();
+        var freePort = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        var changed = PosternConfig.Parse(File.ReadAllText(file), "file");
+        changed.Listeners[0].Port = freePort;
+        changed.Listeners.RemoveAll(l => l.Name == "OutgoingMail");
+        changed.Listeners.Add(new ListenerSettings { Name = "Extra", Type = ListenerType.Private, Address = TestWorld.ListenAddress, Port = 0, DefaultPolicy = "RELAYED" });
+        var importFile = Path.Combine(config.DataDirectory, "rebind.json");
+        File.WriteAllText(importFile, changed.ToJson());
+        Cli(0, "config", "import", importFile, "--config", file);
+        Cli(0, "commit", "--comment", "move, add, remove", "--config", file);
+        gw.WaitForLogLine(TimeSpan.FromSeconds(10), $"listener IncomingMail moved from {oldPublic} to {TestWorld.ListenAddress}:{freePort} by configuration version 1");
+        gw.WaitForLogLine("listener OutgoingMail removed by configuration version 1");
+        gw.WaitForLogLine("listener Extra (private) on", "added by configuration version 1");
+        Assert.DoesNotContain("take effect only after a restart", gw.MailLogText());
+
+        // The session opened before goes on; the new address answers; the old ones refuse.
+        Assert.StartsWith("250", await open.CommandAsync("NOOP"));
+        Assert.StartsWith("250", await open.CommandAsync("MAIL FROM:<s@sender.test>"));
+        await using (var moved = await RawSmtp.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(TestWorld.ListenAddress), freePort)))
+            Assert.StartsWith("220", await moved.ReadReplyAsync());
+        await Assert.ThrowsAnyAsync<System.Net.Sockets.SocketException>(async () => await RawSmtp.ConnectAsync(oldPublic));
+        await Assert.ThrowsAnyAsync<System.Net.Sockets.SocketException>(async () => await RawSmtp.ConnectAsync(oldPrivate));
+        var extra = gw.Gateway.Listeners.Single(l => l.Settings.Name == "Extra");
+        var rcpt = TestWorld.Unique("extra") + "@good.test";
+        await RawSmtp.SubmitAsync(extra.LocalEndPoint, "s@sender.test", rcpt, "through a listener added live");
+        _world.WaitForMail(rcpt);
+
+        // A move to a port that is taken fails whole: the listener stays where it is, and says so.
+        using var squatter = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse(TestWorld.ListenAddress), 0);
+        squatter.Start();
+        var taken = ((System.Net.IPEndPoint)squatter.LocalEndpoint).Port;
+        changed.Listeners[0].Port = taken;
+        File.WriteAllText(importFile, changed.ToJson());
+        Cli(0, "config", "import", importFile, "--config", file);
+        Cli(0, "commit", "--comment", "move onto a taken port", "--config", file);
+        gw.WaitForLogLine(TimeSpan.FromSeconds(10), $"configuration version 2: listener IncomingMail NOT moved, it stays on {TestWorld.ListenAddress}:{freePort}");
+        await using (var still = await RawSmtp.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(TestWorld.ListenAddress), freePort)))
+            Assert.StartsWith("220", await still.ReadReplyAsync());
+        squatter.Stop();
+    }
+
+    [Fact]
     public async Task Operators_suspend_and_resume_delivery_and_listeners_and_see_status()
     {
         var config = _world.NewConfig("ops");

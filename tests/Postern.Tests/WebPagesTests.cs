@@ -196,7 +196,7 @@ public sealed class WebPagesTests
         await b.ShotAsync("relay-default-refused");
         Assert.Contains("a public listener cannot use relay policy 'RELAYED'", await b.Page.InnerTextAsync("#problems"));
 
-        // Network > Listeners: a new listener is staged and said to need a restart.
+        // Network > Listeners: a new listener is staged, and bound by the running gateway once committed.
         await b.GoAsync("/listeners");
         Assert.Contains("1 (HAT)", await b.Page.InnerTextAsync("tr[data-listener='IncomingMail']"));
         await b.Page.ClickAsync("#add-listener");
@@ -213,11 +213,11 @@ public sealed class WebPagesTests
         await b.Page.ClickAsync("#submit");
         await b.ShotAsync("listener-staged");
         Assert.Contains("Listener Submission is staged", await b.Page.InnerTextAsync("#notice"));
-        Assert.Contains("bound at the next start", await b.Page.InnerTextAsync("#notice"));
+        Assert.Contains("is bound when committed", await b.Page.InnerTextAsync("#notice"));
         var row = await b.Page.InnerTextAsync("tr[data-listener='Submission']");
         Assert.Contains("Private", row);
         Assert.Contains("RELAYED", row);
-        Assert.Contains("new: bound at the next start", row);
+        Assert.Contains("new: bound when committed", row);
         // The certificate is chosen from the certificate store.
         Cli(0, "certconfig", "create", "--cn", "mx.postern.test", "--config", WriteConfig(config));
         await b.GoAsync("/listeners/edit?name=IncomingMail");
@@ -236,7 +236,8 @@ public sealed class WebPagesTests
         await b.ShotAsync("committed");
         Assert.Contains("Changes committed as version 1", await b.Page.InnerTextAsync("#notice"));
         gw.WaitForLogLine(TimeSpan.FromSeconds(10), "Configuration version 1 applied (committed by admin@web: TLS required from loopback)");
-        gw.WaitForLogLine("configuration version 1: these changes take effect only after a restart: listener Submission is new");
+        gw.WaitForLogLine("listener Submission (private) on 127.0.2.1:", "added by configuration version 1");
+        Assert.Contains(gw.Gateway.Listeners, l => l.Settings.Name == "Submission");
         gw.WaitForLogLine("Operator: web: added sender group LOOPBACK of listener IncomingMail (staged) (by admin@web)");
 
         // A new session from loopback matches LOOPBACK and must start TLS first.

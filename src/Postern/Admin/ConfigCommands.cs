@@ -65,7 +65,7 @@ public static class ConfigCommands
     }
 
     /// <summary>Said after every commit.</summary>
-    public const string AppliedAtStart = "A running gateway applies it within about a second (its mail log says so); listener addresses, DNS and log settings need a restart.";
+    public const string AppliedAtStart = "A running gateway applies it within about a second (its mail log says so); DNS, log, metrics and web interface settings need a restart.";
 
     public static void AddTo(Command configCommand, RootCommand root, Option<FileInfo?> configOption, Option<bool> jsonOption, Func<FileInfo?, PosternConfig?> loadConfig)
     {

@@ -12,6 +12,62 @@ public sealed class ConfigHolder(PosternConfig initial)
 }
 
 /// <summary>
+/// The running listeners, replaced whole when a commit adds, moves or removes one (readers
+/// never see a list being changed). Moved and removed listeners are retired: they stop
+/// accepting at once and their open sessions run to their end.
+/// </summary>
+public sealed class ListenerSet(Func<ListenerSettings, PosternConfig, Listener> open)
+{
+    /// <summary>How long a retired listener's sessions may run on before they are cut.</summary>
+    public static readonly TimeSpan Drain = TimeSpan.FromMinutes(10);
+    private volatile Listener[] _current = [];
+    private readonly List<Task> _retiring = new();
+
+    public IReadOnlyList<Listener> Current => _current;
+
+    /// <summary>Binds and starts a listener (throws ConfigException when it cannot bind) and adds it.</summary>
+    public Listener Open(ListenerSettings settings, PosternConfig config)
+    {
+        var listener = open(settings, config);
+        _current = [.. _current, listener];
+        return listener;
+    }
+
+    /// <summary>Binds the listener at its new address first; only then is the old one retired (a failed bind changes nothing).</summary>
+    public Listener Move(Listener old, ListenerSettings settings, PosternConfig config)
+    {
+        var next = open(settings, config);
+        _current = _current.Select(l => l == old ? next : l).ToArray();
+        Retire(old);
+        return next;
+    }
+
+    public void Remove(Listener old)
+    {
+        _current = _current.Where(l => l != old).ToArray();
+        Retire(old);
+    }
+
+    private void Retire(Listener old)
+    {
+        lock (_retiring)
+        {
+            _retiring.RemoveAll(t => t.IsCompleted);
+            _retiring.Add(old.RetireAsync(Drain));
+        }
+    }
+
+    /// <summary>Stops everything: running listeners and the sessions of retired ones.</summary>
+    public async ValueTask DisposeAsync(Func<Listener, ValueTask> dispose)
+    {
+        foreach (var l in _current) await dispose(l).ConfigureAwait(false);
+        Task[] retiring;
+        lock (_retiring) retiring = _retiring.ToArray();
+        await Task.WhenAll(retiring).WaitAsync(TimeSpan.FromSeconds(15)).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+    }
+}
+
+/// <summary>
 /// Applies committed versions to a running gateway within about a second: it looks at the
 /// versions store, validates the new document (and the files it names), and swaps it in.
 /// Deliveries already under way finish under the version they started with; sessions already
@@ -24,7 +80,7 @@ public sealed class ConfigWatcher : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
-    public ConfigWatcher(string dataDirectory, ConfigHolder holder, IReadOnlyList<Listener> listeners, MailEventStream events,
+    public ConfigWatcher(string dataDirectory, ConfigHolder holder, ListenerSet listeners, MailEventStream events,
         Action<IReadOnlyList<OperatorHold>>? applyHolds = null, Action? everySecond = null)
     {
         _loop = Task.Run(async () =>
@@ -67,7 +123,7 @@ public sealed class ConfigWatcher : IAsyncDisposable
         });
     }
 
-    private static void Apply(ConfigVersion version, ConfigHolder holder, IReadOnlyList<Listener> listeners, MailEventStream events)
+    private static void Apply(ConfigVersion version, ConfigHolder holder, ListenerSet listeners, MailEventStream events)
     {
         PosternConfig next;
         try
@@ -83,16 +139,42 @@ public sealed class ConfigWatcher : IAsyncDisposable
         }
         var current = holder.Current;
         var needsRestart = new List<string>();
-        foreach (var listener in listeners)
+        foreach (var listener in listeners.Current)
         {
             var settings = next.Listeners.FirstOrDefault(l => l.Name.Equals(listener.Settings.Name, StringComparison.OrdinalIgnoreCase));
-            if (settings is null) { needsRestart.Add($"listener {listener.Settings.Name} was removed"); continue; }
-            if (settings.Address != listener.Settings.Address || settings.Port != listener.Settings.Port && settings.Port != 0)
-                needsRestart.Add($"listener {settings.Name} moves to {settings.Address}:{settings.Port}");
-            listener.Apply(settings, next);
+            if (settings is null)
+            {
+                listeners.Remove(listener);
+                events.Publish(new SystemNotice($"listener {listener.Settings.Name} removed by configuration version {version.Number}: no new connections on {listener.LocalEndPoint}; open sessions finish"));
+                continue;
+            }
+            var moved = settings.Address != listener.Settings.Address || settings.Port != listener.Settings.Port && !(settings.Port == 0 && listener.Settings.Port == 0);
+            if (!moved) { listener.Apply(settings, next); continue; }
+            try
+            {
+                var was = listener.LocalEndPoint;
+                var now = listeners.Move(listener, settings, next);
+                events.Publish(new SystemNotice($"listener {settings.Name} moved from {was} to {now.LocalEndPoint} by configuration version {version.Number}; open sessions on the old address finish"));
+            }
+            catch (ConfigException e)
+            {
+                // The old address keeps serving with the new policies: never a listener lost to a typo.
+                listener.Apply(listener.Settings, next);
+                events.Publish(new SystemWarning($"configuration version {version.Number}: listener {settings.Name} NOT moved, it stays on {listener.LocalEndPoint}: {e.Message}"));
+            }
         }
-        foreach (var added in next.Listeners.Where(l => listeners.All(x => !x.Settings.Name.Equals(l.Name, StringComparison.OrdinalIgnoreCase))))
-            needsRestart.Add($"listener {added.Name} is new");
+        foreach (var added in next.Listeners.Where(l => listeners.Current.All(x => !x.Settings.Name.Equals(l.Name, StringComparison.OrdinalIgnoreCase))))
+        {
+            try
+            {
+                var started = listeners.Open(added, next);
+                events.Publish(new SystemNotice($"listener {added.Name} ({added.Type.ToString().ToLowerInvariant()}) on {started.LocalEndPoint}, added by configuration version {version.Number}"));
+            }
+            catch (ConfigException e)
+            {
+                events.Publish(new SystemWarning($"configuration version {version.Number}: listener {added.Name} NOT started: {e.Message}"));
+            }
+        }
         if (next.DataDirectory != current.DataDirectory) needsRestart.Add("dataDirectory changed");
         if (next.Dns.TimeoutSeconds != current.Dns.TimeoutSeconds || !next.Dns.Servers.SequenceEqual(current.Dns.Servers)
             || !(next.Dns.TrustedResolvers ?? []).SequenceEqual(current.Dns.TrustedResolvers ?? [])) needsRestart.Add("dns settings changed");

@@ -319,7 +319,7 @@ public static class ListenerAlertCommands
                 Name = p.GetValue(name)!, Type = p.GetValue(type) ?? ListenerType.Public, Address = p.GetValue(address) ?? "127.0.0.1",
                 Port = p.GetValue(port) ?? 25, MaxConcurrency = p.GetValue(maxConcurrency) ?? 50, DefaultPolicy = p.GetValue(defaultPolicy) ?? "ACCEPTED",
             });
-            return Staged(s, $"Listener {p.GetValue(name)} added (a new listener is bound at the next start).");
+            return Staged(s, $"Listener {p.GetValue(name)} added (a running gateway binds it once committed).");
         }));
 
         var edit = new Command("edit", "Change a listener") { name, type, address, port, maxConcurrency, defaultPolicy, configOption };

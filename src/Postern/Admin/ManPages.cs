@@ -661,10 +661,11 @@ public static partial class ManPages
             A running gateway applies the new version within about a second and logs `Configuration version N applied`. New
             sessions get the new HAT, mail flow policies, RAT and listener limits; the next delivery uses the new Destination
             Controls, SMTP routes, bounce profiles and delivery settings, while sessions and deliveries under way finish under
-            the version they started with. Alert recipients and the throttle apply at once. What is read only at start
-            (a listener's address or port, added or removed listeners, the data directory, DNS and mail log settings, the
-            certificate authority and certificate watch settings, the global client certificate and verification checks,
-            MTA-STS fetch settings) applies at the next start, and the mail log names it in a warning.
+            the version they started with. Alert recipients, the throttle, certificate assignments and the CA lists apply at
+            once; new listeners are bound, moved ones are bound at their new address before the old one closes, removed
+            ones stop accepting (open sessions finish). What is read only at start (the data directory, DNS and mail log
+            settings, the certificate watch settings, the verification checks, MTA-STS fetch, metrics and web interface
+            settings) applies at the next start, and the mail log names it in a warning.
             """,
             ["postern commit --comment \"require verified TLS for example.com\""],
             ["postern config diff", "postern clearchanges", "postern config versions", "postern config rollback", "docs/ADMINISTRATION.md"]),
@@ -968,7 +969,7 @@ public static partial class ManPages
             """
             Adds the listener NAME. What is not given is: --type public, --address 127.0.0.1, --port 25, --max-concurrency
             50 sessions, --default-policy ACCEPTED. It has no sender groups until `listenerconfig hat-set` adds them. The
-            change is checked and staged; after `postern commit` the listener is bound at the next start of the gateway.
+            change is checked and staged; after `postern commit` a running gateway binds it within a second or two.
             """,
             ["postern listenerconfig new OutgoingMail --type private --address 192.0.2.25 --port 587"],
             ["postern listenerconfig hat-set", "postern listenerconfig edit", "postern certconfig assign", "postern commit"]),
@@ -976,8 +977,8 @@ public static partial class ManPages
         ["postern listenerconfig edit"] = new(
             """
             Changes the listener NAME; only the options given change. The change is checked and staged; after `postern
-            commit` a running gateway applies it to new sessions, except a new address or port, which takes effect at the
-            next start (the mail log says so).
+            commit` a running gateway applies it to new sessions; a new address or port is bound first, then the old socket
+            closes while its open sessions finish (a failed bind keeps the old address, with a warning in the mail log).
             """,
             ["postern listenerconfig edit IncomingMail --max-concurrency 200"],
             ["postern listenerconfig list", "postern listenerconfig policy", "postern commit"]),
@@ -985,7 +986,7 @@ public static partial class ManPages
         ["postern listenerconfig delete"] = new(
             """
             Removes the listener NAME with its sender groups. The change is staged; after `postern commit` a running gateway
-            keeps serving the listener until the next start, and the mail log says that a restart is needed.
+            stops accepting connections on it, and the sessions open on it finish.
             """,
             ["postern listenerconfig delete OutgoingMail"],
             ["postern listenerconfig list", "postern suspendlistener", "postern commit"]),

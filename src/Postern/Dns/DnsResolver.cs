@@ -179,6 +179,11 @@ public sealed class DnsResolver : IDnsResolver
             _events.Publish(new DnsQueried(name, type.ToString(), "failed: " + e.Message));
             return (new(DnsOutcome.TemporaryFailure, DnsSecurity.Indeterminate, e.Message), null);
         }
+        catch (DnsResponseException) when (ct.IsCancellationRequested)
+        {
+            // DnsClient reports our own cancellation as a response error: it is a cancellation.
+            throw new OperationCanceledException(ct);
+        }
         var code = response.Header.ResponseCode;
         // The AD bit means something only from a validating resolver we trust (on the path to it, nobody can set it).
         var fromTrusted = IPAddress.TryParse(response.NameServer.Address, out var server) && _trusted(server);

@@ -72,6 +72,8 @@ public sealed class Listener : IAsyncDisposable
     private readonly Socket _socket;
     private readonly IDnsResolver _dns;
     private readonly CancellationTokenSource _stop = new();
+    /// <summary>Stops accepting only (retirement); <see cref="_stop"/> also ends the sessions.</summary>
+    private readonly CancellationTokenSource _stopAccepting = new();
     private Task? _acceptLoop;
     private int _active;
     private int _stressed;
@@ -132,7 +134,8 @@ public sealed class Listener : IAsyncDisposable
     public Action QueueWakeup { get; }
     /// <summary>Set when some destination tags senders: bounces (null sender) must come back to a valid tag.</summary>
     public Security.BounceTagger? BounceVerification { get; init; }
-    public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+    /// <summary>Where it was bound (kept after retirement, for the log lines that say where it was).</summary>
+    public IPEndPoint LocalEndPoint { get; }
     /// <summary>Suspended by an operator: every new connection gets 421 and is closed; sessions already open go on.</summary>
     public bool Suspended { get; set; }
     public int ActiveSessions => Volatile.Read(ref _active);
@@ -147,6 +150,7 @@ public sealed class Listener : IAsyncDisposable
         QueueWakeup = queueWakeup;
         _state = Build(settings, config);
         _socket = Bind(settings);
+        LocalEndPoint = (IPEndPoint)_socket.LocalEndPoint!;
     }
 
     private static State Build(ListenerSettings settings, PosternConfig config)
@@ -197,7 +201,8 @@ public sealed class Listener : IAsyncDisposable
         while (!_stop.IsCancellationRequested)
         {
             Socket client;
-            try { client = await _socket.AcceptAsync(_stop.Token).ConfigureAwait(false); }
+            if (_stopAccepting.IsCancellationRequested) break;
+            try { client = await _socket.AcceptAsync(_stopAccepting.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { break; }
             catch (SocketException) { continue; }
             catch (ObjectDisposedException) { break; }
@@ -280,8 +285,24 @@ public sealed class Listener : IAsyncDisposable
         catch (OperationCanceledException) { return (null, false); }
     }
 
+    /// <summary>
+    /// Retires the listener (a commit moved or removed it): no new connections, while the
+    /// sessions already open run to their end, bounded by <paramref name="drain"/>; then it is disposed.
+    /// </summary>
+    public async Task RetireAsync(TimeSpan drain)
+    {
+        _stopAccepting.Cancel();
+        _socket.Dispose();
+        if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
+        Task[] sessions;
+        lock (_sessions) sessions = _sessions.ToArray();
+        await Task.WhenAll(sessions).WaitAsync(drain).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        await DisposeAsync().ConfigureAwait(false);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        _stopAccepting.Cancel();
         _stop.Cancel();
         _socket.Dispose();
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);

@@ -120,10 +120,10 @@ public sealed class EditListenerModel(WebContext web) : PageModel
             return Page();
         }
         web.Audit(User, $"{(IsNew ? "added" : "changed")} listener {name} (staged)");
-        var note = ListenerPages.RestartNote(web.Startup, new ListenerSettings { Name = name!, Address = address!, Port = port });
+        var note = ListenerPages.RestartNote(web.Live, new ListenerSettings { Name = name!, Address = address!, Port = port });
         TempData["Notice"] = $"Listener {name} is staged. Commit to apply it."
-            + (note.Length > 0 ? $" It {note.Replace("new: bound", "is bound", StringComparison.Ordinal)} of the gateway." : "")
-            + (!IsNew && !name!.Equals(Original, StringComparison.OrdinalIgnoreCase) ? $" Renamed, it counts as a new listener ({Original} is served until the next start)." : "");
+            + (note.Length > 0 ? $" It {note.Replace("new: bound", "is bound", StringComparison.Ordinal)}." : "")
+            + (!IsNew && !name!.Equals(Original, StringComparison.OrdinalIgnoreCase) ? $" Renamed, it counts as a new listener ({Original} stops accepting when committed)." : "");
         return RedirectToPage("/Listeners/Index");
     }
 

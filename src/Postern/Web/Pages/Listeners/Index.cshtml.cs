@@ -8,18 +8,18 @@ namespace Postern.Web.Pages.Listeners;
 public sealed class ListenersModel(WebContext web) : PageModel
 {
     public IReadOnlyList<ListenerSettings> Listeners { get; private set; } = [];
-    /// <summary>Listeners the gateway bound at its start that the working configuration no longer has: served until the next start.</summary>
+    /// <summary>Listeners in force that the working configuration no longer has: they stop accepting when the change is committed.</summary>
     public IReadOnlyList<string> Removed { get; private set; } = [];
 
     public void OnGet()
     {
         var working = web.Config((s, fallback) => s.Working(fallback));
         Listeners = working.Listeners;
-        Removed = web.Startup.Listeners.Where(b => working.Listeners.All(l => !l.Name.Equals(b.Name, StringComparison.OrdinalIgnoreCase))).Select(b => b.Name).ToList();
+        Removed = web.Live.Listeners.Where(b => working.Listeners.All(l => !l.Name.Equals(b.Name, StringComparison.OrdinalIgnoreCase))).Select(b => b.Name).ToList();
     }
 
-    /// <summary>What of this listener waits for a restart: the gateway binds listeners only when it starts (as ConfigWatcher says).</summary>
-    public string? RestartNote(ListenerSettings listener) => ListenerPages.RestartNote(web.Startup, listener);
+    /// <summary>What a commit will do to this listener's socket (the running gateway binds, moves and retires listeners live).</summary>
+    public string? RestartNote(ListenerSettings listener) => ListenerPages.RestartNote(web.Live, listener);
 
     public IActionResult OnPostDelete(string name)
     {
@@ -28,7 +28,7 @@ public sealed class ListenersModel(WebContext web) : PageModel
         {
             web.Config((s, fallback) => { new ListenerService(s, fallback, who: WebContext.Who(User)).Delete(name); return 0; });
             web.Audit(User, $"deleted listener {name} (staged)");
-            TempData["Notice"] = $"Listener {name} deleted. Commit to apply it; a running gateway keeps serving it until its next start.";
+            TempData["Notice"] = $"Listener {name} deleted. Commit to apply it: it then stops accepting connections, and its open sessions finish.";
         }
         catch (ConfigException e) { TempData["Error"] = e.Message; }
         return RedirectToPage();
@@ -38,12 +38,13 @@ public sealed class ListenersModel(WebContext web) : PageModel
 /// <summary>What the listener pages share.</summary>
 public static class ListenerPages
 {
-    public static string RestartNote(PosternConfig startup, ListenerSettings listener)
+    /// <summary>Compared with the configuration in force: what committing the working one does to this listener's socket.</summary>
+    public static string RestartNote(PosternConfig inForce, ListenerSettings listener)
     {
-        var bound = startup.Listeners.FirstOrDefault(b => b.Name.Equals(listener.Name, StringComparison.OrdinalIgnoreCase));
-        if (bound is null) return "new: bound at the next start";
-        // Port 0 (any free port) is what was asked at start, whatever port the kernel gave.
-        return bound.Address != listener.Address || bound.Port != listener.Port ? $"moves to {listener.Address}:{listener.Port} at the next start" : "";
+        var bound = inForce.Listeners.FirstOrDefault(b => b.Name.Equals(listener.Name, StringComparison.OrdinalIgnoreCase));
+        if (bound is null) return "new: bound when committed";
+        // Port 0 (any free port) is what was asked, whatever port the kernel gave.
+        return bound.Address != listener.Address || bound.Port != listener.Port ? $"moves to {listener.Address}:{listener.Port} when committed" : "";
     }
 
     /// <summary>The certificate a listener presents for STARTTLS, as the dialogue names it.</summary>
