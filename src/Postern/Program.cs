@@ -120,6 +120,7 @@ root.Subcommands.Add(DaneCheckCommand.Build(configOption, jsonOption, LoadConfig
 root.Subcommands.Add(StsCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(StsCommands.BuildCheck(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(AdminUserCommands.Build(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(InterfaceCommands.Build(configOption, jsonOption, LoadConfig));
 ManPages.Install(root);   // after every command: `--help` and `postern help` print the manual pages
 
 return await root.Parse(args).InvokeAsync();

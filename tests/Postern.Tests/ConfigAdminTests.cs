@@ -458,6 +458,26 @@ public sealed class ConfigAdminTests
     }
 
     [Fact]
+    public void Interfaceconfig_lists_the_addresses_served_on_and_stages_the_HTTPS_service()
+    {
+        var config = _world.HoldingConfig("cfg-interfaces");
+        var file = ConfigFile(config);
+        var list = System.Text.Json.JsonDocument.Parse(Cli(0, "interfaceconfig", "list", "--json", "--config", file)).RootElement;
+        var services = list.EnumerateArray().Single(i => i.GetProperty("address").GetString() == TestWorld.ListenAddress).GetProperty("services");
+        Assert.Equal(2, services.GetArrayLength());   // the two SMTP listeners; HTTPS is off in tests
+        Assert.Contains("there is no stored certificate 'nope'", Cli(2, "interfaceconfig", "https", "--enable", "on", "--certificate", "nope", "--config", file));
+        Assert.Contains("is not an IP address", Cli(2, "interfaceconfig", "https", "--enable", "on", "--address", "25", "--config", file));
+        Assert.Equal(0, PosternProcess.Cli(["certconfig", "create", "--cn", "admin.postern.test", "--config", file]).ExitCode);
+        Cli(0, "interfaceconfig", "https", "--enable", "on", "--address", "127.0.2.9", "--port", "8443", "--certificate", "admin.postern.test", "--config", file);
+        Assert.Contains("HTTPS port 8443, certificate admin.postern.test", Cli(0, "interfaceconfig", "list", "--config", file));
+        Cli(0, "commit", "--comment", "https on 127.0.2.9", "--config", file);
+        var web = System.Text.Json.JsonDocument.Parse(Cli(0, "config", "show", "1", "--config", file)).RootElement.GetProperty("web");
+        Assert.True(web.GetProperty("enabled").GetBoolean());
+        Assert.Equal("127.0.2.9", web.GetProperty("address").GetString());
+        Assert.Equal("admin.postern.test", web.GetProperty("certificate").GetString());
+    }
+
+    [Fact]
     public void The_destconfig_dialogue_works_on_a_terminal()
     {
         // util-linux `script` gives the dialogue a pseudo-terminal, as an administrator's ssh session would.

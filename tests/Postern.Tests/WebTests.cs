@@ -19,6 +19,7 @@ public sealed class WebTests
     private PosternConfig WebConfig(string name, Action<PosternConfig>? tweak = null) => _world.NewConfig(name, c =>
     {
         c.Web.Enabled = true;
+        c.Web.Address = TestWorld.ListenAddress;
         c.Web.Port = 0;
         c.Web.MaxFailedLogins = 3;
         c.CertificateAuthorities.CustomListEnabled = true;
@@ -206,6 +207,15 @@ public sealed class WebTests
         Assert.False(await b.Page.IsVisibleAsync("#demo-certificate"));
         Assert.Contains("HTTPS interface", await b.Page.InnerTextAsync("tr[data-name='web.postern.test']"));
 
+        // Network > IP Interfaces shows the HTTPS service with its certificate; a port a listener has is refused.
+        await b.GoAsync("/interfaces");
+        Assert.Contains("certificate web.postern.test", await b.Page.InnerTextAsync($"tr[data-address='{TestWorld.ListenAddress}']"));
+        Assert.Contains("SMTP IncomingMail (public)", await b.Page.InnerTextAsync($"tr[data-address='{TestWorld.ListenAddress}']"));
+        await b.Page.FillAsync("#port", "8444");
+        await b.Page.ClickAsync("#submit");
+        Assert.Contains("The HTTPS service settings are staged", await b.Page.InnerTextAsync("#notice"));
+        await b.Page.ClickAsync("#clear");
+
         // Certificate authorities: the world's root into the custom list, staged and committed.
         await b.GoAsync("/certificates/authorities");
         await b.Page.SetInputFilesAsync("#import-file", _world.CaCertificate);
@@ -321,7 +331,7 @@ public sealed class WebTests
         using var anonymous = Client(endpoint);
         foreach (var path in new[] { "/", "/destinations", "/destinations/edit", "/destinations/edit?domain=default", "/destinations/global", "/changes", "/denied",
             "/certificates", "/certificates/create", "/certificates/import", "/certificates/upload?name=x", "/certificates/authorities",
-            "/certificates?handler=Csr&name=x", "/certificates/authorities?handler=Export", "/queue", "/check?domain=sts-good.test" })
+            "/certificates?handler=Csr&name=x", "/certificates/authorities?handler=Export", "/queue", "/check?domain=sts-good.test", "/interfaces" })
         {
             var response = await anonymous.GetAsync(path);
             Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);

@@ -798,6 +798,37 @@ public static partial class ManPages
              "postern install-service --root /tmp/pkgroot --binary out/postern # Build a package tree."],
             ["postern serve", "postern status", "docs/ADMINISTRATION.md", "docs/HARDENING.md"]),
 
+        ["postern interfaceconfig"] = new(
+            """
+            IP interfaces, as the appliance's interfaceconfig shows them: the addresses the gateway serves on, with the
+            services on each (SMTP listeners, the HTTPS administration interface, the metrics endpoint), and the HTTPS
+            service itself ("Enabling HTTPS": on which address and port, with which certificate). Changes are staged;
+            `postern commit` applies them: the certificate at the next HTTPS handshake, a new address or port (or turning
+            HTTPS off) at the next start of the gateway, which the mail log says after the commit.
+            """,
+            ["postern interfaceconfig list",
+             "postern interfaceconfig https --enable on --address 192.0.2.10 --port 443 --certificate admin.example.com"],
+            ["postern certconfig assign", "postern listenerconfig", "docs/WEB.md"]),
+
+        ["postern interfaceconfig https"] = new(
+            """
+            Turns the HTTPS administration interface on or off (--enable on|off) and sets its address, port and
+            certificate (a stored certificate from `certconfig list`, or demo). An address and port that a listener
+            already uses are refused. The change is staged; `postern commit` applies it: the certificate at the next
+            handshake, the address, port and on/off at the next start.
+            """,
+            ["postern interfaceconfig https --port 443 --certificate admin.example.com",
+             "postern interfaceconfig https --enable off"],
+            ["postern interfaceconfig list", "postern certconfig assign", "postern commit"]),
+
+        ["postern interfaceconfig list"] = new(
+            """
+            Lists every IP address the working configuration serves on and the services there: each SMTP listener with
+            its port, HTTPS with its port and certificate, and the metrics endpoint. --json prints the same as an array.
+            """,
+            ["postern interfaceconfig list"],
+            ["postern interfaceconfig https", "postern listenerconfig list"]),
+
         ["postern adminuser"] = new(
             """
             The local accounts of the HTTPS web interface. Each has a role: administrator (everything, including
