@@ -26,6 +26,8 @@ public sealed class Gateway : IAsyncDisposable
     public string DataDirectory { get; }
     public MailCounters Counters { get; } = new();
     public TlsOutcomeTracker TlsOutcomes { get; } = new();
+    /// <summary>Message tracking (search and stories through its Store), or null when it is off.</summary>
+    public MessageTracker? Tracking { get; private set; }
 
     private readonly List<Listener> _listeners = new();
     private CertificateExpiryWatch? _expiryWatch;
@@ -83,6 +85,7 @@ public sealed class Gateway : IAsyncDisposable
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
         gateway.Counters.Attach(events);
         gateway.TlsOutcomes.Attach(events);
+        if (config.Tracking.Enabled) gateway.Tracking = MessageTracker.TryStart(data, events, () => holder.Current.Tracking);
 
         try
         {
@@ -155,6 +158,7 @@ public sealed class Gateway : IAsyncDisposable
         Certificates.Dispose();
         Delivery.Sts?.Cache.Dispose();
         await Store.DisposeAsync().ConfigureAwait(false);
+        if (Tracking is not null) await Tracking.DisposeAsync().ConfigureAwait(false);   // after delivery: the last outcomes are tracked
         Events.Publish(new SystemNotice("Postern stopped"));
         await MailLog.DisposeAsync().ConfigureAwait(false);
     }

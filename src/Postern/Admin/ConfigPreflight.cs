@@ -88,7 +88,6 @@ public static class ConfigPreflight
         if (config.Web.Enabled || config.Web.Certificate is not null)
             warnings.Add("web settings are stored but not in force: the HTTPS interface is not built yet");
         if (config.Metrics.Enabled) warnings.Add("metrics settings are stored but not in force: the metrics endpoint is not built yet");
-        if (config.Tracking.Enabled) warnings.Add("tracking settings are stored but not in force: message tracking is not built yet");
         var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);
         if (daneUsed)
         {
