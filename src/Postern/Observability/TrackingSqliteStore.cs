@@ -375,7 +375,10 @@ public sealed class SqliteTrackingStore : ITrackingStore
             SELECT m.mid, m.received, m.updated, m.status, m.tls, m.origin, m.sender, m.subject, m.size, m.message_id, m.client_address, m.listener, m.icid, m.bounce_of
             FROM {from} {(where.Count == 0 ? "" : "WHERE " + string.Join(" AND ", where))}
             ORDER BY {time} DESC, {order} DESC
+            {(query.Recipient is null ? "LIMIT $limit" : "")}
             """;
+        // With a recipient criterion a message can come once per matching recipient: the reader stops at the limit instead.
+        if (query.Recipient is null) p.AddWithValue("$limit", query.Limit);
         var rows = new List<(long Mid, DateTimeOffset Received, DateTimeOffset Updated, string Status, string Tls, string Origin, string Sender, string? Subject,
             long? Size, string? MessageId, string? Client, string? Listener, long? Icid, long? BounceOf)>();
         var seen = new HashSet<long>();
@@ -471,7 +474,7 @@ public sealed class SqliteTrackingStore : ITrackingStore
         var truncated = false;
         using (var cmd = c.CreateCommand())
         {
-            cmd.CommandText = "SELECT time, kind, dcid, rid, data FROM steps WHERE mid = $mid ORDER BY seq LIMIT $n";
+            cmd.CommandText = "SELECT time, kind, dcid, rid, data FROM steps WHERE mid = $mid ORDER BY time, seq LIMIT $n";   // host attempts are written when a deferral claims them, with their own time
             cmd.Parameters.AddWithValue("$mid", mid);
             cmd.Parameters.AddWithValue("$n", MaxStepsRead + 1);
             using var r = cmd.ExecuteReader();
