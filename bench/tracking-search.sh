@@ -71,5 +71,7 @@ search "TLS outcome" --tls failed
 search "TLS outcome + last 2 days" --tls dane --since 2d
 search "sender domain + status" --sender "$SENDER_DOMAIN" --status bounced
 search "1000 results" --status delivered --limit 1000
-search "no match, big domain + status (worst case)" --recipient "$BIG_DOMAIN" --status rejected
+search "no match, big domain + status" --recipient "$BIG_DOMAIN" --status rejected
+search "no match, two broad criteria" --status bounced --tls failed
+search "no match, three broad criteria" --recipient "$BIG_DOMAIN" --status bounced --tls failed
 search "no match, subject common + status" --subject invoice --status rejected

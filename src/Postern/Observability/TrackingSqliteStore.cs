@@ -19,8 +19,8 @@ public sealed class SqliteTrackingStore : ITrackingStore
     public const int MaxStepsRead = 5000;
     /// <summary>Recipients listed per message in search results at most (the count says how many there are).</summary>
     public const int MaxRecipientsListed = 50;
-    /// <summary>Subject text matching more messages than this is searched by walking the newest messages (and looking each up in the matches).</summary>
-    private const int SubjectIndexCap = 20_000;
+    /// <summary>A criterion matching at most this many messages drives a search (its matches are read and sorted); broader ones only filter a walk of the newest.</summary>
+    internal int DriverCap { get; set; } = 50_000;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS messages(
@@ -330,61 +330,114 @@ public sealed class SqliteTrackingStore : ITrackingStore
         return t.Contains('@') ? (false, AddressKey(t)) : (true, t.ToLowerInvariant());
     }
 
+    /// <summary>
+    /// One criterion of a search, in the two forms the query can use: as the driver (a list of
+    /// MIDs read from its own index, in the time range) or as a filter that can drive nothing.
+    /// </summary>
+    private sealed record Criterion(string Driver, string Filter, string Probe);
+
     public IReadOnlyList<TrackedMessageSummary> Search(TrackingQuery query)
     {
         if (query.Problems() is { Count: > 0 } problems) throw new ArgumentException(string.Join("; ", problems));
         using var c = OpenReader();
         using var cmd = c.CreateCommand();
-        var where = new List<string>();
         var p = cmd.Parameters;
-        var from = "messages m";
-        var time = "m.received";
-        var order = "m.mid";
+        var criteria = new List<Criterion>();
+        var range = "";
+        if (query.From is { } since) { range += " AND received >= $from"; p.AddWithValue("$from", TrackingTime.ToStored(since)); }
+        if (query.To is { } until) { range += " AND received < $to"; p.AddWithValue("$to", TrackingTime.ToStored(until)); }
+        Criterion? recipientCriterion = null;
+        string? recipientColumn = null;
         if (query.Recipient is { } recipient)
         {
-            // Walk the recipients' index newest first; a message with two matching recipients comes twice and is read once.
             var (isDomain, key) = AddressCriterion(recipient);
-            from = "recipients r JOIN messages m ON m.mid = r.mid";
-            time = "r.received";
-            order = "r.mid";   // the recipients' index is (domain or address, received, mid): no sort
-            where.Add(isDomain ? "r.domain = $rcpt" : "r.address_key = $rcpt");
+            recipientColumn = isDomain ? "domain" : "address_key";
             p.AddWithValue("$rcpt", key);
+            criteria.Add(recipientCriterion = new($"SELECT mid FROM recipients WHERE {recipientColumn} = $rcpt{range}",
+                $"EXISTS (SELECT 1 FROM recipients r WHERE r.mid = m.mid AND r.{recipientColumn} = $rcpt)",
+                $"SELECT 1 FROM recipients WHERE {recipientColumn} = $rcpt{range}"));
+        }
+        void Column(string column, string parameter, string value)
+        {
+            p.AddWithValue(parameter, value);
+            criteria.Add(new($"SELECT mid FROM messages WHERE {column} = {parameter}{range}", $"+m.{column} = {parameter}",
+                $"SELECT 1 FROM messages WHERE {column} = {parameter}{range}"));
         }
         if (query.Sender is { } sender)
         {
             var (isDomain, key) = AddressCriterion(sender);
-            where.Add(isDomain ? "m.sender_domain = $sender" : "m.sender_key = $sender");
-            p.AddWithValue("$sender", key);
+            Column(isDomain ? "sender_domain" : "sender_key", "$sender", key);
         }
-        if (query.Mid is { } mid) { where.Add("m.mid = $mid"); p.AddWithValue("$mid", mid); }
-        if (query.Status is { } status) { where.Add("m.status = $status"); p.AddWithValue("$status", status); }
-        if (query.Tls is { } tls) { where.Add("m.tls = $tls"); p.AddWithValue("$tls", tls); }
-        if (query.From is { } since) { where.Add($"{time} >= $from"); p.AddWithValue("$from", TrackingTime.ToStored(since)); }
-        if (query.To is { } until) { where.Add($"{time} < $to"); p.AddWithValue("$to", TrackingTime.ToStored(until)); }
+        if (query.Status is { } status) Column("status", "$status", status);
+        if (query.Tls is { } tls) Column("tls", "$tls", tls);
+        Criterion? subjectCriterion = null;
         if (query.SubjectContains is { } text)
         {
-            // The trigram index finds the messages whose subject has the text. Few: they drive the
-            // query (then sorted). Many: the newest messages are walked and each is looked up in them
-            // ("+" keeps the planner from driving with a long list).
-            where.Add(CountSubjectMatches(c, text) <= SubjectIndexCap
-                ? "m.mid IN (SELECT rowid FROM subject_fts WHERE subject_fts MATCH $fts)"
-                : "+m.mid IN (SELECT rowid FROM subject_fts WHERE subject_fts MATCH $fts)");
             p.AddWithValue("$fts", FtsPhrase(text));
+            const string matches = "SELECT rowid FROM subject_fts WHERE subject_fts MATCH $fts";
+            criteria.Add(subjectCriterion = new(matches, $"+m.mid IN ({matches})", matches));
         }
+
+        // Which criterion is narrowest? Each is counted on its own index, up to a cap (a few ms each).
+        // The narrowest under the cap drives: its MIDs are read and sorted, the others only filter them
+        // (two broad criteria may have few messages in common: walking would read far). Otherwise the
+        // newest messages are walked on an index (the recipients' when a recipient is asked for), and
+        // the walk stops at the limit.
+        var where = new List<string>();
+        var from = "messages m";
+        var time = "m.received";
+        var order = "m.mid";
+        Criterion? driver = null;
+        if (query.Mid is { } mid)
+        {
+            where.Add("m.mid = $mid");
+            p.AddWithValue("$mid", mid);
+        }
+        else if (criteria.Count > 1 || subjectCriterion is not null)
+        {
+            // (One indexed criterion alone is best walked: its index is in time order.)
+            var narrowest = criteria.Select(k => (Criterion: k, Count: Count(c, p, k.Probe))).MinBy(k => k.Count);
+            if (narrowest.Count <= DriverCap) driver = narrowest.Criterion;
+        }
+        if (query.Mid is not null || driver is not null)
+        {
+            if (driver is not null) where.Add($"m.mid IN ({driver.Driver})");
+            where.AddRange(criteria.Where(k => k != driver).Select(k => k.Filter));
+            if (query.From is not null) where.Add("+m.received >= $from");
+            if (query.To is not null) where.Add("+m.received < $to");
+        }
+        else
+        {
+            foreach (var k in criteria)
+            {
+                if (k == recipientCriterion)
+                {
+                    // Walk the recipients' index newest first; a message with two matching recipients comes twice and is read once.
+                    from = "recipients r JOIN messages m ON m.mid = r.mid";
+                    time = "r.received";
+                    order = "r.mid";   // the recipients' index is (domain or address, received, mid): no sort
+                    where.Add($"r.{recipientColumn} = $rcpt");
+                }
+                else if (k == subjectCriterion) where.Add(k.Filter);   // never a long driving list
+                else where.Add(k.Filter[1..]);                         // the planner may walk its index
+            }
+            if (query.From is not null) where.Add($"{time} >= $from");
+            if (query.To is not null) where.Add($"{time} < $to");
+        }
+        var walksRecipients = from != "messages m";
         cmd.CommandText = $"""
             SELECT m.mid, m.received, m.updated, m.status, m.tls, m.origin, m.sender, m.subject, m.size, m.message_id, m.client_address, m.listener, m.icid, m.bounce_of
             FROM {from} {(where.Count == 0 ? "" : "WHERE " + string.Join(" AND ", where))}
             ORDER BY {time} DESC, {order} DESC
-            {(query.Recipient is null ? "LIMIT $limit" : "")}
+            {(walksRecipients ? "" : "LIMIT $limit")}
             """;
-        // With a recipient criterion a message can come once per matching recipient: the reader stops at the limit instead.
-        if (query.Recipient is null) p.AddWithValue("$limit", query.Limit);
+        // Walking recipients, a message can come once per matching recipient: the reader stops at the limit instead.
+        if (!walksRecipients) p.AddWithValue("$limit", query.Limit);
         var rows = new List<(long Mid, DateTimeOffset Received, DateTimeOffset Updated, string Status, string Tls, string Origin, string Sender, string? Subject,
             long? Size, string? MessageId, string? Client, string? Listener, long? Icid, long? BounceOf)>();
         var seen = new HashSet<long>();
         using (var reader = cmd.ExecuteReader())
         {
-            // Rows stream in index order: reading stops at the limit.
             while (rows.Count < query.Limit && reader.Read())
             {
                 if (!seen.Add(reader.GetInt64(0))) continue;
@@ -402,12 +455,13 @@ public sealed class SqliteTrackingStore : ITrackingStore
         }).ToList();
     }
 
-    private static long CountSubjectMatches(SqliteConnection c, string text)
+    /// <summary>How many rows a criterion's index holds, counted up to <see cref="DriverCap"/> + 1.</summary>
+    private long Count(SqliteConnection c, SqliteParameterCollection parameters, string probe)
     {
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT count(*) FROM (SELECT 1 FROM subject_fts WHERE subject_fts MATCH $fts LIMIT $cap)";
-        cmd.Parameters.AddWithValue("$fts", FtsPhrase(text));
-        cmd.Parameters.AddWithValue("$cap", SubjectIndexCap + 1);
+        cmd.CommandText = $"SELECT count(*) FROM ({probe} LIMIT {DriverCap + 1})";
+        foreach (SqliteParameter parameter in parameters)
+            if (probe.Contains(parameter.ParameterName, StringComparison.Ordinal)) cmd.Parameters.AddWithValue(parameter.ParameterName, parameter.Value);
         return (long)cmd.ExecuteScalar()!;
     }
 
