@@ -33,6 +33,8 @@ public sealed class Gateway : IAsyncDisposable
     public MailMetrics Metrics { get; } = new();
     /// <summary>The Prometheus endpoint; null when metrics are off.</summary>
     public MetricsEndpoint? MetricsEndpoint { get; private set; }
+    /// <summary>Message tracking (search and stories through its Store), or null when it is off.</summary>
+    public MessageTracker? Tracking { get; private set; }
 
     private ListenerSet? _listeners;
     private CertificateExpiryWatch? _expiryWatch;
@@ -92,6 +94,7 @@ public sealed class Gateway : IAsyncDisposable
         gateway.TlsOutcomes.Attach(events);
         gateway.Traffic.Attach(events);
         gateway.Metrics.Attach(events, data);
+        if (config.Tracking.Enabled) gateway.Tracking = MessageTracker.TryStart(data, events, () => holder.Current.Tracking);
 
         try
         {
@@ -192,6 +195,7 @@ public sealed class Gateway : IAsyncDisposable
         Certificates.Dispose();
         Delivery.Sts?.Cache.Dispose();
         await Store.DisposeAsync().ConfigureAwait(false);
+        if (Tracking is not null) await Tracking.DisposeAsync().ConfigureAwait(false);   // after delivery: the last outcomes are tracked
         Events.Publish(new SystemNotice("Postern stopped"));
         await MailLog.DisposeAsync().ConfigureAwait(false);
     }

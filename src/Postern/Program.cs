@@ -115,6 +115,7 @@ HostStatusCommands.AddTo(root, configOption, jsonOption, LoadConfig);
 ListenerAlertCommands.AddTo(root, configOption, jsonOption, LoadConfig);
 
 root.Subcommands.Add(QueueCommands.Build(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(TrackCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(CertConfigCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(DaneCheckCommand.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(StsCommands.Build(configOption, jsonOption, LoadConfig));

@@ -99,8 +99,6 @@ public static class ConfigPreflight
             if (entry.MtaSts == MtaStsSupport.On && entry == dc.Default)
                 warnings.Add($"{label}: MTA-STS is on for the Default entry: every destination's policy is looked up and fetched (SPEC §4 advises enabling it per verified destination)");
         }
-        // Stored ahead of the parts that use them (issue 11): said, never silently ignored.
-        if (config.Tracking.Enabled) warnings.Add("tracking settings are stored but not in force: message tracking is not built yet");
         var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);
         if (daneUsed)
         {

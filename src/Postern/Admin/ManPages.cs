@@ -1148,6 +1148,55 @@ public static partial class ManPages
             ["postern queue delete 1042"],
             ["postern queue list", "postern suspenddel"]),
 
+        ["postern track"] = new(
+            """
+            Message tracking: searches the life of every message the gateway handled, newest first. A running gateway
+            records it from its event stream in <data>/tracking/tracking.db (when tracking.enabled is on, the default):
+            the inbound connection (ICID, client address and reverse DNS, listener, sender group, mail flow policy, TLS),
+            the envelope, Message-ID, subject and size; each delivery attempt (DCID, MX host and address, TLS protocol,
+            cipher and peer names, the Destination Controls entry and TLS level, the DANE and MTA-STS decisions with
+            their reasons) and the receiving server's reply; the final status. Messages older than
+            tracking.retentionDays (30 by default) are deleted daily.
+
+            Every option given must hold. --sender and --recipient take an address (case-insensitive) or a domain
+            (example.com; not @example.com, which the command line reads as a response file). --subject finds text
+            (3 characters or more) anywhere in the Subject header. --since and --until take a date and time (UTC unless an offset is given) or
+            an age such as 90m, 12h, 7d. --status is queued, deferred, delivered, bounced, partial (finished, some
+            recipients delivered and the others bounced) or rejected (refused at the end of DATA). --tls is the TLS
+            outcome of the latest delivery attempt: dane (the certificate matched a TLSA record), mta-sts (an MTA-STS
+            policy applied and passed), verified (by the trusted CAs), encrypted (not verified), clear, failed (TLS,
+            DANE or MTA-STS failed, so the host was not used) or none (no attempt reached a host yet).
+
+            The table shows MID, time received (UTC), status, TLS outcome, sender, recipients and subject; text that
+            came from a peer is shown with control characters escaped (\xNN) and cut to the column. --json prints every
+            field, recipients with their status, TLS outcome and last reply. `postern track show MID` tells one
+            message's story. The database is read only: the command works while the gateway runs.
+            """,
+            ["postern track --recipient bob@example.com",
+             "postern track --sender example.org --since 2h --status deferred",
+             "postern track --subject invoice --since 2025-06-01 --until 2025-06-02 --json",
+             "postern track --tls failed --limit 20 # The latest messages whose TLS, DANE or MTA-STS failed."],
+            ["postern track show", "postern queue show", "postern hoststatus", "docs/ADMINISTRATION.md"]),
+
+        ["postern track show"] = new(
+            """
+            Tells the life of the message MID as a story, one sentence per step with its time (UTC): how it was received
+            (client, reverse DNS, listener, ICID, sender group, policy, TLS), MAIL FROM and each RCPT TO, the Message-ID,
+            subject and size, its queueing; each delivery attempt with its DCID, MX host and address, TLS protocol, cipher
+            and the peer's certificate names; and each recipient's outcome with the facts of the connection that carried
+            it, for example: Delivered to <bob@example.com> via mx1.example.com [192.0.2.25] over TLSv1.3, certificate
+            verified by DANE-EE (3 1 1); MTA-STS not applied because DANE succeeded; Destination Controls entry
+            example.com: TLS Required (Verify). Reply: 250 2.0.0 Ok.
+
+            A deferral with no connection behind it (every MX host failed DANE, MTA-STS or TLS, or could not be reached)
+            is preceded by the hosts tried for that domain just before, each with what went wrong. Text that came from a
+            peer (subject, replies, certificate names, reasons quoting a server) is shown with control characters escaped
+            (\xNN) and cut to a length; --json gives the steps with their fields as recorded, and the story. Exit status
+            1 when MID is not tracked.
+            """,
+            ["postern track show 1042", "postern track show 1042 --json"],
+            ["postern track", "postern queue show", "postern hoststatus"]),
+
         ["postern certconfig"] = new(
             """
             Certificates and the trusted certificate authorities, in the appliance's style. The certificate store in

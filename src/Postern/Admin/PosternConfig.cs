@@ -458,7 +458,7 @@ public sealed class MetricsSettings
 /// <summary>Message tracking: every message's life, from the event stream, kept for a while.</summary>
 public sealed class TrackingSettings
 {
-    public bool Enabled { get; set; }
+    public bool Enabled { get; set; } = true;
     public int RetentionDays { get; set; } = 30;
 
     internal void Validate(List<string> errors)
