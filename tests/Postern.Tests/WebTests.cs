@@ -143,6 +143,25 @@ public sealed class WebTests
         gw.WaitForLogLine("Destination Controls for domain (mxname.test): TLS Required (Verify) (mxname.test entry)");
         gw.WaitForLogLine("TLS certificate verified");
         gw.WaitForLogLine("Message done DCID");
+        // Message tracking finds it and tells its story.
+        await b.GoAsync("/tracking");
+        await b.Page.FillAsync("#recipient", rcpt);
+        await b.Page.ClickAsync("#search-button");
+        await b.ShotAsync("tracking-search");
+        TestWorld.WaitUntil(() =>
+        {
+            b.Page.ReloadAsync().GetAwaiter().GetResult();
+            return b.Page.InnerTextAsync("#results").GetAwaiter().GetResult().Contains("delivered");
+        }, TimeSpan.FromSeconds(10), "tracking to record the delivery");
+        await b.Page.ClickAsync("#results tbody a, #results a");
+        await b.ShotAsync("tracking-story");
+        var story = await b.Page.InnerTextAsync("#story");
+        Assert.Contains($"Delivered to <{rcpt}> via mx.mxname.test", story);
+        Assert.Contains("Destination Controls entry mxname.test: TLS Required (Verify)", story);
+        Assert.Contains("sender group RELAYLIST", story);
+        await b.GoAsync("/tracking?subject=ab");   // too short: said, not searched
+        Assert.Contains("3", await b.Page.InnerTextAsync("#problems"));
+
         // The overview's charts count it: one recipient delivered, encrypted and verified.
         await b.GoAsync("/");
         var protection = await b.Page.InnerTextAsync("#chart-protection");
@@ -331,7 +350,7 @@ public sealed class WebTests
         using var anonymous = Client(endpoint);
         foreach (var path in new[] { "/", "/destinations", "/destinations/edit", "/destinations/edit?domain=default", "/destinations/global", "/changes", "/denied",
             "/certificates", "/certificates/create", "/certificates/import", "/certificates/upload?name=x", "/certificates/authorities",
-            "/certificates?handler=Csr&name=x", "/certificates/authorities?handler=Export", "/queue", "/check?domain=sts-good.test", "/interfaces" })
+            "/certificates?handler=Csr&name=x", "/certificates/authorities?handler=Export", "/queue", "/check?domain=sts-good.test", "/interfaces", "/tracking", "/tracking?mid=1", "/tracking/message?mid=1" })
         {
             var response = await anonymous.GetAsync(path);
             Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
