@@ -348,7 +348,11 @@ public sealed class ConfigAdminTests
         Cli(0, "listenerconfig", "hat-set", "IncomingMail", "LOOPBACK", "--senders", "127.0.0.0/8", "--policy", "STRICT", "--config", file);
         Assert.Contains("there is no listener 'Nope'", Cli(2, "listenerconfig", "hat-set", "Nope", "X", "--senders", "127.0.0.1", "--policy", "STRICT", "--config", file));
         Assert.Contains("is not an IP, CIDR or host-name pattern", Cli(2, "listenerconfig", "hat-set", "IncomingMail", "BAD", "--senders", "not an address!", "--policy", "STRICT", "--config", file));
+        Assert.Contains("mail flow policy 'STRICT' is used by IncomingMail sender group LOOPBACK", Cli(2, "listenerconfig", "policy-delete", "STRICT", "--config", file));
+        Cli(0, "listenerconfig", "policy", "TRIAL", "--action", "reject", "--config", file);
+        Assert.Contains("Mail flow policy TRIAL deleted.", Cli(0, "listenerconfig", "policy-delete", "TRIAL", "--config", file));
         var listed = Cli(0, "listenerconfig", "list", "--config", file);
+        Assert.DoesNotContain("policy TRIAL", listed);
         Assert.Contains("sender group LOOPBACK: 127.0.0.0/8 -> STRICT", listed);
         Assert.Contains("policy STRICT: accept, TLS required", listed);
 

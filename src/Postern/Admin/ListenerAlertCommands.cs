@@ -120,6 +120,18 @@ public sealed class ListenerService(ConfigService config, PosternConfig fallback
         Stage(c);
     }
 
+    /// <summary>Deletes a mail flow policy that no listener uses (as default or in a sender group).</summary>
+    public void DeletePolicy(string name)
+    {
+        var c = Working;
+        if (!c.MailFlowPolicies.ContainsKey(name)) throw new ConfigException($"there is no mail flow policy '{name}'");
+        var users = c.Listeners.SelectMany(l => l.SenderGroups.Where(g => g.Policy.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(g => $"{l.Name} sender group {g.Name}")
+            .Concat(l.DefaultPolicy.Equals(name, StringComparison.OrdinalIgnoreCase) ? [$"{l.Name} (default policy)"] : [])).ToList();
+        if (users.Count > 0) throw new ConfigException($"mail flow policy '{name}' is used by {string.Join(", ", users)}; change those first");
+        c.MailFlowPolicies.Remove(name);
+        Stage(c);
+    }
+
     /// <summary>The appliance's "Do you want to allow encrypted TLS connections? 1. No 2. Preferred 3. Required".</summary>
     public static InboundTls ParseTls(string value) => value.ToLowerInvariant() switch
     {
@@ -376,7 +388,9 @@ public static class ListenerAlertCommands
             });
             return Staged(s, $"Mail flow policy {p.GetValue(policyName)} set.");
         }));
-        foreach (var c in new[] { list, create, edit, delete, hatSet, hatRemove, policyCommand }) listener.Subcommands.Add(c);
+        var policyDelete = new Command("policy-delete", "Delete a mail flow policy that no listener uses") { policyName, configOption };
+        policyDelete.SetAction(p => With(p, (s, c) => { new ListenerService(s, c).DeletePolicy(p.GetValue(policyName)!); return Staged(s, $"Mail flow policy {p.GetValue(policyName)} deleted."); }));
+        foreach (var c in new[] { list, create, edit, delete, hatSet, hatRemove, policyCommand, policyDelete }) listener.Subcommands.Add(c);
         // Without a subcommand: the appliance's dialogue on the terminal (or piped answers).
         listener.Options.Add(configOption);
         listener.SetAction(p => With(p, (s, c) =>

@@ -987,6 +987,14 @@ public static partial class ManPages
              "postern listenerconfig hat-set IncomingMail TRUSTED --senders 192.0.2.0/24 --policy TRUSTED"],
             ["postern commit", "postern suspendlistener", "postern certconfig assign", "docs/ADMINISTRATION.md", "docs/CONFIGURATION.md"]),
 
+        ["postern listenerconfig policy-delete"] = new(
+            """
+            Deletes the mail flow policy POLICY. A policy that a listener uses (as its default policy or in a sender group
+            of its HAT) is refused, naming the users: change those first. The change is staged; `postern commit` applies it.
+            """,
+            ["postern listenerconfig policy-delete TRIAL"],
+            ["postern listenerconfig policy", "postern listenerconfig list", "postern commit"]),
+
         ["postern listenerconfig list"] = new(
             """
             Prints each listener (type, address, port, session limit, default policy) with its HAT sender groups in matching
@@ -1174,7 +1182,6 @@ public static partial class ManPages
             """,
             ["postern track --recipient bob@example.com",
              "postern track --sender example.org --since 2h --status deferred",
-             "postern track --subject invoice --since 2025-06-01 --until 2025-06-02 --json",
              "postern track --tls failed --limit 20 # The latest messages whose TLS, DANE or MTA-STS failed."],
             ["postern track show", "postern queue show", "postern hoststatus", "docs/ADMINISTRATION.md"]),
 

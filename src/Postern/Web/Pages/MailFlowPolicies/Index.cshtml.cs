@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using Postern.Admin;
 
@@ -14,6 +15,19 @@ public sealed class MailFlowPoliciesModel(WebContext web) : PageModel
         var working = web.Config((s, fallback) => s.Working(fallback));
         Policies = working.MailFlowPolicies.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase).Select(p => (p.Key, p.Value)).ToList();
         Listeners = working.Listeners;
+    }
+
+    public IActionResult OnPostDelete(string name)
+    {
+        if (!User.IsInRole(WebServer.AdministratorRole)) return Forbid();
+        try
+        {
+            web.Config((s, fallback) => { new ListenerService(s, fallback, who: WebContext.Who(User)).DeletePolicy(name); return 0; });
+            web.Audit(User, $"deleted mail flow policy {name} (staged)");
+            TempData["Notice"] = $"Mail flow policy {name} deleted. Commit to apply it.";
+        }
+        catch (ConfigException e) { TempData["Error"] = e.Message; }
+        return RedirectToPage();
     }
 
     /// <summary>Where a policy is used: "IncomingMail: LOOPBACK", "OutgoingMail: default".</summary>
