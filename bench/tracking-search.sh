@@ -75,3 +75,9 @@ search "no match, big domain + status" --recipient "$BIG_DOMAIN" --status reject
 search "no match, two broad criteria" --status bounced --tls failed
 search "no match, three broad criteria" --recipient "$BIG_DOMAIN" --status bounced --tls failed
 search "no match, subject common + status" --subject invoice --status rejected
+
+# One story: `postern track show MID --json` (the steps and the sentences).
+times=()
+for _ in 1 2 3; do start=$(date +%s%N); $POSTERN track show "$MID" --json --config "$CONFIG" >/dev/null; times+=("$(ms "$start")"); done
+read -r inproc sentences <<<"$($BENCH story "$DATA" "$MID")"
+printf '| story | `show %s` | %s sentences | %s ms | %s | %s ms |\n' "$MID" "$sentences" "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)" "${times[*]}" "$inproc"

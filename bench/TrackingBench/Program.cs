@@ -7,12 +7,14 @@
 // and times one search in-process (what the web page pays; `postern track` adds its process
 // start): the median of five runs after one warm-up, in milliseconds, and the number found.
 //   trackingbench search DATA_DIR [--sender S] [--recipient R] [--mid N] [--subject T] [--since T] [--until T] [--status S] [--tls O] [--limit N]
+//   trackingbench story DATA_DIR MID      (the same for a story: the median time and the number of sentences)
 using System.Diagnostics;
 using System.Globalization;
 using Postern.Admin;
 using Postern.Observability;
 
 if (args.Length >= 2 && args[0] == "search") return Search(args[1], args[2..]);
+if (args.Length == 3 && args[0] == "story") return Story(args[1], long.Parse(args[2], CultureInfo.InvariantCulture));
 if (args.Length != 3 || args[0] != "fill")
 {
     Console.Error.WriteLine("usage: trackingbench fill DATA_DIR MESSAGES | trackingbench search DATA_DIR [track options]");
@@ -153,6 +155,23 @@ Console.WriteLine($"MID={total / 2}");
 Console.WriteLine($"DAY_FROM={(now - TimeSpan.FromDays(10)).UtcDateTime:yyyy-MM-ddTHH:mm:ss}Z");
 Console.WriteLine($"DAY_UNTIL={(now - TimeSpan.FromDays(9)).UtcDateTime:yyyy-MM-ddTHH:mm:ss}Z");
 return 0;
+
+static int Story(string dataDirectory, long mid)
+{
+    using var opened = SqliteTrackingStore.OpenForReading(SqliteTrackingStore.PathFor(Path.GetFullPath(dataDirectory)));
+    ITrackingStore store = opened;
+    var sentences = store.Story(mid)?.Sentences.Count ?? 0;   // warm-up
+    var times = new List<double>();
+    for (var run = 0; run < 5; run++)
+    {
+        var watch = Stopwatch.StartNew();
+        sentences = store.Story(mid)?.Sentences.Count ?? 0;
+        times.Add(watch.Elapsed.TotalMilliseconds);
+    }
+    times.Sort();
+    Console.WriteLine($"{times[2]:F1} {sentences}");
+    return 0;
+}
 
 static int Search(string dataDirectory, string[] options)
 {

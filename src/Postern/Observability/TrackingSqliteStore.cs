@@ -8,7 +8,7 @@ namespace Postern.Observability;
 /// Message tracking in SQLite: &lt;data&gt;/tracking/tracking.db (0600, WAL). One row per message
 /// (with the columns the searches use, each behind an index that ends in the received time, so
 /// "newest first" walks an index and stops at the limit), one per recipient, and the steps of
-/// each message clustered by MID (a story is one range read). Subjects are indexed by trigrams
+/// each message (appended in order, found by MID through a small index). Subjects are indexed by trigrams
 /// (FTS5) for "contains" searches. Writes come from one writer in batches; reads open their own
 /// read-only connections, so the CLI and the web page search while the gateway writes.
 /// </summary>
@@ -42,8 +42,8 @@ public sealed class SqliteTrackingStore : ITrackingStore
         CREATE INDEX IF NOT EXISTS recipients_address ON recipients(address_key, received);
         CREATE INDEX IF NOT EXISTS recipients_domain ON recipients(domain, received);
         CREATE TABLE IF NOT EXISTS steps(
-          mid INTEGER NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL, kind TEXT NOT NULL, dcid INTEGER, rid INTEGER, data TEXT NOT NULL,
-          PRIMARY KEY(mid, seq)) WITHOUT ROWID;
+          seq INTEGER PRIMARY KEY, mid INTEGER NOT NULL, time INTEGER NOT NULL, kind TEXT NOT NULL, dcid INTEGER, rid INTEGER, data TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS steps_mid ON steps(mid);
         CREATE VIRTUAL TABLE IF NOT EXISTS subject_fts USING fts5(subject, content='messages', content_rowid='mid', tokenize='trigram');
         """;
 
@@ -137,10 +137,28 @@ public sealed class SqliteTrackingStore : ITrackingStore
             _command.ExecuteNonQuery();
         }
 
+        public object? Scalar(SqliteTransaction tx)
+        {
+            _command.Transaction = tx;
+            return _command.ExecuteScalar();
+        }
+
         public void Dispose() => _command.Dispose();
     }
 
-    private Prepared? _replaceMessage, _insertRecipient, _dsnRecipient, _placeholder, _insertStep, _touch, _changeRecipient;
+    private Prepared? _exists, _deleteMessage, _insertMessage, _insertRecipient, _dsnRecipient, _placeholder, _insertStep, _changeRecipient;
+
+    /// <summary>MIDs known to have a row (entered or placed by this writer): their steps need no placeholder. Bounded, oldest forgotten first.</summary>
+    private readonly HashSet<long> _known = [];
+    private readonly Queue<long> _knownOrder = new();
+    private const int MaxKnown = 200_000;
+
+    private void Know(long mid)
+    {
+        if (!_known.Add(mid)) return;
+        _knownOrder.Enqueue(mid);
+        if (_knownOrder.Count > MaxKnown) _known.Remove(_knownOrder.Dequeue());
+    }
 
     public void Write(IReadOnlyList<TrackingWrite> batch)
     {
@@ -150,21 +168,28 @@ public sealed class SqliteTrackingStore : ITrackingStore
             var c = Writer;
             using var tx = c.BeginTransaction();
             var seq = _nextSeq;
-            foreach (var op in batch)
+            try
             {
-                switch (op)
+                foreach (var op in batch)
                 {
-                    case MessageEntered m: Enter(c, tx, m, ref seq); break;
-                    case StepAdded s:
-                        Placeholder(c, tx, s.Mid, s.Time, null);
-                        InsertStep(c, tx, s.Mid, s.Step, ref seq);
-                        (_touch ??= new Prepared(c, "UPDATE messages SET updated = max(updated, $t) WHERE mid = $mid"))
-                            .Set("$t", TrackingTime.ToStored(s.Time)).Set("$mid", s.Mid).Run(tx);
-                        break;
-                    case RecipientChanged r: ChangeRecipient(c, tx, r); break;
+                    switch (op)
+                    {
+                        case MessageEntered m: Enter(c, tx, m, ref seq); break;
+                        case StepAdded s:
+                            Placeholder(c, tx, s.Mid, s.Time, null);
+                            InsertStep(c, tx, s.Mid, s.Step, ref seq);
+                            break;
+                        case RecipientChanged r: ChangeRecipient(c, tx, r); break;
+                    }
                 }
+                tx.Commit();
             }
-            tx.Commit();
+            catch
+            {
+                _known.Clear();   // what this batch placed is rolled back
+                _knownOrder.Clear();
+                throw;
+            }
             _nextSeq = seq;
         }
     }
@@ -181,11 +206,16 @@ public sealed class SqliteTrackingStore : ITrackingStore
     {
         string? In(string name) => m.Inbound.TryGetValue(name, out var v) ? v : null;
         var t = TrackingTime.ToStored(m.Time);
-        (_replaceMessage ??= new Prepared(c, """
-            INSERT INTO subject_fts(subject_fts, rowid, subject) SELECT 'delete', mid, subject FROM messages WHERE mid = $mid AND subject IS NOT NULL;
-            DELETE FROM steps WHERE mid = $mid;
-            DELETE FROM recipients WHERE mid = $mid;
-            DELETE FROM messages WHERE mid = $mid;
+        // A MID seen before belongs to an older message (the queue was reset): it goes first.
+        (_exists ??= new Prepared(c, "SELECT 1 FROM messages WHERE mid = $mid")).Set("$mid", m.Mid);
+        if (_known.Contains(m.Mid) || _exists.Scalar(tx) is not null)
+            (_deleteMessage ??= new Prepared(c, """
+                INSERT INTO subject_fts(subject_fts, rowid, subject) SELECT 'delete', mid, subject FROM messages WHERE mid = $mid AND subject IS NOT NULL;
+                DELETE FROM steps WHERE mid = $mid;
+                DELETE FROM recipients WHERE mid = $mid;
+                DELETE FROM messages WHERE mid = $mid;
+                """)).Set("$mid", m.Mid).Run(tx);
+        (_insertMessage ??= new Prepared(c, """
             INSERT INTO messages(mid, received, updated, origin, icid, client_address, reverse_dns, reverse_verified, listener, sender_group, policy,
               policy_action, group_match, inbound_tls, inbound_cipher, sender, sender_key, sender_domain, subject, size, message_id, bounce_of, status, tls)
             VALUES($mid, $t, $t, $origin, $icid, $client, $rdns, $rverified, $listener, $group, $policy, $action, $match, $itls, $icipher,
@@ -202,6 +232,7 @@ public sealed class SqliteTrackingStore : ITrackingStore
             .Set("$sender", m.Sender).Set("$skey", AddressKey(m.Sender)).Set("$sdomain", DomainKey(m.Sender))
             .Set("$subject", m.Subject).Set("$size", m.Size).Set("$msgid", m.MessageId).Set("$bounceof", m.BounceOf).Set("$status", m.Status)
             .Run(tx);
+        Know(m.Mid);
         var recipientStatus = m.Status == TrackingStatus.Rejected ? TrackingStatus.Rejected : TrackingStatus.Queued;
         _insertRecipient ??= new Prepared(c, """
             INSERT OR REPLACE INTO recipients(mid, rid, received, address, address_key, domain, status, tls, response, dcid, updated)
@@ -224,6 +255,8 @@ public sealed class SqliteTrackingStore : ITrackingStore
     /// <summary>A message seen first after its acceptance (tracking was off, or its events were dropped): a row of unknown origin.</summary>
     private void Placeholder(SqliteConnection c, SqliteTransaction tx, long mid, DateTimeOffset time, string? sender)
     {
+        if (_known.Contains(mid)) return;
+        Know(mid);
         var t = TrackingTime.ToStored(time);
         (_placeholder ??= new Prepared(c, """
             INSERT OR IGNORE INTO messages(mid, received, updated, origin, sender, sender_key, sender_domain, status, tls)
@@ -237,8 +270,23 @@ public sealed class SqliteTrackingStore : ITrackingStore
     {
         (_insertStep ??= new Prepared(c, "INSERT INTO steps(mid, seq, time, kind, dcid, rid, data) VALUES($mid, $seq, $t, $kind, $dcid, $rid, $data)"))
             .Set("$mid", mid).Set("$seq", seq++).Set("$t", TrackingTime.ToStored(step.Time)).Set("$kind", step.Kind)
-            .Set("$dcid", step.Dcid).Set("$rid", step.Rid).Set("$data", JsonSerializer.Serialize(step.Fields))
+            .Set("$dcid", step.Dcid).Set("$rid", step.Rid).Set("$data", FieldsJson(step.Fields))
             .Run(tx);
+    }
+
+    private readonly System.Buffers.ArrayBufferWriter<byte> _json = new(1024);
+
+    /// <summary>A step's fields as a JSON object, written directly (this runs for every step).</summary>
+    private string FieldsJson(IReadOnlyDictionary<string, string> fields)
+    {
+        _json.ResetWrittenCount();
+        using (var w = new Utf8JsonWriter(_json))
+        {
+            w.WriteStartObject();
+            foreach (var (name, value) in fields) w.WriteString(name, value);
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(_json.WrittenSpan);
     }
 
     private void ChangeRecipient(SqliteConnection c, SqliteTransaction tx, RecipientChanged r)
@@ -556,7 +604,7 @@ public sealed class SqliteTrackingStore : ITrackingStore
         lock (_writeGate)
         {
             if (_writer is null) return;
-            foreach (var p in new[] { _replaceMessage, _insertRecipient, _dsnRecipient, _placeholder, _insertStep, _touch, _changeRecipient }) p?.Dispose();
+            foreach (var p in new[] { _exists, _deleteMessage, _insertMessage, _insertRecipient, _dsnRecipient, _placeholder, _insertStep, _changeRecipient }) p?.Dispose();
             try { Exec(_writer, "PRAGMA optimize;"); } catch (SqliteException) { /* closing anyway */ }
             _writer.Dispose();
         }

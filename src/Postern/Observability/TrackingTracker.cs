@@ -19,7 +19,9 @@ public sealed class MessageTracker : IAsyncDisposable
     /// <summary>Events waiting for the tracking task; beyond this they are dropped and counted.</summary>
     public const int Backlog = 100_000;
     /// <summary>Events applied per transaction at most.</summary>
-    public const int MaxBatch = 2_000;
+    public const int MaxBatch = 5_000;
+    /// <summary>How long events are gathered before a commit (a search sees a message this much later).</summary>
+    public static readonly TimeSpan CommitInterval = TimeSpan.FromMilliseconds(250);
     public const int MaxInboundConnections = 20_000;
     public const int MaxOpenMessages = 20_000;
     public const int MaxDeliveryConnections = 10_000;
@@ -164,19 +166,29 @@ public sealed class MessageTracker : IAsyncDisposable
         {
             RetentionDue? retention = null;
             var taken = 0;
-            while (taken < MaxBatch && reader.TryRead(out var e))
+            void Take()
             {
-                taken++;
-                switch (e)
+                while (taken < MaxBatch && retention is null && reader.TryRead(out var e))
                 {
-                    case RetentionDue r: retention = r; break;
-                    case FlushRequest f: flushes.Add(f.Done); break;
-                    default:
-                        try { Follow(e, batch); }
-                        catch (Exception ex) { Problem($"message tracking could not follow {e.GetType().Name}: {ex.Message}"); }
-                        break;
+                    taken++;
+                    switch (e)
+                    {
+                        case RetentionDue r: retention = r; break;   // it runs between batches
+                        case FlushRequest f: flushes.Add(f.Done); break;
+                        default:
+                            try { Follow(e, batch); }
+                            catch (Exception ex) { Problem($"message tracking could not follow {e.GetType().Name}: {ex.Message}"); }
+                            break;
+                    }
                 }
-                if (retention is not null) break;   // the retention runs between batches
+            }
+            Take();
+            if (taken < MaxBatch && retention is null && flushes.Count == 0)
+            {
+                // Group commit: a message's events come over a second or so; gathering them for a
+                // moment turns many small transactions (each rewriting the same index pages) into one.
+                await Task.Delay(CommitInterval).ConfigureAwait(false);
+                Take();
             }
             Commit(batch);
             if (retention is not null) Retain(retention);
