@@ -124,7 +124,8 @@ root.Subcommands.Add(AdminUserCommands.Build(configOption, jsonOption, LoadConfi
 root.Subcommands.Add(InterfaceCommands.Build(configOption, jsonOption, LoadConfig));
 ManPages.Install(root);   // after every command: `--help` and `postern help` print the manual pages
 
-return await root.Parse(args).InvokeAsync();
+// No response files: an argument like "@example.com" (track --sender) is an argument, not a file to read.
+return await root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null }).InvokeAsync();
 
 static PosternConfig? LoadConfig(FileInfo? file)
 {

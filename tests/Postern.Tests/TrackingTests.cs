@@ -155,6 +155,9 @@ public sealed class TrackingTests
         Assert.Equal(new[] { refusedMid, failMid, chainMid, stsMid, daneMid, goodMid }, bySender);
         Assert.Equal(new[] { failMid }, TrackJson(file, "--sender", "sender.test", "--status", "deferred", "--tls", "failed", "--since", "10m")
             .EnumerateArray().Select(m => m.GetProperty("mid").GetInt64()).Where(bySender.Contains));
+        // "@domain" as administrators type it: an argument, never a response file.
+        Assert.Equal(new[] { failMid }, TrackJson(file, "--sender", "@sender.test", "--status", "deferred", "--tls", "failed", "--since", "10m")
+            .EnumerateArray().Select(m => m.GetProperty("mid").GetInt64()).Where(bySender.Contains));
         Assert.Contains(chainMid, TrackJson(file, "--subject", "STS-CHAIN").EnumerateArray().Select(m => m.GetProperty("mid").GetInt64()));
         Assert.Empty(TrackJson(file, "--sender", sender, "--until", "2000-01-01").EnumerateArray());
         var byMid = Assert.Single(TrackJson(file, "--mid", goodMid.ToString()).EnumerateArray());
