@@ -24,6 +24,22 @@ public abstract record CertificateTarget
         return outbound ? new Outbound() : https ? new Https() : new Listener(listener!);
     }
 
+    /// <summary>The form it takes in forms and in the store of earlier versions: "listener:NAME", "outbound", "https".</summary>
+    public string Key => this switch
+    {
+        Listener l => "listener:" + l.Name,
+        Outbound => "outbound",
+        _ => "https",
+    };
+
+    public static CertificateTarget Parse(string key) => key switch
+    {
+        "outbound" => new Outbound(),
+        "https" => new Https(),
+        _ when key.StartsWith("listener:", StringComparison.Ordinal) => new Listener(key["listener:".Length..]),
+        _ => throw new ConfigException($"'{key}' is not a service (listener:NAME, outbound, https)"),
+    };
+
     public sealed override string ToString() => this switch
     {
         Listener l => $"listener {l.Name}",
@@ -51,6 +67,11 @@ public sealed class CertificateService(ConfigService config, PosternConfig fallb
         return store.List();
     }
 
+    /// <summary>The stored certificate's own name for <paramref name="name"/> (any case), or the reason it cannot be chosen.</summary>
+    public static string StoredName(IReadOnlyList<CertificateInfo> stored, string name) =>
+        stored.FirstOrDefault(x => x.Name.Equals(name, StringComparison.OrdinalIgnoreCase))?.Name
+        ?? throw new ConfigException($"there is no stored certificate '{name}' (postern certconfig list shows them)");
+
     /// <summary>The stored certificates, with where the working configuration uses them.</summary>
     public IReadOnlyList<CertificateInfo> Certificates() => store.List(Working.CertificateAssignments());
 
@@ -69,15 +90,23 @@ public sealed class CertificateService(ConfigService config, PosternConfig fallb
     {
         switch (target)
         {
-            case CertificateTarget.Listener l:
-                var listener = c.Listeners.FirstOrDefault(x => x.Name.Equals(l.Name, StringComparison.OrdinalIgnoreCase))
-                    ?? throw new ConfigException($"no listener named '{l.Name}' (listeners: {string.Join(", ", c.Listeners.Select(x => x.Name))})");
-                listener.Certificate = name;
-                break;
+            case CertificateTarget.Listener l: FindListener(c, l).Certificate = name; break;
             case CertificateTarget.Outbound: c.DestinationControls.ClientCertificate = name; break;
             default: c.Web.Certificate = name; break;
         }
     }
+
+    /// <summary>The certificate a target has in a configuration (null: none assigned).</summary>
+    public static string? Assigned(PosternConfig c, CertificateTarget target) => target switch
+    {
+        CertificateTarget.Listener l => FindListener(c, l).Certificate,
+        CertificateTarget.Outbound => c.DestinationControls.ClientCertificate,
+        _ => c.Web.Certificate,
+    };
+
+    private static ListenerSettings FindListener(PosternConfig c, CertificateTarget.Listener l) =>
+        c.Listeners.FirstOrDefault(x => x.Name.Equals(l.Name, StringComparison.OrdinalIgnoreCase))
+        ?? throw new ConfigException($"no listener named '{l.Name}' (listeners: {string.Join(", ", c.Listeners.Select(x => x.Name))})");
 
     /// <summary>Deletes a certificate no configuration uses: neither the committed one nor the staged changes.</summary>
     public void Delete(string name)
@@ -201,12 +230,12 @@ public sealed class CertificateService(ConfigService config, PosternConfig fallb
         {
             foreach (var (service, name) in legacy.Assignments)
             {
-                if (!store.Exists(name)) continue;
-                if (service == "outbound") c.DestinationControls.ClientCertificate ??= name;
-                else if (service == "https") c.Web.Certificate ??= name;
-                else if (service.StartsWith("listener:", StringComparison.Ordinal)
-                    && c.Listeners.FirstOrDefault(l => l.Name.Equals(service["listener:".Length..], StringComparison.OrdinalIgnoreCase)) is { } listener)
-                    listener.Certificate ??= name;
+                try
+                {
+                    var target = CertificateTarget.Parse(service);
+                    if (store.Exists(name) && Assigned(c, target) is null) Set(c, target, name);
+                }
+                catch (ConfigException) { /* a listener that no longer exists: nothing to move */ }
             }
             if (legacy.SystemListDisabled) c.CertificateAuthorities.SystemListEnabled = false;
             var known = c.CertificateAuthorities.CustomList.Select(p => Entry(p).Fingerprint).ToHashSet();

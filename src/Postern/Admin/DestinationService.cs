@@ -86,8 +86,7 @@ public sealed class DestinationService(ConfigService config, PosternConfig fallb
         if (alertOnRequiredTlsFailure is { } alert) c.DestinationControls.AlertOnRequiredTlsFailure = alert;
         if (clientCertificate is not null)
             c.DestinationControls.ClientCertificate = clientCertificate.Equals("none", StringComparison.OrdinalIgnoreCase) ? null
-                : StoredCertificates().FirstOrDefault(x => x.Name.Equals(clientCertificate, StringComparison.OrdinalIgnoreCase))?.Name
-                  ?? throw new ConfigException($"there is no stored certificate '{clientCertificate}' (postern certconfig list shows them)");
+                : CertificateService.StoredName(StoredCertificates(), clientCertificate);
         Stage(c, "default");
     }
 

@@ -40,8 +40,7 @@ public sealed class InterfaceService(ConfigService config, PosternConfig fallbac
         if (port is { } p) c.Web.Port = p is >= 1 and <= 65535 ? p : throw new ConfigException($"port {p} is out of range 1-65535");
         if (certificate is not null)
             c.Web.Certificate = certificate.Equals("demo", StringComparison.OrdinalIgnoreCase) ? null
-                : (storedCertificates?.Invoke() ?? []).FirstOrDefault(x => x.Name.Equals(certificate, StringComparison.OrdinalIgnoreCase))?.Name
-                  ?? throw new ConfigException($"there is no stored certificate '{certificate}' (postern certconfig list shows them)");
+                : CertificateService.StoredName(storedCertificates?.Invoke() ?? [], certificate);
         var clash = c.Listeners.FirstOrDefault(l => l.Address == c.Web.Address && l.Port == c.Web.Port && l.Port != 0);
         if (enabled && clash is not null) throw new ConfigException($"{c.Web.Address}:{c.Web.Port} is listener {clash.Name}'s");
         c.Validate();

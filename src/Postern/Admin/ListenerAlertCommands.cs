@@ -71,8 +71,7 @@ public sealed class ListenerService(ConfigService config, PosternConfig fallback
     {
         string? stored = null;
         if (certificate is not null)
-            stored = StoredCertificates().FirstOrDefault(s => s.Name.Equals(certificate, StringComparison.OrdinalIgnoreCase))?.Name
-                ?? throw new ConfigException($"there is no stored certificate '{certificate}' (postern certconfig list shows them)");
+            stored = CertificateService.StoredName(StoredCertificates(), certificate);
         var c = Working;
         Find(c, listener).Certificate = stored;
         Stage(c);

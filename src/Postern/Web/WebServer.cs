@@ -43,6 +43,13 @@ public sealed class WebContext(string dataDirectory, PosternConfig startup, Func
 
     public bool HasStagedChanges => Config((s, _) => s.HasStagedChanges);
 
+    /// <summary>The certificate service over the versioned configuration and the certificate store.</summary>
+    public T WithCertificates<T>(Func<CertificateService, T> action) => Config((service, fallback) =>
+    {
+        using var store = new CertificateStore(DataDirectory);
+        return action(new CertificateService(service, fallback, store));
+    });
+
     /// <summary>Who a change is recorded as: the signed-in user, marked as coming from the web interface.</summary>
     public static string Who(ClaimsPrincipal user) => $"{user.Identity?.Name ?? "unknown"}@web";
 

@@ -15,15 +15,9 @@ public sealed class AuthoritiesModel(WebContext web) : PageModel
     public string BundleDate { get; private set; } = "";
     public string PackageVersion { get; private set; } = "";
 
-    private T With<T>(Func<CertificateService, T> action) => web.Config((service, fallback) =>
-    {
-        using var store = new CertificateStore(web.DataDirectory);
-        return action(new CertificateService(service, fallback, store));
-    });
-
     public void OnGet()
     {
-        With(certs =>
+        web.WithCertificates(certs =>
         {
             Settings = certs.Working.CertificateAuthorities;
             Custom = certs.CustomCas();
@@ -45,7 +39,7 @@ public sealed class AuthoritiesModel(WebContext web) : PageModel
 
     public IActionResult OnGetExport()
     {
-        var pem = string.Concat(With(certs => certs.CustomCas()).Select(c => c.Certificate.ExportCertificatePem() + "\n"));
+        var pem = string.Concat(web.WithCertificates(certs => certs.CustomCas()).Select(c => c.Certificate.ExportCertificatePem() + "\n"));
         return File(global::System.Text.Encoding.ASCII.GetBytes(pem), "application/x-pem-file", "custom-cas.pem");
     }
 
@@ -68,8 +62,8 @@ public sealed class AuthoritiesModel(WebContext web) : PageModel
         {
             if (file is null) throw new CertificateException("choose a PEM file");
             var pem = await UploadCertificateModel.ReadAsync(file);
-            var added = With(certs => certs.AddCustomCas(pem));
-            var enabled = With(certs => certs.Working.CertificateAuthorities.CustomListEnabled);
+            var added = web.WithCertificates(certs => certs.AddCustomCas(pem));
+            var enabled = web.WithCertificates(certs => certs.Working.CertificateAuthorities.CustomListEnabled);
             web.Audit(User, $"imported {added} CA certificate(s) into the custom list (staged)");
             TempData["Notice"] = $"{added} CA certificate(s) added to the custom list (staged). Commit to apply it." + (enabled ? "" : " The custom list is disabled: enable it too.");
         }
@@ -82,7 +76,7 @@ public sealed class AuthoritiesModel(WebContext web) : PageModel
         if (!User.IsInRole(WebServer.AdministratorRole)) return Forbid();
         try
         {
-            var said = With(action);
+            var said = web.WithCertificates(action);
             web.Audit(User, said);
             TempData["Notice"] = said;
         }

@@ -10,46 +10,29 @@ public sealed class CertificatesModel(WebContext web) : PageModel
 {
     public IReadOnlyList<CertificateInfo> Certificates { get; private set; } = [];
     public IReadOnlyList<string> Listeners { get; private set; } = [];
-    public IReadOnlyList<(string Service, string Source)> Assignments { get; private set; } = [];
-    public HashSet<string> Unassignable { get; } = [];
-
-    private T With<T>(Func<CertificateService, T> action) => web.Config((service, fallback) =>
-    {
-        using var store = new CertificateStore(web.DataDirectory);
-        return action(new CertificateService(service, fallback, store));
-    });
+    /// <summary>Every service with what it presents; Assigned is null where no stored certificate is assigned.</summary>
+    public IReadOnlyList<(CertificateTarget Target, string? Assigned, string Source)> Assignments { get; private set; } = [];
 
     public void OnGet()
     {
-        With(certs =>
+        web.WithCertificates(certs =>
         {
             Certificates = certs.Certificates();
             var w = certs.Working;
             Listeners = w.Listeners.Select(l => l.Name).ToList();
-            var rows = w.Listeners.Select(l => ($"listener {l.Name}", l.Certificate ?? l.CertificateFile ?? "Demo certificate")).ToList();
-            rows.Add(("the outbound client certificate", w.DestinationControls.ClientCertificate ?? w.DestinationControls.ClientCertificateFile ?? "none"));
-            rows.Add(("the HTTPS interface", w.Web.Certificate ?? "Demo certificate"));
-            Assignments = rows;
-            foreach (var l in w.Listeners.Where(l => l.Certificate is not null)) Unassignable.Add($"listener {l.Name}");
-            if (w.DestinationControls.ClientCertificate is not null) Unassignable.Add("the outbound client certificate");
-            if (w.Web.Certificate is not null) Unassignable.Add("the HTTPS interface");
+            var targets = w.Listeners.Select(l => (CertificateTarget)new CertificateTarget.Listener(l.Name))
+                .Append(new CertificateTarget.Outbound()).Append(new CertificateTarget.Https());
+            Assignments = targets.Select(t => (t, CertificateService.Assigned(w, t), Fallback(w, t))).ToList();
             return 0;
         });
     }
 
-    public string ServiceKey(string shown) => shown switch
+    /// <summary>What a service presents without a stored certificate.</summary>
+    private static string Fallback(PosternConfig w, CertificateTarget t) => t switch
     {
-        "the outbound client certificate" => "outbound",
-        "the HTTPS interface" => "https",
-        _ => "listener:" + shown["listener ".Length..],
-    };
-
-    private static CertificateTarget Target(string service) => service switch
-    {
-        "outbound" => new CertificateTarget.Outbound(),
-        "https" => new CertificateTarget.Https(),
-        _ when service.StartsWith("listener:", StringComparison.Ordinal) => new CertificateTarget.Listener(service["listener:".Length..]),
-        _ => throw new ConfigException($"'{service}' is not a service"),
+        CertificateTarget.Listener l => w.Listeners.First(x => x.Name == l.Name).CertificateFile ?? "Demo certificate",
+        CertificateTarget.Outbound => w.DestinationControls.ClientCertificateFile ?? "none",
+        _ => "Demo certificate",
     };
 
     /// <summary>The CSR holds no secret: every signed-in role may download it.</summary>
@@ -57,7 +40,7 @@ public sealed class CertificatesModel(WebContext web) : PageModel
     {
         try
         {
-            var pem = With(certs => certs.Store.CreateSigningRequest(name));
+            var pem = web.WithCertificates(certs => certs.Store.CreateSigningRequest(name));
             return File(System.Text.Encoding.ASCII.GetBytes(pem + "\n"), "application/pkcs10", FileName(name, "csr"));
         }
         catch (CertificateException e) { TempData["Error"] = e.Message; return RedirectToPage(); }
@@ -65,21 +48,21 @@ public sealed class CertificatesModel(WebContext web) : PageModel
 
     public IActionResult OnPostAssign(string name, string service) => Change(() =>
     {
-        With(certs => { certs.Assign(Target(service), name); return 0; });
-        web.Audit(User, $"assigned certificate {name} to {Target(service)} (staged)");
-        return $"{name} is assigned to {Target(service)} (staged). Commit to apply it.";
+        web.WithCertificates(certs => { certs.Assign(CertificateTarget.Parse(service), name); return 0; });
+        web.Audit(User, $"assigned certificate {name} to {CertificateTarget.Parse(service)} (staged)");
+        return $"{name} is assigned to {CertificateTarget.Parse(service)} (staged). Commit to apply it.";
     });
 
     public IActionResult OnPostUnassign(string service) => Change(() =>
     {
-        With(certs => { certs.Unassign(Target(service)); return 0; });
-        web.Audit(User, $"removed the certificate assignment of {Target(service)} (staged)");
-        return $"{Target(service)} has no assigned certificate (staged). Commit to apply it.";
+        web.WithCertificates(certs => { certs.Unassign(CertificateTarget.Parse(service)); return 0; });
+        web.Audit(User, $"removed the certificate assignment of {CertificateTarget.Parse(service)} (staged)");
+        return $"{CertificateTarget.Parse(service)} has no assigned certificate (staged). Commit to apply it.";
     });
 
     public IActionResult OnPostDelete(string name) => Change(() =>
     {
-        With(certs => { certs.Delete(name); return 0; });
+        web.WithCertificates(certs => { certs.Delete(name); return 0; });
         web.Audit(User, $"deleted certificate {name}");
         return $"Certificate {name} deleted.";
     });
@@ -91,7 +74,7 @@ public sealed class CertificatesModel(WebContext web) : PageModel
         if (passphrase != confirm) { TempData["Error"] = "The passphrases differ; nothing was exported."; return RedirectToPage(); }
         try
         {
-            var bytes = With(certs => certs.Store.ExportPkcs12(name, passphrase ?? ""));
+            var bytes = web.WithCertificates(certs => certs.Store.ExportPkcs12(name, passphrase ?? ""));
             web.Audit(User, $"exported certificate {name} with its key (PKCS#12)");
             return File(bytes, "application/x-pkcs12", FileName(name, "p12"));
         }

@@ -90,8 +90,7 @@ public sealed class EditListenerModel(WebContext web) : PageModel
                 var service = new ListenerService(s, fallback, () => CertificateService.StoredCertificates(web.Startup), WebContext.Who(User));
                 var certificate = Form.Certificate is { Length: > 0 } c
                     ? c.Equals(before?.Certificate, StringComparison.OrdinalIgnoreCase) ? before!.Certificate
-                      : service.StoredCertificates().FirstOrDefault(x => x.Name.Equals(c, StringComparison.OrdinalIgnoreCase))?.Name
-                        ?? throw new ConfigException($"there is no stored certificate '{c}' (Network > Certificates, or postern certconfig list, shows them)")
+                      : CertificateService.StoredName(service.StoredCertificates(), c)
                     : null;
                 void Apply(ListenerSettings l)
                 {
@@ -120,7 +119,7 @@ public sealed class EditListenerModel(WebContext web) : PageModel
             return Page();
         }
         web.Audit(User, $"{(IsNew ? "added" : "changed")} listener {name} (staged)");
-        var note = ListenerPages.RestartNote(web.Live, new ListenerSettings { Name = name!, Address = address!, Port = port });
+        var note = ListenerPages.CommitNote(web.Live, new ListenerSettings { Name = name!, Address = address!, Port = port });
         TempData["Notice"] = $"Listener {name} is staged. Commit to apply it."
             + (note.Length > 0 ? $" It {note.Replace("new: bound", "is bound", StringComparison.Ordinal)}." : "")
             + (!IsNew && !name!.Equals(Original, StringComparison.OrdinalIgnoreCase) ? $" Renamed, it counts as a new listener ({Original} stops accepting when committed)." : "");

@@ -19,7 +19,7 @@ public sealed class ListenersModel(WebContext web) : PageModel
     }
 
     /// <summary>What a commit will do to this listener's socket (the running gateway binds, moves and retires listeners live).</summary>
-    public string? RestartNote(ListenerSettings listener) => ListenerPages.RestartNote(web.Live, listener);
+    public string? CommitNote(ListenerSettings listener) => ListenerPages.CommitNote(web.Live, listener);
 
     public IActionResult OnPostDelete(string name)
     {
@@ -39,7 +39,7 @@ public sealed class ListenersModel(WebContext web) : PageModel
 public static class ListenerPages
 {
     /// <summary>Compared with the configuration in force: what committing the working one does to this listener's socket.</summary>
-    public static string RestartNote(PosternConfig inForce, ListenerSettings listener)
+    public static string CommitNote(PosternConfig inForce, ListenerSettings listener)
     {
         var bound = inForce.Listeners.FirstOrDefault(b => b.Name.Equals(listener.Name, StringComparison.OrdinalIgnoreCase));
         if (bound is null) return "new: bound when committed";
