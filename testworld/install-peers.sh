@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the integration tests run against (Postfix, swaks, unbound,
-# nsd, ldns tools, nginx for the MTA-STS policy hosts, chromium for the web interface tests).
+# nsd, ldns tools, nginx for the MTA-STS policy hosts, chromium for the web interface tests,
+# PostgreSQL for the cluster tests).
 # Idempotent: does nothing when everything is present.
 # Services are not started by the packages: the test world runs its own instances.
 set -euo pipefail
@@ -17,6 +18,7 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v smtp-source >/dev/null || need+=(postfix)
 command -v nginx >/dev/null || need+=(nginx)
 command -v chromium >/dev/null || need+=(chromium fonts-dejavu-core)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install-peers: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive

@@ -19,6 +19,7 @@
 #   127.0.8.98      nothing listens: mta-sts.sts-cache.test, where a test binds its own HTTPS server
 #   127.0.8.99      nothing listens: mta-sts.sts-refused.test (connection refused)
 #   127.0.7.1:25    Postfix "sender": relays everything to a Postern listener on 127.0.2.9:2525
+#   127.0.9.1:5432  PostgreSQL (Debian's), the cluster store: superuser postgres, password in $WORLD/postgres.password
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORLD=${POSTERN_WORLD:-/tmp/postern-world}
@@ -413,6 +414,37 @@ nginx_down() {
   pkill -9 -P "$master" 2>/dev/null || true; kill -9 "$master" 2>/dev/null || true
 }
 
+# PostgreSQL for the cluster tests: Debian's server binaries, a cluster made by initdb in
+# $WORLD/postgres, run as the unprivileged "postgres" user, listening on loopback only, with
+# password (SCRAM) authentication. Tests create one database each.
+PG_ADDR=127.0.9.1
+pg_bin() { local d; d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1); echo "$d"; }
+postgres_up() {
+  local pg=$WORLD/postgres bin; bin=$(pg_bin)
+  [ -x "$bin/initdb" ] || { echo "world: PostgreSQL server binaries not found" >&2; return 1; }
+  if [ -f "$pg/data/postmaster.pid" ] && "$bin/pg_isready" -q -h $PG_ADDR -p 5432; then return 0; fi
+  if [ ! -f "$pg/data/PG_VERSION" ]; then
+    rm -rf "$pg"; mkdir -p "$pg"
+    openssl rand -hex 16 > "$WORLD/postgres.password"
+    cp "$WORLD/postgres.password" "$pg/pwfile"
+    chown -R postgres:postgres "$pg"; chmod 700 "$pg"
+    runuser -u postgres -- "$bin/initdb" -D "$pg/data" -U postgres --pwfile="$pg/pwfile" \
+      --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$pg/initdb.log" 2>&1 \
+      || { cat "$pg/initdb.log" >&2; return 1; }
+    rm -f "$pg/pwfile"
+  fi
+  # Durable like production (fsync on); sized for a 2-core test machine.
+  runuser -u postgres -- "$bin/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -w -t 60 \
+    -o "-c listen_addresses=$PG_ADDR -c port=5432 -c unix_socket_directories=$pg -c max_connections=300 -c shared_buffers=128MB" start >/dev/null \
+    || { tail -20 "$pg/postgres.log" >&2; return 1; }
+}
+postgres_down() {
+  local pg=$WORLD/postgres bin; bin=$(pg_bin)
+  [ -f "$pg/data/postmaster.pid" ] || return 0
+  runuser -u postgres -- "$bin/pg_ctl" -D "$pg/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
+    || kill -9 "$(head -1 "$pg/data/postmaster.pid")" 2>/dev/null || true
+}
+
 # postfix_up NAME HOSTNAME "DOMAINS" SERVICE... (EXTRA_MAIN_CF: more main.cf lines; later lines win) where SERVICE is "ADDRESS/CERT[/ccert]" (ADDRESS
 # 127.0.x.y or [::1]; CERT = a name under certs/, or "-" for no STARTTLS; "/ccert" = TLS and a client certificate from
 # the world's CA are required). One Postfix instance, one smtpd per address.
@@ -524,6 +556,7 @@ up() {
   certs
   dns_up
   nginx_up
+  postgres_up
   INET_PROTOCOLS=all postfix_up good mx1.good.test "good.test sender.test implicit.test fallback.test dual.test v6only.test" "$MX_GOOD/mx1.good.test" "[::1]/mx1.good.test"
   local services=() domains="routed.test" c
   for c in $TLS_CASES; do
@@ -546,6 +579,7 @@ smtp_tls_loglevel = 1" postfix_up sender postfix-sender.test "" "127.0.7.1/-"
 down() {
   for p in "$WORLD"/postfix-*; do [ -d "$p" ] && postfix_down "$p"; done
   nginx_down
+  postgres_down
   dns_down
   echo "world: down"
 }
@@ -556,6 +590,6 @@ down() {
 case "${1:-up}" in
   up) up ;;
   down) down ;;
-  env) echo "WORLD=$WORLD RESOLVER=$RESOLVER AUTH=$AUTH MX_GOOD=$MX_GOOD STS_ADDR=$STS_ADDR" ;;
+  env) echo "WORLD=$WORLD RESOLVER=$RESOLVER AUTH=$AUTH MX_GOOD=$MX_GOOD STS_ADDR=$STS_ADDR PG_ADDR=$PG_ADDR" ;;
   *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
 esac

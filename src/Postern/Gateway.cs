@@ -41,6 +41,7 @@ public sealed class Gateway : IAsyncDisposable
     private DnssecProbe? _dnssecProbe;
     private StsRefresher? _stsRefresher;
     private ConfigWatcher? _configWatcher;
+    private Cluster.ClusterMembership? _membership;
 
     private Gateway(PosternConfig config, string dataDirectory, MailEventStream events, IQueueStore store, MailLog mailLog, DeliveryAgent delivery, QueueManager queue, AlertService alerts)
     {
@@ -61,7 +62,7 @@ public sealed class Gateway : IAsyncDisposable
         var data = Path.GetFullPath(config.DataDirectory);
         Directory.CreateDirectory(data);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var store = new SqliteQueueStore(StorePath(data));
+        var store = Cluster.Stores.Queue(config);
         var mailLog = new MailLog(Path.Combine(data, "logs"), config.MailLog, config.LogLevel);
         var events = new MailEventStream();
         mailLog.Attach(events);
@@ -82,18 +83,21 @@ public sealed class Gateway : IAsyncDisposable
         };
         var own = new OwnEndpoints();
         var stsCache = new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(data));
+        var slots = store is Cluster.PostgresQueueStore cluster
+            ? new Cluster.PostgresConnectionSlots(cluster.Database, cluster.Member, TimeSpan.FromSeconds(config.Cluster!.LeaseSeconds)) : null;
         var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port) { Live = () => holder.Current }, store, own)
         {
+            Slots = slots,
             Sts = new StsPolicyProvider(dns, stsCache,
                 new StsPolicyFetcher(dns, certificates.TrustedRoots, context.VerificationOptions, config.MtaSts), events, () => DateTimeOffset.UtcNow),
         };
-        var queue = new QueueManager(config, store, delivery, events) { Live = () => holder.Current };
+        var queue = new QueueManager(config, store, delivery, events) { Live = () => holder.Current, Member = Cluster.Stores.MemberName(config), Paused = () => delivery.AllSuspended };
         var alerts = new AlertService(config, store, events, queue.Wake) { Live = () => holder.Current };
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
         gateway.Counters.Attach(events);
         gateway.TlsOutcomes.Attach(events);
         gateway.Traffic.Attach(events);
-        gateway.Metrics.Attach(events, data);
+        gateway.Metrics.Attach(events, config);
         if (config.Tracking.Enabled) gateway.Tracking = MessageTracker.TryStart(data, events, () => holder.Current.Tracking);
 
         try
@@ -131,11 +135,25 @@ public sealed class Gateway : IAsyncDisposable
             gateway.DisposeAsync().AsTask().GetAwaiter().GetResult();
             throw;
         }
+        if (store is Cluster.PostgresQueueStore shared)
+        {
+            try
+            {
+                gateway._membership = Cluster.ClusterMembership.Start(shared, slots!, queue.InFlight, config.Hostname, gateway.Counters,
+                    () => gateway.Listeners.Select(l => $"{l.Settings.Name} {l.LocalEndPoint}").ToList(),
+                    () => holder.Version, events, TimeSpan.FromSeconds(config.Cluster!.LeaseSeconds));
+            }
+            catch
+            {
+                gateway.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                throw;
+            }
+        }
         queue.Start();
         var started = DateTimeOffset.UtcNow;
         var statusFile = Path.Combine(data, "status.json");
         var tick = 0;
-        gateway._configWatcher = new ConfigWatcher(data, holder, gateway._listeners!, events,
+        gateway._configWatcher = new ConfigWatcher(config, holder, gateway._listeners!, events,
             applyHolds: holds =>
             {
                 delivery.SetSuspended(holds.Where(h => h.Kind == "delivery").Select(h => h.Target).ToHashSet());
@@ -192,6 +210,8 @@ public sealed class Gateway : IAsyncDisposable
         await Queue.DisposeAsync().ConfigureAwait(false);
         await Delivery.DisposeAsync().ConfigureAwait(false);
         await Alerts.DisposeAsync().ConfigureAwait(false);
+        // After delivery: the last outcomes are recorded while the member still renews its claims.
+        if (_membership is not null) await _membership.DisposeAsync().ConfigureAwait(false);
         Certificates.Dispose();
         Delivery.Sts?.Cache.Dispose();
         await Store.DisposeAsync().ConfigureAwait(false);

@@ -18,13 +18,14 @@ serve.SetAction(async (parse, ct) =>
     if (config is null) return 2;
     try
     {
-        using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(config.DataDirectory)));
-        var service = new ConfigService(versions);
+        using var versions = Postern.Cluster.Stores.Config(config);
+        var service = Postern.Cluster.Stores.ConfigService(versions, config);
         if (file is not null)
         {
             var (inForce, committed) = service.FromFile(config, file.FullName);
             config = inForce;
             if (committed is not null) Console.WriteLine($"configuration file {file.FullName} committed as version {committed.Number}");
+            if (service.Ignored is { } ignored) Console.WriteLine($"WARNING: {ignored}");
         }
         else if (service.Committed() is { } latest) config = latest;   // the embedded default yields to committed versions
         using (var certificates = new Postern.Security.CertificateStore(Path.GetFullPath(config.DataDirectory)))
@@ -65,8 +66,8 @@ serve.SetAction(async (parse, ct) =>
         try
         {
             var reread = PosternConfig.Load(file.FullName);
-            using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(reread.DataDirectory)));
-            var (_, committed) = new ConfigService(versions).FromFile(reread, file.FullName);
+            using var versions = Postern.Cluster.Stores.Config(reread);
+            var (_, committed) = Postern.Cluster.Stores.ConfigService(versions, reread).FromFile(reread, file.FullName);
             var text = committed is null ? $"SIGHUP: {file.FullName} is unchanged" : $"SIGHUP: {file.FullName} committed as version {committed.Number}";
             Console.WriteLine(text);
             gateway.Events.Publish(new Postern.Observability.SystemNotice(text));
@@ -122,6 +123,7 @@ root.Subcommands.Add(StsCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(StsCommands.BuildCheck(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(AdminUserCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(InterfaceCommands.Build(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(ClusterCommands.Build(configOption, jsonOption, LoadConfig));
 ManPages.Install(root);   // after every command: `--help` and `postern help` print the manual pages
 
 // No response files: an argument like "@example.com" (track --sender) is an argument, not a file to read.

@@ -12,13 +12,16 @@ public static class ConfigCommands
 {
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, WriteIndented = true };
 
-    /// <summary>The store of the configuration's data directory.</summary>
+    /// <summary>The configuration store (the data directory's, or the cluster's).</summary>
     public static int WithService(FileInfo? file, Func<FileInfo?, PosternConfig?> loadConfig, Func<ConfigService, PosternConfig, int> action)
     {
         var config = loadConfig(file);
         if (config is null) return 2;
-        using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(config.DataDirectory)));
-        try { return action(new ConfigService(store, c => ConfigPreflight.Problems(c, checkBind: false)), config); }
+        try
+        {
+            using var store = Cluster.Stores.Config(config);
+            return action(Cluster.Stores.ConfigService(store, config, c => ConfigPreflight.Problems(c, checkBind: false)), config);
+        }
         catch (Exception e) when (e is ConfigException or Security.CertificateException)
         {
             Console.Error.WriteLine($"postern: {e.Message}");
@@ -29,8 +32,8 @@ public static class ConfigCommands
     /// <summary>The configuration a running gateway uses: the latest committed version, else the given file's.</summary>
     public static PosternConfig InForce(PosternConfig fromFile)
     {
-        using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(Path.GetFullPath(fromFile.DataDirectory)));
-        return new ConfigService(store).Committed() ?? fromFile;
+        using var store = Cluster.Stores.Config(fromFile);
+        return Cluster.Stores.ConfigService(store, fromFile).Committed() ?? fromFile;
     }
 
     /// <summary>A plain configuration document, or a bundle written by `config export --with-certificates`.</summary>

@@ -96,9 +96,13 @@ public static class ConfigPreflight
             var label = entry == dc.Default ? "destinationControls default" : $"destination '{entry.Domain}'";
             if (entry.LimitsApplyTo == LimitScope.VirtualGateway)
                 warnings.Add($"{label}: limitsApplyTo virtualGateway is stored but not in force (there are no virtual gateways yet); limits apply system-wide");
+            if (config.Cluster is not null && entry.RecipientLimit is not null && entry.LimitsApplyTo != LimitScope.Hostname)
+                warnings.Add($"{label}: the recipient limit is counted by each cluster member, not yet across the cluster (its connection limit does hold cluster-wide)");
             if (entry.MtaSts == MtaStsSupport.On && entry == dc.Default)
                 warnings.Add($"{label}: MTA-STS is on for the Default entry: every destination's policy is looked up and fetched (SPEC §4 advises enabling it per verified destination)");
         }
+        if (config.Cluster is not null)
+            warnings.Add("cluster: the queue, configuration versions and holds are shared; certificates, the MTA-STS policy cache, message tracking and alert throttling are still each member's own (docs/CLUSTER.md)");
         var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);
         if (daneUsed)
         {

@@ -23,11 +23,15 @@ public interface IConfigStore : IDisposable
     void ClearStaged();
     /// <summary>Operator switches (suspended deliveries and listeners): state, not configuration, so not versioned.</summary>
     IReadOnlyList<OperatorHold> Holds();
-    void SetHold(string kind, string target, string who, bool on);
+    /// <summary>Sets or clears a hold; member names the cluster member it applies to ("" = every member, and always on one machine).</summary>
+    void SetHold(string kind, string target, string who, bool on, string member = "");
 }
 
-/// <summary>A delivery ("delivery", domain or "*") or listener ("listener", name) suspended by an operator.</summary>
-public sealed record OperatorHold(string Kind, string Target, string Who, DateTimeOffset Since);
+/// <summary>A delivery ("delivery", domain or "*") or listener ("listener", name) suspended by an operator; Member "" = on every member.</summary>
+public sealed record OperatorHold(string Kind, string Target, string Who, DateTimeOffset Since, string Member = "")
+{
+    public bool AppliesTo(string member) => Member.Length == 0 || Member.Equals(member, StringComparison.OrdinalIgnoreCase);
+}
 
 public sealed class SqliteConfigStore : IConfigStore
 {
@@ -133,7 +137,7 @@ public sealed class SqliteConfigStore : IConfigStore
         }
     }
 
-    public void SetHold(string kind, string target, string who, bool on)
+    public void SetHold(string kind, string target, string who, bool on, string member = "")
     {
         lock (_gate)
         {
@@ -155,8 +159,13 @@ public sealed class ConfigService(IConfigStore store, Func<PosternConfig, IReadO
 {
     public static string CurrentUser => Environment.UserName is { Length: > 0 } u ? u : "unknown";
 
-    /// <summary>The committed configuration in force (null before the first commit).</summary>
-    public PosternConfig? Committed() => store.Latest() is { } v ? PosternConfig.Parse(v.Document, $"version {v.Number}") : null;
+    /// <summary>This machine's own file: in a cluster its machine-level settings override committed versions (Cluster.MachineSettings).</summary>
+    public PosternConfig? Machine { get; init; }
+
+    /// <summary>The committed configuration in force on this machine (null before the first commit).</summary>
+    public PosternConfig? Committed() => store.Latest() is { } v ? Cluster.MachineSettings.Apply(PosternConfig.Parse(v.Document, $"version {v.Number}"), Machine) : null;
+
+    private static string Document(PosternConfig config) => Cluster.MachineSettings.SharedDocument(config);
 
     /// <summary>What changes apply to: the staged document, else the committed one, else the given base; always a fresh copy to change.</summary>
     public PosternConfig Working(PosternConfig fallback)
@@ -168,7 +177,7 @@ public sealed class ConfigService(IConfigStore store, Func<PosternConfig, IReadO
     public bool HasStagedChanges => store.Staged() is not null;
 
     /// <summary>Stages a changed configuration (validated when committed, not now: a change may need a second one to be valid).</summary>
-    public void Stage(PosternConfig config, string? who = null) => store.Stage(config.ToJson(), who ?? CurrentUser);
+    public void Stage(PosternConfig config, string? who = null) => store.Stage(Document(config), who ?? CurrentUser);
 
     public void ClearChanges() => store.ClearStaged();
 
@@ -177,9 +186,9 @@ public sealed class ConfigService(IConfigStore store, Func<PosternConfig, IReadO
     {
         var staged = store.Staged() ?? throw new ConfigException("there are no staged changes to commit");
         var config = PosternConfig.Parse(staged.Document, "staged changes");   // validates, or throws with the reasons
-        if (machineChecks?.Invoke(config) is { Count: > 0 } problems)
+        if (machineChecks?.Invoke(Cluster.MachineSettings.Apply(config, Machine)) is { Count: > 0 } problems)
             throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", problems));
-        var document = config.ToJson();
+        var document = Document(config);
         if (store.Latest() is { } latest && latest.Document == document)
         {
             store.ClearStaged();
@@ -197,13 +206,23 @@ public sealed class ConfigService(IConfigStore store, Func<PosternConfig, IReadO
     public (PosternConfig Config, ConfigVersion? Committed) FromFile(PosternConfig fromFile, string path, string? who = null)
     {
         fromFile.Validate();
-        var document = fromFile.ToJson();
-        var comment = $"imported from {path}";
+        var document = Document(fromFile);
+        var member = Cluster.Stores.MemberName(fromFile);
+        var comment = member.Length > 0 ? $"imported from {path} on member {member}" : $"imported from {path}";
         var lastImport = store.List().LastOrDefault(v => v.Comment == comment);
         var latest = store.Latest();
-        if (lastImport is not null && lastImport.Document == document && latest is not null)
-            return (PosternConfig.Parse(latest.Document, $"version {latest.Number}"), null);
+        PosternConfig InForce(ConfigVersion v) => Cluster.MachineSettings.Apply(PosternConfig.Parse(v.Document, $"version {v.Number}"), fromFile);
+        if (lastImport is not null && lastImport.Document == document && latest is not null) return (InForce(latest), null);
         if (latest is not null && latest.Document == document) return (fromFile, null);
+        // A member joining a cluster that already has versions runs them: its file does not
+        // overwrite what the others committed (its machine-level settings still apply).
+        if (member.Length > 0 && lastImport is null && latest is not null)
+        {
+            var inForce = InForce(latest);
+            if (Document(inForce) == document) return (inForce, null);   // differs only in this machine's own settings
+            Ignored = $"the cluster's configuration version {latest.Number} is in force; the shared settings in {path} differ and were not committed (postern config import commits a file)";
+            return (InForce(latest), null);
+        }
         var v = store.Add(who ?? CurrentUser, comment, document);
         return (fromFile, v);
     }
@@ -212,8 +231,11 @@ public sealed class ConfigService(IConfigStore store, Func<PosternConfig, IReadO
     public ConfigVersion CommitDirectly(PosternConfig config, string who, string comment)
     {
         config.Validate();
-        return store.Add(who, comment, config.ToJson());
+        return store.Add(who, comment, Document(config));
     }
+
+    /// <summary>Set by FromFile when a cluster member's file was not committed (its shared settings differ from the version in force).</summary>
+    public string? Ignored { get; private set; }
 
     public IReadOnlyList<ConfigVersion> Versions() => store.List();
     public ConfigVersion? Version(int number) => store.Get(number);

@@ -7,8 +7,16 @@ namespace Postern.Admin;
 public sealed class ConfigHolder(PosternConfig initial)
 {
     private volatile PosternConfig _current = initial;
+    private int _version;
     public PosternConfig Current => _current;
-    public void Swap(PosternConfig next) => _current = next;
+    /// <summary>The committed version in force (0 before the watcher has looked, or when none is committed).</summary>
+    public int Version => Volatile.Read(ref _version);
+    public void Swap(PosternConfig next, int version)
+    {
+        _current = next;
+        Volatile.Write(ref _version, version);
+    }
+    public void Applied(int version) => Volatile.Write(ref _version, version);
 }
 
 /// <summary>
@@ -80,13 +88,16 @@ public sealed class ConfigWatcher : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
-    public ConfigWatcher(string dataDirectory, ConfigHolder holder, ListenerSet listeners, MailEventStream events,
+    /// <param name="local">This machine's configuration as started: where the store is, and (in a cluster) its machine-level settings.</param>
+    public ConfigWatcher(PosternConfig local, ConfigHolder holder, ListenerSet listeners, MailEventStream events,
         Action<IReadOnlyList<OperatorHold>>? applyHolds = null, Action? everySecond = null)
     {
+        var member = Cluster.Stores.MemberName(local);
         _loop = Task.Run(async () =>
         {
-            using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(dataDirectory));
+            using var store = Cluster.Stores.Config(local);
             var applied = store.LatestNumber();
+            holder.Applied(applied);
             var holds = "";
             var first = true;
             while (!_stop.IsCancellationRequested)
@@ -96,7 +107,7 @@ public sealed class ConfigWatcher : IAsyncDisposable
                     if (!first) await Task.Delay(Interval, _stop.Token).ConfigureAwait(false);
                     first = false;
                     // Operator holds (suspenddel, suspendlistener): state, applied as it changes.
-                    var now = store.Holds();
+                    var now = store.Holds().Where(h => h.AppliesTo(member)).ToList();
                     var key = string.Join(";", now.Select(h => $"{h.Kind}:{h.Target}"));
                     if (key != holds)
                     {
@@ -112,7 +123,7 @@ public sealed class ConfigWatcher : IAsyncDisposable
                     everySecond?.Invoke();
                     if (store.LatestNumber() <= applied || store.Latest() is not { } latest) continue;
                     applied = latest.Number;
-                    Apply(latest, holder, listeners, events);
+                    Apply(latest, local, holder, listeners, events);
                 }
                 catch (OperationCanceledException) { break; }
                 catch (Exception e)
@@ -123,12 +134,12 @@ public sealed class ConfigWatcher : IAsyncDisposable
         });
     }
 
-    private static void Apply(ConfigVersion version, ConfigHolder holder, ListenerSet listeners, MailEventStream events)
+    private static void Apply(ConfigVersion version, PosternConfig local, ConfigHolder holder, ListenerSet listeners, MailEventStream events)
     {
         PosternConfig next;
         try
         {
-            next = PosternConfig.Parse(version.Document, $"configuration version {version.Number}");
+            next = Cluster.MachineSettings.Apply(PosternConfig.Parse(version.Document, $"configuration version {version.Number}"), local);
             var problems = ConfigPreflight.Problems(next, checkBind: false);
             if (problems.Count > 0) throw new ConfigException(string.Join("; ", problems));
         }
@@ -194,7 +205,7 @@ public sealed class ConfigWatcher : IAsyncDisposable
         if (Json(next.MtaSts) != Json(current.MtaSts)) needsRestart.Add("mtaSts fetch settings changed");
         if (Json(next.Metrics) != Json(current.Metrics)) needsRestart.Add("metrics settings changed");
         if (next.BounceVerification.MaxAgeDays != current.BounceVerification.MaxAgeDays) needsRestart.Add("bounceVerification.maxAgeDays changed");
-        holder.Swap(next);
+        holder.Swap(next, version.Number);
         events.Publish(new ConfigurationApplied(version.Number, version.Who, version.Comment));
         if (needsRestart.Count > 0)
             events.Publish(new SystemWarning($"configuration version {version.Number}: these changes take effect only after a restart: {string.Join("; ", needsRestart)}"));

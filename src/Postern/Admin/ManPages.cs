@@ -512,6 +512,34 @@ public static partial class ManPages
              "postern help --list # Every command, with one line each."],
             ["postern serve", "postern commit", "postern status", "postern help", "README.md", "docs/ADMINISTRATION.md"]),
 
+        ["postern cluster"] = new(
+            """
+            Commands about the cluster this machine belongs to. A cluster is several Postern machines that share one
+            PostgreSQL database: configuration versions, the queue and the operator holds live there, so a commit made on any
+            member applies to all of them and any member may deliver any queued message. A machine joins by a cluster section
+            in its own configuration file (cluster.postgres, the connection string; cluster.passwordFile; cluster.member, its
+            name; cluster.leaseSeconds). Without that section the machine runs alone on SQLite files in its data directory.
+            See docs/CLUSTER.md.
+            """,
+            ["postern cluster status --config /etc/postern/member1.json # Who is up, and who delivers what."],
+            ["postern cluster status", "docs/CLUSTER.md"]),
+
+        ["postern cluster status"] = new(
+            """
+            Lists the members the shared store knows: name, host, process, whether it is up (a heartbeat within three beat
+            intervals; a member beats every few seconds), the configuration version it runs, its listeners, how many messages
+            it accepted and how many recipients it delivered since it first joined (and its share of the cluster's deliveries),
+            and how many messages it took over from members whose claims lapsed. The first line names the store (without its
+            password), its schema version, the latest configuration version and the queue's size.
+
+            A member that stopped cleanly is shown as stopped; one that crashed as DOWN until it starts again. --json gives the
+            same as one document. Exit status 2 when the configuration has no cluster section, 1 when the store cannot be
+            reached.
+            """,
+            ["postern cluster status --config member1.json # The members, as a table.",
+             "postern cluster status --config member1.json --json | jq '.members[] | {name, alive, deliveryShare}' # Shares."],
+            ["postern cluster", "postern status", "docs/CLUSTER.md"]),
+
         ["postern help"] = new(
             """
             Prints the manual page of COMMAND, the words that follow `postern` (`postern help certconfig ca custom add`). It

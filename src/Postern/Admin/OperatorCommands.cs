@@ -66,9 +66,9 @@ public static class OperatorCommands
             if (config is null) return 2;
             var data = Path.GetFullPath(config.DataDirectory);
             var running = RunningStatus(data);
-            await using var queue = new SqliteQueueStore(Gateway.StorePath(data));
+            await using var queue = Cluster.Stores.Queue(config);
             var (messages, recipients, oldest) = await queue.StatsAsync();
-            using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(data));
+            using var versions = Cluster.Stores.Config(config);
             var holds = versions.Holds();
             if (p.GetValue(jsonOption))
             {
@@ -122,7 +122,7 @@ public static class HostStatusCommands
             var domain = (p.GetValue(domainArgument) ?? "").ToLowerInvariant();
             config = ConfigCommands.InForce(config);
             var destination = config.DestinationControls.Resolve(domain);
-            await using var store = new SqliteQueueStore(Gateway.StorePath(data));
+            await using var store = Cluster.Stores.Queue(config);
             var delayed = (await store.ListAsync())
                 .SelectMany(m => m.Recipients.Where(r => !r.IsFinal && r.Domain == domain).Select(r => new { mid = m.Mid, address = r.Address, attempts = r.Attempts, nextAttempt = r.NextAttempt, lastResponse = r.LastResponse }))
                 .ToList();
@@ -152,7 +152,7 @@ public static class HostStatusCommands
             var config = loadConfig(p.GetValue(configOption));
             if (config is null) return 2;
             var data = Path.GetFullPath(config.DataDirectory);
-            await using var store = new SqliteQueueStore(Gateway.StorePath(data));
+            await using var store = Cluster.Stores.Queue(config);
             var active = ActiveConnections(data);
             var rows = (await store.ListAsync()).SelectMany(m => m.Recipients.Where(r => !r.IsFinal)).GroupBy(r => r.Domain)
                 .Select(g => new { domain = g.Key, pending = g.Count(), activeConnections = active.GetValueOrDefault(g.Key) })

@@ -37,6 +37,9 @@ public sealed class PosternConfig
     public int MaxReceivedHeaders { get; set; } = 50;
     public BounceVerificationSettings BounceVerification { get; set; } = new();
     public MtaStsSettings MtaSts { get; set; } = new();
+    /// <summary>Cluster membership on a shared PostgreSQL store; null = this machine alone (SQLite in the data directory).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ClusterSettings? Cluster { get; set; }
 
     /// <summary>The "Default" bounce profile.</summary>
     [JsonIgnore] public BounceProfile DefaultBounceProfile => BounceProfiles["Default"];
@@ -177,6 +180,7 @@ public sealed class PosternConfig
         if (BounceVerification.MaxAgeDays is < 1 or > 365) errors.Add("bounceVerification.maxAgeDays must be 1-365");
         if (MtaSts.FetchTimeoutSeconds is < 1 or > 300) errors.Add("mtaSts.fetchTimeoutSeconds must be 1-300");
         if (MtaSts.Proxy is not null && !Uri.TryCreate(MtaSts.Proxy, UriKind.Absolute, out _)) errors.Add($"mtaSts.proxy '{MtaSts.Proxy}' is not a URL");
+        Cluster?.Validate(errors);
         if (errors.Count > 0) throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", errors));
     }
 
@@ -306,6 +310,35 @@ public sealed class RatEntry
 }
 
 /// <summary>MTA-STS policy fetching (Destination Controls switch MTA-STS on per destination).</summary>
+/// <summary>
+/// A cluster member's own settings (they come from this machine's file and are never taken
+/// from a committed version): where the shared store is and what this member is called.
+/// </summary>
+public sealed class ClusterSettings
+{
+    /// <summary>Npgsql connection string of the shared PostgreSQL database (Host=…;Database=…;Username=…).</summary>
+    public string Postgres { get; set; } = "";
+    /// <summary>A file (0600) holding the database password, so the password stays out of configuration documents.</summary>
+    public string? PasswordFile { get; set; }
+    /// <summary>This member's name, unique in the cluster; empty = the hostname.</summary>
+    public string Member { get; set; } = "";
+    /// <summary>How long a member's claim on a message lasts without renewal: a crashed member's work is taken over after this.</summary>
+    public int LeaseSeconds { get; set; } = 60;
+
+    public void Validate(List<string> errors)
+    {
+        if (string.IsNullOrWhiteSpace(Postgres)) errors.Add("cluster.postgres must be a PostgreSQL connection string");
+        else
+        {
+            try { _ = new Npgsql.NpgsqlConnectionStringBuilder(Postgres); }
+            catch (ArgumentException e) { errors.Add($"cluster.postgres is not a connection string: {e.Message}"); }
+        }
+        if (Member.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(Member, "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"))
+            errors.Add($"cluster.member '{Member}' must be 1-63 letters, digits, dots, hyphens or underscores");
+        if (LeaseSeconds is < 5 or > 3600) errors.Add("cluster.leaseSeconds must be 5-3600");
+    }
+}
+
 public sealed class MtaStsSettings
 {
     /// <summary>The whole policy fetch (connect, TLS, request, body) must finish within this.</summary>

@@ -77,7 +77,8 @@ public static class QueueCommands
         var config = loadConfig(configFile);
         if (config is null) return 2;
         var path = Gateway.StorePath(Path.GetFullPath(config.DataDirectory));
-        if (!File.Exists(path)) { Console.Error.WriteLine($"postern: no queue at {path}"); return 1; }
+        // A cluster's queue is in its database; a single machine's must exist (a wrong --config is not an empty queue).
+        if (!Cluster.Stores.IsCluster(config) && !File.Exists(path)) { Console.Error.WriteLine($"postern: no queue at {path}"); return 1; }
         return await QueueService.WithAsync(config, action);
     }
 }

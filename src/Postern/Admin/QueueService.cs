@@ -45,7 +45,7 @@ public sealed class QueueService(IQueueStore queue, IConfigStore versions, Poste
     {
         var target = domain is { Length: > 0 } d && d != AllDomains ? d.ToLowerInvariant() : AllDomains;
         if (target != AllDomains && !Dns.DomainNames.IsValidDomainPattern(target)) throw new ConfigException($"'{domain}' is not a domain");
-        versions.SetHold("delivery", target, who, on);
+        versions.SetHold("delivery", target, who, on, Cluster.Stores.MemberName(inForce));
         return target;
     }
 
@@ -54,17 +54,16 @@ public sealed class QueueService(IQueueStore queue, IConfigStore versions, Poste
     {
         var settings = inForce.Listeners.FirstOrDefault(l => l.Name.Equals(listener, StringComparison.OrdinalIgnoreCase))
             ?? throw new ConfigException($"there is no listener '{listener}'");
-        versions.SetHold("listener", settings.Name, who, on);
+        versions.SetHold("listener", settings.Name, who, on, Cluster.Stores.MemberName(inForce));
         return settings.Name;
     }
 
-    /// <summary>Opens the stores of a configuration's data directory for one operation.</summary>
+    /// <summary>Opens the stores of a configuration (its data directory, or the cluster's database) for one operation.</summary>
     public static async Task<int> WithAsync(PosternConfig fromFile, Func<QueueService, Task<int>> action)
     {
-        var data = Path.GetFullPath(fromFile.DataDirectory);
-        await using var queue = new SqliteQueueStore(Gateway.StorePath(data));
-        using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(data));
-        var inForce = new ConfigService(versions).Committed() ?? fromFile;
+        await using var queue = Cluster.Stores.Queue(fromFile);
+        using var versions = Cluster.Stores.Config(fromFile);
+        var inForce = Cluster.Stores.ConfigService(versions, fromFile).Committed() ?? fromFile;
         try { return await action(new QueueService(queue, versions, inForce)).ConfigureAwait(false); }
         catch (NotInQueueException e)
         {

@@ -288,6 +288,30 @@ public sealed record DeliveryConnectionClosed(long Dcid, string Reason) : MailEv
     public override string LogText => $"DCID {Dcid} close" + (Reason.Length == 0 ? "" : $" ({Reason})");
 }
 
+// ---- cluster ----
+/// <summary>A member claimed a message another member had claimed and could not finish (its lease lapsed: it crashed or hung).</summary>
+public sealed record MessageTakenOver(long Mid, string FromMember, string ByMember) : MailEvent
+{
+    public override string Level => "Warning";
+    public override string LogText => $"MID {Mid} taken over by cluster member {ByMember} from member {FromMember}, whose claim lapsed";
+}
+/// <summary>
+/// A recipient whose final dot went out from another member without its answer being recorded:
+/// it is delivered again, so the receiver may get it twice (RFC 5321 §6.1: a duplicate, never a loss).
+/// </summary>
+public sealed record RecipientInDoubt(long Mid, int Rid, string Recipient, string Member, DateTimeOffset Since) : MailEvent
+{
+    public override string Level => "Warning";
+    public override string LogText =>
+        $"MID {Mid} RID {Rid} To:<{Recipient}> in doubt: member {Member} sent the message at {Since.UtcDateTime:HH:mm:ss.fff} UTC and never recorded the answer; delivering again, the receiver may get a duplicate";
+}
+/// <summary>A member joined the cluster (or came back); the line says where the shared store is.</summary>
+public sealed record ClusterMemberStarted(string Member, string Store, int ReleasedClaims) : MailEvent
+{
+    public override string LogText => $"Cluster member {Member} started on {Store}" +
+        (ReleasedClaims > 0 ? $"; {ReleasedClaims} message(s) its previous run had claimed are released for delivery" : "");
+}
+
 // ---- system ----
 /// <summary>An operator switch took effect (suspend, resume): the audit line.</summary>
 public sealed record OperatorAction(string What, string Who) : MailEvent

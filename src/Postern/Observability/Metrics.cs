@@ -73,14 +73,14 @@ public sealed class MailMetrics
     private readonly ConcurrentDictionary<long, long> _ready = new();
 
     /// <summary>Subscribes; the configuration version in force at start is the newest committed one (0 when none).</summary>
-    public void Attach(MailEventStream stream, string dataDirectory)
+    public void Attach(MailEventStream stream, PosternConfig config)
     {
         try
         {
-            using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(dataDirectory));
+            using var versions = Cluster.Stores.Config(config);
             _configVersion = versions.LatestNumber();
         }
-        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or Npgsql.NpgsqlException or IOException or UnauthorizedAccessException or ConfigException)
         {
             _configVersion = 0;   // the watcher reports a broken versions store; metrics just say 0
         }

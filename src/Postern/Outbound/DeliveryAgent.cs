@@ -71,6 +71,11 @@ public sealed class DeliveryAgent : IAsyncDisposable
     public static readonly TimeSpan SuspendedRecheck = TimeSpan.FromSeconds(10);
 
     public void SetSuspended(IReadOnlySet<string> domains) => _suspended = domains;
+    /// <summary>Cluster-wide connection slots (a shared store); null on one machine.</summary>
+    public IConnectionSlots? Slots { get; init; }
+    /// <summary>How soon a job turned away by a full cluster-wide limit is looked at again (not an attempt).</summary>
+    public static readonly TimeSpan ClusterLimitRecheck = TimeSpan.FromSeconds(3);
+    public bool AllSuspended => _suspended.Contains("*");
     public bool IsSuspended(string domain) => _suspended.Contains("*") || _suspended.Contains(domain.ToLowerInvariant());
 
     public Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job)
@@ -247,8 +252,19 @@ public sealed class DeliveryAgent : IAsyncDisposable
             }
             await agent._totalConnections.WaitAsync(ct).ConfigureAwait(false);
             SmtpClientConnection? connection = null;
+            IAsyncDisposable? slot = null;
             try
             {
+                if (agent.Slots is { } slots && destination.LimitsApplyTo != LimitScope.Hostname)
+                {
+                    // System-wide limits in a cluster: the connection needs one of the destination's shared slots.
+                    slot = await slots.TryTakeAsync(domain, Limit, ct).ConfigureAwait(false);
+                    if (slot is null)
+                    {
+                        first.Complete(RecipientOutcome.Deferred, "4.4.5", $"cluster-wide connection limit for {domain} reached ({Limit} open across members)", retryAfter: ClusterLimitRecheck);
+                        return;
+                    }
+                }
                 StsPolicy? sts = null;
                 if (destination.MtaSts == MtaStsSupport.On && agent.Sts is { } provider)
                 {
@@ -307,7 +323,9 @@ public sealed class DeliveryAgent : IAsyncDisposable
                     agent._events.Publish(new DeliveryStarted(connection.Dcid, job.Message.Mid, job.Recipients.Select(r => r.Rid).ToList()));
                     try
                     {
-                        var results = await connection.SendAsync(job.Message, job.Recipients, job.Body, ct).ConfigureAwait(false);
+                        var mid = job.Message.Mid;
+                        var results = await connection.SendAsync(job.Message, job.Recipients, job.Body, ct, !agent._store.IsShared ? null
+                            : accepted => agent._store.MarkInDoubtAsync(mid, accepted.Select(r => r.Rid).ToList())).ConfigureAwait(false);
                         job.Done.TrySetResult(results);
                     }
                     catch (Exception e)
@@ -333,6 +351,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
             finally
             {
                 if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
+                if (slot is not null) await slot.DisposeAsync().ConfigureAwait(false);
                 agent._totalConnections.Release();
             }
         }

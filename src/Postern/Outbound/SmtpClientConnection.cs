@@ -363,7 +363,9 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     public bool Supports(string extension) => _capabilities.Supports(extension);
 
     /// <summary>Sends one message to the given recipients; returns a result per recipient.</summary>
-    public async Task<IReadOnlyList<RecipientResult>> SendAsync(QueuedMessage message, IReadOnlyList<QueuedRecipient> recipients, byte[] body, CancellationToken ct)
+    /// <param name="beforeData">Runs once the receiver took recipients and before the message data goes out (the cluster store marks them in doubt).</param>
+    public async Task<IReadOnlyList<RecipientResult>> SendAsync(QueuedMessage message, IReadOnlyList<QueuedRecipient> recipients, byte[] body, CancellationToken ct,
+        Func<IReadOnlyList<QueuedRecipient>, Task>? beforeData = null)
     {
         var results = new List<RecipientResult>(recipients.Count);
         var dsn = Supports("DSN");
@@ -476,6 +478,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (Supports("CHUNKING"))
         {
             // BDAT carries the stored bytes as they are: no dot-stuffing, binary safe (RFC 3030).
+            if (beforeData is not null) await beforeData(accepted).ConfigureAwait(false);
             Write($"BDAT {body.Length} LAST");
             await FlushAsync(ct).ConfigureAwait(false);
             await WriteDataAsync(body, ct).ConfigureAwait(false);
@@ -490,6 +493,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                     results.Add(Result(r, data.IsPermanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred, data.Status, $"DATA refused: {data.Quoted}", data));
                 return results;
             }
+            if (beforeData is not null) await beforeData(accepted).ConfigureAwait(false);
             await WriteDataAsync(DotStuff(body), ct).ConfigureAwait(false);
             final = await ReadReplyAsync(DataDoneTimeout, ct).ConfigureAwait(false);
         }

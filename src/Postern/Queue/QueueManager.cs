@@ -47,7 +47,22 @@ public sealed class QueueManager : IAsyncDisposable
         _events = events;
     }
 
-    public void Start() => _loop = Task.Run(LoopAsync);
+    /// <summary>This member's name in a cluster ("" on one machine): a message claimed from another member is a takeover.</summary>
+    public string Member { get; init; } = "";
+    /// <summary>True while this member must not take work from a shared store (all its deliveries suspended): the others deliver it.</summary>
+    public Func<bool>? Paused { get; init; }
+
+    /// <summary>The messages this process is delivering now (a shared store's claims to renew).</summary>
+    public IReadOnlyCollection<long> InFlight()
+    {
+        lock (_inFlight) return _inFlight.ToArray();
+    }
+
+    public void Start()
+    {
+        _store.OnWorkArrived(Wake);   // a shared store: other members' new work wakes this scheduler too
+        _loop = Task.Run(LoopAsync);
+    }
 
     /// <summary>Something new is due (a message was queued, a delivery finished).</summary>
     public void Wake()
@@ -68,6 +83,7 @@ public sealed class QueueManager : IAsyncDisposable
             lock (_inFlight) exclude = new HashSet<long>(_inFlight);
             // The active set is bounded: messages beyond it wait in the store, not in memory.
             var room = Math.Min(BatchSize, _config.Delivery.ActiveMessageLimit - Volatile.Read(ref _active));
+            if (_store.IsShared && Paused?.Invoke() == true) room = 0;
             if (room > 0)
             {
                 try
@@ -116,6 +132,17 @@ public sealed class QueueManager : IAsyncDisposable
         {
             var now = DateTimeOffset.UtcNow;
             due = message.Recipients.Where(r => r.State == RecipientState.Pending && r.NextAttempt <= now).ToList();
+            if (message.TakenOverFrom is { } from && from != Member)
+            {
+                _events.Publish(new MessageTakenOver(message.Mid, from, Member));
+            }
+            foreach (var r in due.Where(r => r.InDoubtSince is not null))
+                _events.Publish(new RecipientInDoubt(message.Mid, r.Rid, r.Address, r.InDoubtBy ?? "?", r.InDoubtSince!.Value));
+            if (due.Count == 0)
+            {
+                await _store.ReleaseAsync(message.Mid).ConfigureAwait(false);   // nothing due after all (a shared store's claim ends)
+                return;
+            }
             var body = await _store.ReadBodyAsync(message.Mid).ConfigureAwait(false);
             if (body is null) return;   // deleted meanwhile
             // One transaction per destination domain, at most 100 recipients each (the
@@ -125,6 +152,11 @@ public sealed class QueueManager : IAsyncDisposable
                 .ToList();
             var results = (await Task.WhenAll(jobs).ConfigureAwait(false)).SelectMany(r => r).ToList();
             await RecordAsync(message, body, results).ConfigureAwait(false);
+        }
+        catch (Cluster.LeaseLostException e)
+        {
+            // Another member holds the message now and records its own outcome.
+            _events.Publish(new SystemWarning(e.Message));
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
         {

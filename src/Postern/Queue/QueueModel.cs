@@ -21,6 +21,9 @@ public sealed class QueuedRecipient
     public int Attempts { get; set; }
     public DateTimeOffset NextAttempt { get; set; }
     public string? LastResponse { get; set; }
+    /// <summary>Cluster store: when the final dot of a delivery went out whose answer was never recorded (by InDoubtBy).</summary>
+    public DateTimeOffset? InDoubtSince { get; init; }
+    public string? InDoubtBy { get; init; }
 
     public bool IsFinal => State != RecipientState.Pending;
 }
@@ -44,6 +47,10 @@ public sealed class QueuedMessage
     /// <summary>For a DSN Postern generated: the MID it reports on.</summary>
     public long? BounceOf { get; init; }
     public required List<QueuedRecipient> Recipients { get; init; }
+    /// <summary>Cluster store: the member this message was claimed from because its lease lapsed (it crashed or hung); null otherwise.</summary>
+    public string? TakenOverFrom { get; init; }
+    /// <summary>Cluster store: the member that accepted it.</summary>
+    public string? AcceptedBy { get; init; }
 
     public bool IsNullSender => Sender.Length == 0;
 }
@@ -52,13 +59,27 @@ public sealed record RecipientUpdate(int Rid, RecipientState State, int Attempts
 
 /// <summary>
 /// The durable queue. Implementations must make EnqueueAsync durable (fsync'd) before it
-/// completes: the SMTP server answers 250 only after that. SQLite now; PostgreSQL for clusters.
+/// completes: the SMTP server answers 250 only after that. SQLite for one machine
+/// (SqliteQueueStore), PostgreSQL for a cluster (Cluster.PostgresQueueStore).
 /// </summary>
 public interface IQueueStore : IAsyncDisposable
 {
     ValueTask<long> NextIdAsync(IdKind kind);
     Task EnqueueAsync(QueuedMessage message, ReadOnlyMemory<byte> body);
+    /// <summary>
+    /// Hands out due messages to deliver. A shared store claims them for this member (until
+    /// UpdateRecipientsAsync or ReleaseAsync, or until the claim's lease lapses); exclude is
+    /// what this process already has in flight.
+    /// </summary>
     Task<IReadOnlyList<QueuedMessage>> LoadDueAsync(DateTimeOffset now, int limit, IReadOnlySet<long> exclude);
+    /// <summary>Gives up a claim without recording anything (nothing was due after all).</summary>
+    Task ReleaseAsync(long mid) => Task.CompletedTask;
+    /// <summary>Records, before the final dot, that an answer is awaited: a member taking the message over knows it may be a duplicate.</summary>
+    Task MarkInDoubtAsync(long mid, IReadOnlyList<int> rids) => Task.CompletedTask;
+    /// <summary>A store shared by cluster members (claims, in-doubt marks and wake-ups mean something).</summary>
+    bool IsShared => false;
+    /// <summary>Called when another process queued or released work (a shared store); a single machine's scheduler is woken directly.</summary>
+    void OnWorkArrived(Action wake) { }
     Task<DateTimeOffset?> NextDueAsync();
     Task<byte[]?> ReadBodyAsync(long mid);
     /// <summary>Records recipient outcomes; when none is pending afterwards, the message is removed in the same transaction.</summary>

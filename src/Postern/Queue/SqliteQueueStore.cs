@@ -13,12 +13,11 @@ public sealed class SqliteQueueStore : IQueueStore
     private const int IdBlock = 1000;
     private readonly string _connectionString;
     private readonly SqliteConnection _writeConnection;
-    private readonly Channel<WriteOp> _writes = Channel.CreateUnbounded<WriteOp>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<GroupCommit.Op<Action<SqliteConnection, SqliteTransaction>>> _writes =
+        Channel.CreateUnbounded<GroupCommit.Op<Action<SqliteConnection, SqliteTransaction>>>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
     private readonly Dictionary<IdKind, (long Next, long Limit)> _ids = new();
     private readonly SemaphoreSlim _idGate = new(1, 1);
-
-    private sealed record WriteOp(Action<SqliteConnection, SqliteTransaction> Apply, TaskCompletionSource Done);
 
     public SqliteQueueStore(string path)
     {
@@ -46,7 +45,7 @@ public sealed class SqliteQueueStore : IQueueStore
             DELETE FROM recipients WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.mid = recipients.mid);
             """);
         SqliteFiles.RestrictToOwner(path);
-        _writer = Task.Run(WriteLoop);
+        _writer = Task.Run(() => GroupCommit.RunAsync(_writes.Reader, 512, ops => { Commit(ops); return Task.CompletedTask; }));
     }
 
     private SqliteConnection Open()
@@ -67,40 +66,15 @@ public sealed class SqliteQueueStore : IQueueStore
 
     private Task WriteAsync(Action<SqliteConnection, SqliteTransaction> apply)
     {
-        var op = new WriteOp(apply, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        var op = new GroupCommit.Op<Action<SqliteConnection, SqliteTransaction>>(apply, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         if (!_writes.Writer.TryWrite(op)) throw new InvalidOperationException("queue store is closed");
         return op.Done.Task;
     }
 
-    private async Task WriteLoop()
-    {
-        var batch = new List<WriteOp>(256);
-        var reader = _writes.Reader;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
-        {
-            batch.Clear();
-            while (batch.Count < 512 && reader.TryRead(out var op)) batch.Add(op);
-            try
-            {
-                Commit(batch);
-                foreach (var op in batch) op.Done.TrySetResult();
-            }
-            catch (Exception)
-            {
-                // One bad write must not fail its neighbours: redo them one by one.
-                foreach (var op in batch)
-                {
-                    try { Commit([op]); op.Done.TrySetResult(); }
-                    catch (Exception e) { op.Done.TrySetException(e); }
-                }
-            }
-        }
-    }
-
-    private void Commit(IReadOnlyList<WriteOp> ops)
+    private void Commit(IReadOnlyList<Action<SqliteConnection, SqliteTransaction>> ops)
     {
         using var tx = _writeConnection.BeginTransaction();
-        foreach (var op in ops) op.Apply(_writeConnection, tx);
+        foreach (var apply in ops) apply(_writeConnection, tx);
         tx.Commit();   // synchronous=FULL: returns after the WAL is fsync'd
     }
 

@@ -37,8 +37,8 @@ public sealed class WebContext(string dataDirectory, PosternConfig startup, Func
     /// <summary>The versioned configuration, as the CLI sees it (commit checks the machine too).</summary>
     public T Config<T>(Func<ConfigService, PosternConfig, T> action)
     {
-        using var store = new SqliteConfigStore(SqliteConfigStore.PathFor(DataDirectory));
-        return action(new ConfigService(store, c => ConfigPreflight.Problems(c, checkBind: false)), Startup);
+        using var store = Cluster.Stores.Config(Startup);
+        return action(Cluster.Stores.ConfigService(store, Startup, c => ConfigPreflight.Problems(c, checkBind: false)), Startup);
     }
 
     public bool HasStagedChanges => Config((s, _) => s.HasStagedChanges);

@@ -16,7 +16,7 @@ public sealed class QueueModel(WebContext web) : PageModel
 
     private async Task<T> WithAsync<T>(Func<QueueService, Task<T>> action)
     {
-        using var versions = new SqliteConfigStore(SqliteConfigStore.PathFor(web.DataDirectory));
+        using var versions = Cluster.Stores.Config(web.Startup);
         return await action(new QueueService(web.Queue, versions, web.Live));
     }
 

@@ -1,0 +1,154 @@
+using System.Collections.Concurrent;
+using Npgsql;
+using Postern.Admin;
+
+namespace Postern.Cluster;
+
+/// <summary>
+/// The shared PostgreSQL database of a cluster: one connection pool per process, the schema
+/// created and migrated by Postern (numbered steps, applied under an advisory lock so members
+/// starting together do not race), and the database clock, which leases and heartbeats use
+/// so that members' clocks never decide who owns a message.
+/// </summary>
+public sealed class PostgresDatabase
+{
+    private static readonly ConcurrentDictionary<string, Lazy<PostgresDatabase>> Open = new();
+
+    public NpgsqlDataSource Source { get; }
+    /// <summary>
+    /// A small pool of its own for heartbeats and lease renewal: a member busy with hundreds of
+    /// deliveries must never starve its own renewals (its claims would lapse under it).
+    /// </summary>
+    public NpgsqlDataSource Control { get; }
+    /// <summary>The connection string without its password (for messages and status).</summary>
+    public string Display { get; }
+
+    /// <summary>Milliseconds since the epoch by the database's clock.</summary>
+    public const string NowMs = "postern_now_ms()";
+
+    private PostgresDatabase(NpgsqlDataSource source, NpgsqlDataSource control, string display)
+    {
+        Source = source;
+        Control = control;
+        Display = display;
+    }
+
+    /// <summary>The database a cluster configuration names, migrated to the current schema; one per process.</summary>
+    public static PostgresDatabase For(ClusterSettings settings)
+    {
+        var key = settings.Postgres + "\n" + settings.PasswordFile;
+        var lazy = Open.GetOrAdd(key, _ => new Lazy<PostgresDatabase>(() => Connect(settings)));
+        try { return lazy.Value; }
+        catch
+        {
+            Open.TryRemove(key, out _);   // a later call may find the database up
+            throw;
+        }
+    }
+
+    private static PostgresDatabase Connect(ClusterSettings settings)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(settings.Postgres);
+        if (settings.PasswordFile is { } file)
+        {
+            try { builder.Password = File.ReadAllText(file).Trim(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ConfigException($"cluster.passwordFile {file}: {e.Message}");
+            }
+        }
+        if (!builder.ContainsKey("Timeout")) builder.Timeout = 10;
+        if (!builder.ContainsKey("Command Timeout")) builder.CommandTimeout = 30;
+        if (!builder.ContainsKey("Maximum Pool Size")) builder.MaxPoolSize = 50;
+        var display = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Password = null }.ConnectionString;
+        var source = new NpgsqlDataSourceBuilder(builder.ConnectionString) { Name = "postern" }.Build();
+        var control = new NpgsqlDataSourceBuilder(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { MaxPoolSize = 3 }.ConnectionString) { Name = "postern-control" }.Build();
+        var db = new PostgresDatabase(source, control, display);
+        try { db.Migrate(); }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            source.Dispose();
+            control.Dispose();
+            throw new ConfigException($"cluster store {display}: {e.Message}");
+        }
+        return db;
+    }
+
+    /// <summary>The schema, in numbered steps: a step is never edited once released, a change is a new step.</summary>
+    private static readonly string[] Steps =
+    [
+        // 1: queue, configuration versions and operator holds, members.
+        $"""
+        CREATE FUNCTION postern_now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS
+          $$ SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+        CREATE TABLE sequences(name text PRIMARY KEY, next bigint NOT NULL);
+        CREATE TABLE messages(
+          mid bigint PRIMARY KEY, icid bigint NOT NULL, received_at bigint NOT NULL, sender text NOT NULL,
+          envid text, ret int NOT NULL, smtputf8 boolean NOT NULL, body_type text NOT NULL, size bigint NOT NULL,
+          client_address text NOT NULL, helo text NOT NULL, listener text NOT NULL, bounce_of bigint,
+          accepted_by text NOT NULL,
+          next_due bigint NOT NULL,            -- the earliest next attempt of a pending recipient
+          owner text, lease_until bigint,      -- the member delivering it now, and until when its claim holds
+          claims int NOT NULL DEFAULT 0);
+        CREATE INDEX messages_due ON messages(next_due);
+        CREATE INDEX messages_owner ON messages(owner) WHERE owner IS NOT NULL;
+        CREATE TABLE bodies(mid bigint PRIMARY KEY REFERENCES messages ON DELETE CASCADE, body bytea NOT NULL);
+        -- Bodies are mostly compressed already or small: no TOAST compression on the hot path.
+        ALTER TABLE bodies ALTER COLUMN body SET STORAGE EXTERNAL;
+        CREATE TABLE recipients(
+          mid bigint NOT NULL REFERENCES messages ON DELETE CASCADE, rid int NOT NULL,
+          address text NOT NULL, domain text NOT NULL, orcpt text, notify int NOT NULL, state int NOT NULL,
+          attempts int NOT NULL, next_attempt bigint NOT NULL, last_response text,
+          in_doubt_since bigint, in_doubt_by text,   -- the final dot went out; its answer was not recorded yet
+          PRIMARY KEY(mid, rid));
+        CREATE INDEX recipients_domain ON recipients(domain) WHERE state = 0;
+        CREATE TABLE config_versions(number int PRIMARY KEY, time bigint NOT NULL, who text NOT NULL, comment text NOT NULL, document text NOT NULL);
+        CREATE TABLE config_staged(id int PRIMARY KEY CHECK (id = 1), document text NOT NULL, who text NOT NULL, time bigint NOT NULL);
+        CREATE TABLE holds(kind text NOT NULL, target text NOT NULL, member text NOT NULL DEFAULT '', who text NOT NULL, since bigint NOT NULL,
+          PRIMARY KEY(kind, target, member));
+        CREATE TABLE members(
+          name text PRIMARY KEY, hostname text NOT NULL, pid int NOT NULL, started bigint NOT NULL, heartbeat bigint NOT NULL,
+          stopped bigint, software text NOT NULL, config_version int NOT NULL DEFAULT 0, listeners text NOT NULL DEFAULT '[]',
+          accepted bigint NOT NULL DEFAULT 0, delivered bigint NOT NULL DEFAULT 0, taken_over bigint NOT NULL DEFAULT 0);
+        """,
+        // 2: connection slots for cluster-wide concurrency limits (held while a connection is open, with a lease).
+        """
+        CREATE TABLE connection_slots(domain text NOT NULL, member text NOT NULL, slot bigint NOT NULL, lease_until bigint NOT NULL,
+          PRIMARY KEY(domain, member, slot));
+        """,
+    ];
+
+    public int SchemaVersion { get; private set; }
+
+    private void Migrate()
+    {
+        using var c = Source.OpenConnection();
+        using var tx = c.BeginTransaction();
+        Exec(c, tx, "SELECT pg_advisory_xact_lock(7312001)");   // one migrator at a time
+        Exec(c, tx, "CREATE TABLE IF NOT EXISTS postern_schema(version int NOT NULL, applied bigint NOT NULL)");
+        using (var cmd = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM postern_schema", c, tx))
+            SchemaVersion = Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        if (SchemaVersion > Steps.Length)
+            throw new ConfigException($"cluster store {Display} has schema version {SchemaVersion}, newer than this Postern knows ({Steps.Length}); upgrade this member");
+        for (var v = SchemaVersion + 1; v <= Steps.Length; v++)
+        {
+            Exec(c, tx, Steps[v - 1]);
+            Exec(c, tx, $"INSERT INTO postern_schema(version, applied) VALUES({v}, (extract(epoch FROM now()) * 1000)::bigint)");
+        }
+        tx.Commit();
+        SchemaVersion = Steps.Length;
+    }
+
+    public static void Exec(NpgsqlConnection c, NpgsqlTransaction? tx, string sql)
+    {
+        using var cmd = new NpgsqlCommand(sql, c, tx);
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Milliseconds since the epoch by the database clock.</summary>
+    public long Now()
+    {
+        using var cmd = Source.CreateCommand($"SELECT {NowMs}");
+        return (long)cmd.ExecuteScalar()!;
+    }
+}
