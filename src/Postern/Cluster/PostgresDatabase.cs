@@ -74,11 +74,11 @@ public sealed class PostgresDatabase
         return db;
     }
 
-    /// <summary>The schema, in numbered steps: a step is never edited once released, a change is a new step.</summary>
-    private static readonly string[] Steps =
+    /// <summary>The core schema (queue, configuration, holds, members, connection slots), in numbered steps: a step is never edited once released, a change is a new step.</summary>
+    private static readonly string[] CoreSteps =
     [
         // 1: queue, configuration versions and operator holds, members.
-        $"""
+        """
         CREATE FUNCTION postern_now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS
           $$ SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
         CREATE TABLE sequences(name text PRIMARY KEY, next bigint NOT NULL);
@@ -118,25 +118,46 @@ public sealed class PostgresDatabase
         """,
     ];
 
+    /// <summary>The core schema's version in this database.</summary>
     public int SchemaVersion { get; private set; }
 
-    private void Migrate()
+    private readonly ConcurrentDictionary<string, Lazy<int>> _components = new();
+
+    private void Migrate() => SchemaVersion = EnsureSchema("core", CoreSteps);
+
+    /// <summary>
+    /// Brings one component's tables (the core, tracking, certificates …) to its newest step,
+    /// once per process; each component keeps its own numbered steps, so a store adds tables
+    /// in its own file. Returns the component's version. Throws ConfigException when the
+    /// database is newer than this Postern.
+    /// </summary>
+    public int EnsureSchema(string component, IReadOnlyList<string> steps) =>
+        _components.GetOrAdd(component, c => new Lazy<int>(() => MigrateComponent(c, steps))).Value;
+
+    private int MigrateComponent(string component, IReadOnlyList<string> steps)
     {
         using var c = Source.OpenConnection();
         using var tx = c.BeginTransaction();
-        Exec(c, tx, "SELECT pg_advisory_xact_lock(7312001)");   // one migrator at a time
-        Exec(c, tx, "CREATE TABLE IF NOT EXISTS postern_schema(version int NOT NULL, applied bigint NOT NULL)");
-        using (var cmd = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM postern_schema", c, tx))
-            SchemaVersion = Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-        if (SchemaVersion > Steps.Length)
-            throw new ConfigException($"cluster store {Display} has schema version {SchemaVersion}, newer than this Postern knows ({Steps.Length}); upgrade this member");
-        for (var v = SchemaVersion + 1; v <= Steps.Length; v++)
+        Exec(c, tx, "SELECT pg_advisory_xact_lock(7312001)");   // one migrator at a time, across members
+        Exec(c, tx, "CREATE TABLE IF NOT EXISTS postern_schema(component text NOT NULL DEFAULT 'core', version int NOT NULL, applied bigint NOT NULL)");
+        int current;
+        using (var cmd = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM postern_schema WHERE component = @c", c, tx))
         {
-            Exec(c, tx, Steps[v - 1]);
-            Exec(c, tx, $"INSERT INTO postern_schema(version, applied) VALUES({v}, (extract(epoch FROM now()) * 1000)::bigint)");
+            cmd.Parameters.AddWithValue("c", component);
+            current = Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (current > steps.Count)
+            throw new ConfigException($"cluster store {Display}: the {component} schema is at version {current}, newer than this Postern knows ({steps.Count}); upgrade this member");
+        for (var v = current + 1; v <= steps.Count; v++)
+        {
+            Exec(c, tx, steps[v - 1]);
+            using var record = new NpgsqlCommand("INSERT INTO postern_schema(component, version, applied) VALUES(@c, @v, (extract(epoch FROM now()) * 1000)::bigint)", c, tx);
+            record.Parameters.AddWithValue("c", component);
+            record.Parameters.AddWithValue("v", v);
+            record.ExecuteNonQuery();
         }
         tx.Commit();
-        SchemaVersion = Steps.Length;
+        return steps.Count;
     }
 
     public static void Exec(NpgsqlConnection c, NpgsqlTransaction? tx, string sql)
