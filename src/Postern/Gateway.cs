@@ -82,17 +82,23 @@ public sealed class Gateway : IAsyncDisposable
             Live = () => holder.Current,
         };
         var own = new OwnEndpoints();
-        var stsCache = new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(data));
-        var slots = store is Cluster.PostgresQueueStore cluster
-            ? new Cluster.PostgresConnectionSlots(cluster.Database, cluster.Member, TimeSpan.FromSeconds(config.Cluster!.LeaseSeconds)) : null;
+        var stsCache = Cluster.Stores.StsCache(config);
+        // A cluster member: its limits, throttle and membership live in the shared database too.
+        var shared = store as Cluster.PostgresQueueStore;
+        var slots = shared is null ? null : new Cluster.PostgresConnectionSlots(shared.Database, shared.Member, TimeSpan.FromSeconds(config.Cluster!.LeaseSeconds));
         var delivery = new DeliveryAgent(context, new RouteResolver(dns, config.SmtpRoutes, config.Delivery.Port) { Live = () => holder.Current }, store, own)
         {
             Slots = slots,
+            Rate = shared is null ? null : new Cluster.PostgresRecipientRate(shared.Database, shared.Member),
             Sts = new StsPolicyProvider(dns, stsCache,
                 new StsPolicyFetcher(dns, certificates.TrustedRoots, context.VerificationOptions, config.MtaSts), events, () => DateTimeOffset.UtcNow),
         };
         var queue = new QueueManager(config, store, delivery, events) { Live = () => holder.Current, Member = Cluster.Stores.MemberName(config), Paused = () => delivery.AllSuspended };
-        var alerts = new AlertService(config, store, events, queue.Wake) { Live = () => holder.Current };
+        var alerts = new AlertService(config, store, events, queue.Wake)
+        {
+            Live = () => holder.Current,
+            Throttle = shared is null ? new MemoryAlertThrottle() : new Cluster.PostgresAlertThrottle(shared.Database),
+        };
         var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
         gateway.Counters.Attach(events);
         gateway.TlsOutcomes.Attach(events);
@@ -135,7 +141,7 @@ public sealed class Gateway : IAsyncDisposable
             gateway.DisposeAsync().AsTask().GetAwaiter().GetResult();
             throw;
         }
-        if (store is Cluster.PostgresQueueStore shared)
+        if (shared is not null)
         {
             try
             {

@@ -57,7 +57,7 @@ public static class StsCommands
         {
             var config = loadConfig(file);
             if (config is null) return 2;
-            using var cache = new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(Path.GetFullPath(config.DataDirectory)));
+            using var cache = Cluster.Stores.StsCache(config);
             return action(config, cache);
         }
 
@@ -104,7 +104,7 @@ public static class StsCommands
             var (events, dns, fetcher) = Machinery(config);
             var lines = new List<string>();
             events.Subscribe(e => { if (e is not DnsQueried) lock (lines) lines.Add(MailLog.Format(e)); });
-            using var cache = new SqliteStsPolicyCache(SqliteStsPolicyCache.PathFor(Path.GetFullPath(config.DataDirectory)));
+            using var cache = Cluster.Stores.StsCache(config);
             var provider = new StsPolicyProvider(dns, cache, fetcher, events, () => DateTimeOffset.UtcNow);
             var policy = await provider.GetAsync(domain, ct, forceFetch: true);
             if (parse.GetValue(jsonOption))

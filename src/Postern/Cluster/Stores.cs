@@ -24,6 +24,10 @@ public static class Stores
         ? new PostgresQueueStore(PostgresDatabase.For(c), MemberName(config), TimeSpan.FromSeconds(c.LeaseSeconds))
         : new SqliteQueueStore(Gateway.StorePath(Path.GetFullPath(config.DataDirectory)));
 
+    public static Security.IStsPolicyCache StsCache(PosternConfig config) => config.Cluster is { } c
+        ? new PostgresStsPolicyCache(PostgresDatabase.For(c))
+        : new Security.SqliteStsPolicyCache(Security.SqliteStsPolicyCache.PathFor(Path.GetFullPath(config.DataDirectory)));
+
     /// <summary>A configuration service on this machine's configuration store, seeing committed versions with this machine's own settings.</summary>
     public static ConfigService ConfigService(IConfigStore store, PosternConfig local, Func<PosternConfig, IReadOnlyList<string>>? machineChecks = null) =>
         new(store, machineChecks) { Machine = local };

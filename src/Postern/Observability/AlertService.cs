@@ -27,8 +27,32 @@ public sealed record AlertThrottled(string Summary, DateTimeOffset Until) : Mail
 /// for the same subject (a destination domain) is sent at most once per throttle window,
 /// so a failing domain cannot flood the recipients.
 /// </summary>
+/// <summary>Decides whether an alert of a kind may go now: null = yes (and the send is recorded), else when the last one went.</summary>
+public interface IAlertThrottle
+{
+    Task<DateTimeOffset?> TryPassAsync(string key, DateTimeOffset now, TimeSpan window);
+}
+
+/// <summary>One machine's throttle: in memory (a restart may send a kind again).</summary>
+public sealed class MemoryAlertThrottle : IAlertThrottle
+{
+    private readonly Dictionary<string, DateTimeOffset> _lastSent = new();
+
+    public Task<DateTimeOffset?> TryPassAsync(string key, DateTimeOffset now, TimeSpan window)
+    {
+        lock (_lastSent)
+        {
+            if (_lastSent.TryGetValue(key, out var last) && now - last < window) return Task.FromResult<DateTimeOffset?>(last);
+            _lastSent[key] = now;
+            return Task.FromResult<DateTimeOffset?>(null);
+        }
+    }
+}
+
 public sealed class AlertService : IAsyncDisposable
 {
+    /// <summary>The throttle: in memory on one machine, shared by the members of a cluster.</summary>
+    public IAlertThrottle Throttle { get; init; } = new MemoryAlertThrottle();
     private readonly PosternConfig _initial;
     /// <summary>The configuration in force (alert recipients and the throttle follow committed versions).</summary>
     public Func<PosternConfig>? Live { get; init; }
@@ -80,14 +104,13 @@ public sealed class AlertService : IAsyncDisposable
     {
         var now = DateTimeOffset.UtcNow;
         var window = TimeSpan.FromSeconds(_config.Alerts.ThrottleSeconds);
-        if (_lastSent.TryGetValue(alert.ThrottleKey, out var last) && now - last < window)
+        var recipients = _config.Alerts.Recipients.Where(r => r.Wants(alert.Severity, alert.Type)).Select(r => r.Address).ToList();
+        if (recipients.Count == 0) return;
+        if (await Throttle.TryPassAsync(alert.ThrottleKey, now, window).ConfigureAwait(false) is { } last)
         {
             _events.Publish(new AlertThrottled(alert.Summary, last + window));
             return;
         }
-        var recipients = _config.Alerts.Recipients.Where(r => r.Wants(alert.Severity, alert.Type)).Select(r => r.Address).ToList();
-        if (recipients.Count == 0) return;
-        _lastSent[alert.ThrottleKey] = now;
 
         var hostname = _config.Hostname;
         var message = new MimeMessage();

@@ -11,3 +11,9 @@ public interface IConnectionSlots
     /// <summary>A held slot (dispose to give it back), or null when limit connections to domain are open across the cluster.</summary>
     Task<IAsyncDisposable?> TryTakeAsync(string domain, int limit, CancellationToken ct);
 }
+
+/// <summary>Recipient-rate limits shared by a cluster: reserves room for count recipients, or says how long until there is room.</summary>
+public interface IRecipientRate
+{
+    Task<TimeSpan?> TryReserveAsync(string domain, int limit, TimeSpan window, int count, CancellationToken ct);
+}

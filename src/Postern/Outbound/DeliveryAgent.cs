@@ -71,6 +71,8 @@ public sealed class DeliveryAgent : IAsyncDisposable
     public static readonly TimeSpan SuspendedRecheck = TimeSpan.FromSeconds(10);
 
     public void SetSuspended(IReadOnlySet<string> domains) => _suspended = domains;
+    /// <summary>Cluster-wide recipient-rate windows (a shared store); null on one machine.</summary>
+    public IRecipientRate? Rate { get; init; }
     /// <summary>Cluster-wide connection slots (a shared store); null on one machine.</summary>
     public IConnectionSlots? Slots { get; init; }
     /// <summary>How soon a job turned away by a full cluster-wide limit is looked at again (not an attempt).</summary>
@@ -232,7 +234,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 return;
             }
             var destination = Destination;
-            if (ReserveRecipients(destination.RecipientLimit, first.Recipients.Count, DateTimeOffset.UtcNow) is { } wait)
+            if (await ReserveAsync(destination, first.Recipients.Count, ct).ConfigureAwait(false) is { } wait)
             {
                 first.Complete(RecipientOutcome.Deferred, "4.7.0", $"recipient limit for {domain} reached ({destination.RecipientLimit!.Recipients} per {destination.RecipientLimit.Minutes} min)", retryAfter: wait);
                 return;
@@ -343,7 +345,8 @@ public sealed class DeliveryAgent : IAsyncDisposable
                         return;
                     }
                     count++;
-                    if (count >= max || !connection.Reusable || !TryTakeWithinLimit(out job)) break;
+                    if (count >= max || !connection.Reusable || await TakeWithinLimitAsync(ct).ConfigureAwait(false) is not { } next) break;
+                    job = next;
                 }
                 await connection.CloseAsync(count >= max ? "max messages per connection" : "").ConfigureAwait(false);
                 connection = null;
@@ -368,15 +371,25 @@ public sealed class DeliveryAgent : IAsyncDisposable
         }
 
         /// <summary>Takes the next queued job for this connection, deferring the ones the rate limit holds back.</summary>
-        private bool TryTakeWithinLimit(out DeliveryJob job)
+        private async Task<DeliveryJob?> TakeWithinLimitAsync(CancellationToken ct)
         {
-            while (TryTake(out job))
+            while (TryTake(out var job))
             {
                 var limit = Destination.RecipientLimit;
-                if (ReserveRecipients(limit, job.Recipients.Count, DateTimeOffset.UtcNow) is not { } wait) return true;
+                if (await ReserveAsync(Destination, job.Recipients.Count, ct).ConfigureAwait(false) is not { } wait) return job;
                 job.Complete(RecipientOutcome.Deferred, "4.7.0", $"recipient limit for {domain} reached ({limit!.Recipients} per {limit.Minutes} min)", retryAfter: wait);
             }
-            return false;
+            return null;
+        }
+
+        /// <summary>The recipient-rate limit: this machine's window, or the cluster's when the limit applies system-wide there.</summary>
+        private async Task<TimeSpan?> ReserveAsync(EffectiveDestination destination, int count, CancellationToken ct)
+        {
+            var limit = destination.RecipientLimit;
+            if (limit is null) return null;
+            if (agent.Rate is { } shared && destination.LimitsApplyTo != LimitScope.Hostname)
+                return await shared.TryReserveAsync(domain, limit.Recipients, TimeSpan.FromMinutes(limit.Minutes), count, ct).ConfigureAwait(false);
+            return ReserveRecipients(limit, count, DateTimeOffset.UtcNow);
         }
     }
 

@@ -1,0 +1,94 @@
+using System.Text.Json;
+using Postern.Admin;
+using Postern.Cluster;
+using Postern.Security;
+using Postern.Tests.Support;
+using Xunit;
+
+namespace Postern.Tests;
+
+/// <summary>The cluster's shared state besides the queue, against the world's PostgreSQL: MTA-STS cache, alert throttle, recipient-rate windows.</summary>
+[Collection("cluster")]
+public sealed class ClusterStateTests
+{
+    private readonly TestWorld _world = TestWorld.Instance;
+
+    private static PostgresDatabase Database(string prefix) =>
+        PostgresDatabase.For(ClusterStore.Settings(ClusterStore.CreateDatabase(prefix), "test"));
+
+    [Fact]
+    public void A_policy_cached_by_one_member_is_the_cache_of_all()
+    {
+        var db = Database("sts");
+        using var cacheA = new PostgresStsPolicyCache(db);
+        using var cacheB = new PostgresStsPolicyCache(db);
+        var now = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        cacheA.Put(new StsCacheEntry("Sts-Good.test", "id1", "version: STSv1\nmode: enforce\nmx: mx.sts-good.test\nmax_age: 86400\n", now, now.AddDays(1), now));
+        var seen = cacheB.Get("sts-good.test");
+        Assert.NotNull(seen);
+        Assert.Equal("id1", seen.Id);
+        Assert.Equal(now.AddDays(1), seen.ExpiresAt);
+        cacheB.Touch("sts-good.test", now.AddHours(1));
+        cacheA.Touch("sts-good.test", now.AddMinutes(1));   // an older use never moves last-used back
+        Assert.Equal(now.AddHours(1), cacheA.Get("sts-good.test")!.LastUsed);
+        cacheB.Put(seen with { Id = "id2" });
+        Assert.Equal("id2", Assert.Single(cacheA.List()).Id);
+        Assert.True(cacheA.Remove("sts-good.test"));
+        Assert.Null(cacheB.Get("sts-good.test"));
+    }
+
+    [Fact]
+    public async Task Members_racing_to_send_the_same_alert_send_it_once_per_window()
+    {
+        var db = Database("alert");
+        var members = Enumerable.Range(0, 4).Select(_ => new PostgresAlertThrottle(db)).ToList();
+        var now = DateTimeOffset.UtcNow;
+        var results = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => members[i % 4].TryPassAsync("tls-required:x.test", now, TimeSpan.FromHours(1))));
+        Assert.Single(results, r => r is null);
+        Assert.All(results.Where(r => r is not null), r => Assert.Equal(now.ToUnixTimeMilliseconds(), r!.Value.ToUnixTimeMilliseconds()));
+        // Another kind is not throttled by it; the same kind passes again after the window.
+        Assert.Null(await members[0].TryPassAsync("dane:x.test", now, TimeSpan.FromHours(1)));
+        Assert.Null(await members[1].TryPassAsync("tls-required:x.test", now.AddHours(1).AddSeconds(1), TimeSpan.FromHours(1)));
+    }
+
+    [Fact]
+    public async Task Members_reserving_recipients_together_never_exceed_the_limit()
+    {
+        var db = Database("rate");
+        var a = new PostgresRecipientRate(db, "a");
+        var b = new PostgresRecipientRate(db, "b");
+        var window = TimeSpan.FromMinutes(60);
+        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => (i % 2 == 0 ? a : b).TryReserveAsync("rate.test", 25, window, 3, CancellationToken.None)));
+        Assert.Equal(8, results.Count(r => r is null));   // 8 × 3 = 24 ≤ 25; a ninth would make 27
+        Assert.All(results.Where(r => r is not null), r => Assert.True(r!.Value > TimeSpan.FromMinutes(59)));
+        Assert.Null(await a.TryReserveAsync("other.test", 25, window, 3, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_system_wide_recipient_limit_holds_across_members()
+    {
+        const int Limit = 10, Messages = 24;
+        var database = ClusterStore.CreateDatabase("rcptlimit");
+        static void Tweak(PosternConfig c) => c.DestinationControls.Entries.Add(new DestinationEntry
+        {
+            Domain = "good.test", RecipientLimit = new RecipientLimit { Recipients = Limit, Minutes = 60 }, LimitsApplyTo = LimitScope.SystemWide,
+        });
+        var a = ClusterStore.Member(database, "a", "127.0.2.17", tweak: Tweak);
+        var b = ClusterStore.Member(database, "b", "127.0.2.18", tweak: Tweak);
+        using var memberA = PosternProcess.Serve(a);
+        using var memberB = PosternProcess.Serve(b);
+        var token = TestWorld.Unique("rl");
+        await Task.WhenAll(Enumerable.Range(0, Messages).Select(i =>
+            RawSmtp.SubmitAsync((i % 2 == 0 ? memberA : memberB).Listener("OutgoingMail"), "limit@sender.test", $"{token}-{i}@good.test")));
+        // The definite answer first: every message is either delivered or held back by the limit.
+        var file = Path.Combine(a.DataDirectory, "postern.json");
+        int HeldBack() => JsonDocument.Parse(PosternProcess.Cli("queue", "list", "--json", "--config", file).Output).RootElement.EnumerateArray()
+            .Count(m => m.GetProperty("recipients").EnumerateArray().All(r => r.GetProperty("lastResponse").GetString()?.Contains("recipient limit for good.test reached") == true));
+        TestWorld.WaitUntil(() => HeldBack() == Messages - Limit, TimeSpan.FromSeconds(60), $"{Messages - Limit} messages held back by the limit");
+        var delivered = Directory.EnumerateFiles(Path.Combine(_world.MailDirectory, "good.test", "new"))
+            .Count(f => File.ReadAllText(f).Contains($"Delivered-To: {token}-"));
+        Assert.Equal(Limit, delivered);
+        memberA.Stop();
+        memberB.Stop();
+    }
+}
