@@ -71,7 +71,7 @@ public sealed class Gateway : IAsyncDisposable
         var dns = new DnsResolver(config.Dns, events);
         // The configuration in force: committed versions are swapped in here while running.
         var holder = new ConfigHolder(config);
-        var certificates = new CertificateProvider(() => holder.Current, new CertificateStore(data), data, events);
+        var certificates = new CertificateProvider(() => holder.Current, CertificateStore.Open(config), data, events);
         var dc = config.DestinationControls;
         // Made whether or not the first version uses them, so a later version can switch them on.
         var tagger = BounceTagger.LoadOrCreate(data, config.BounceVerification.MaxAgeDays);

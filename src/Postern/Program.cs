@@ -28,7 +28,7 @@ serve.SetAction(async (parse, ct) =>
             if (service.Ignored is { } ignored) Console.WriteLine($"WARNING: {ignored}");
         }
         else if (service.Committed() is { } latest) config = latest;   // the embedded default yields to committed versions
-        using (var certificates = new Postern.Security.CertificateStore(Path.GetFullPath(config.DataDirectory)))
+        using (var certificates = Postern.Security.CertificateStore.Open(config))
             if (new CertificateService(service, config, certificates).MigrateLegacySettings() is { } moved)
             {
                 Console.WriteLine(moved);

@@ -91,4 +91,50 @@ public sealed class ClusterStateTests
         memberA.Stop();
         memberB.Stop();
     }
+
+    [Fact]
+    public void Certificates_are_cluster_wide_or_each_members_own_and_members_share_the_sealing_key()
+    {
+        var database = ClusterStore.CreateDatabase("certs");
+        string File_(PosternConfig c)
+        {
+            Directory.CreateDirectory(c.DataDirectory);
+            var file = Path.Combine(c.DataDirectory, "postern.json");
+            File.WriteAllText(file, c.ToJson());
+            return file;
+        }
+        var a = File_(ClusterStore.Member(database, "a", "127.0.2.19"));
+        var bConfig = ClusterStore.Member(database, "b", "127.0.2.20");
+        var b = File_(bConfig);
+        string Cli(int expected, params string[] args)
+        {
+            var (code, output) = PosternProcess.Cli(args);
+            Assert.True(code == expected, $"postern {string.Join(' ', args)} exited {code}:\n{output}");
+            return output;
+        }
+        Cli(0, "certconfig", "create", "--cn", "*.cluster.test", "--name", "shared", "--scope", "cluster", "--config", a);
+        Cli(0, "certconfig", "create", "--cn", "mx.a.test", "--name", "mx", "--scope", "machine", "--config", a);
+
+        // A member with a sealing key of its own could not open what the others stored: refused, with the remedy.
+        Assert.Contains("is not the cluster's: copy that file from a member", Cli(1, "certconfig", "list", "--config", b));
+        var keyA = Path.Combine(Path.GetDirectoryName(a)!, "secrets", "certificate-store.key");
+        var keyB = Path.Combine(bConfig.DataDirectory, "secrets", "certificate-store.key");
+        File.Copy(keyA, keyB, overwrite: true);
+
+        JsonElement List(string file) => JsonDocument.Parse(Cli(0, "certconfig", "list", "--json", "--config", file)).RootElement;
+        string? Subject(string file, string name) => List(file).EnumerateArray()
+            .Where(c => c.GetProperty("name").GetString() == name).Select(c => c.GetProperty("subject").GetString()).FirstOrDefault();
+        Assert.Equal("CN=*.cluster.test", Subject(b, "shared"));
+        Assert.Null(Subject(b, "mx"));   // a's machine certificate is a's
+        Cli(0, "certconfig", "create", "--cn", "mx.b.test", "--name", "mx", "--scope", "machine", "--config", b);
+        Assert.Equal("CN=mx.b.test", Subject(b, "mx"));
+        Assert.Equal("CN=mx.a.test", Subject(a, "mx"));
+        // The cluster-wide key opens on the other member: its PKCS#12 export works there.
+        var p12 = Path.Combine(bConfig.DataDirectory, "shared.p12");
+        Cli(0, "certconfig", "export", "shared", "--pkcs12", p12, "--passphrase", "cluster-pass", "--confirm", "cluster-pass", "--config", b);
+        Assert.True(new FileInfo(p12).Length > 500);
+        Cli(0, "certconfig", "delete", "mx", "--config", b);
+        Assert.Null(Subject(b, "mx"));
+        Assert.Equal("CN=mx.a.test", Subject(a, "mx"));
+    }
 }

@@ -347,7 +347,7 @@ public static class CertConfigCommands
         {
             try
             {
-                using var store = new CertificateStore(Path.GetFullPath(config.DataDirectory));
+                using var store = CertificateStore.Open(config);
                 var certs = new CertificateService(service, config, store);
                 if (certs.MigrateLegacySettings() is { } moved) Console.WriteLine(moved);
                 return action(config, certs);

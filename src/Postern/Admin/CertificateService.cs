@@ -63,7 +63,7 @@ public sealed class CertificateService(ConfigService config, PosternConfig fallb
     /// <summary>The certificate store of a configuration's data directory, opened only while it is read (for choosing a certificate).</summary>
     public static IReadOnlyList<CertificateInfo> StoredCertificates(PosternConfig config)
     {
-        using var store = new CertificateStore(Path.GetFullPath(config.DataDirectory));
+        using var store = CertificateStore.Open(config);
         return store.List();
     }
 

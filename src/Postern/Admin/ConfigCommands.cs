@@ -127,7 +127,7 @@ public static class ConfigCommands
                 return 0;
             }
             var secret = Passphrase(parse.GetValue(passphrase), parse.GetValue(passphraseFile));
-            using var store = new Security.CertificateStore(Path.GetFullPath(config.DataDirectory));
+            using var store = Security.CertificateStore.Open(config);
             var bundle = new ConfigurationBundle(System.Text.Json.Nodes.JsonNode.Parse(working.ToJson())!, new CertificateService(service, config, store).ExportAll(secret));
             Security.ServerCertificate.WritePrivate(file.FullName, System.Text.Encoding.UTF8.GetBytes(JsonSerializer.Serialize(bundle, PosternConfig.JsonOptions) + "\n"));
             Console.WriteLine($"Configuration and {bundle.Certificates.Count} certificate(s) written to {file.FullName} (mode 0600; private keys encrypted under the passphrase, never in clear).");
@@ -142,7 +142,7 @@ public static class ConfigCommands
             var added = 0;
             if (certificates.Count > 0)
             {
-                using var store = new Security.CertificateStore(Path.GetFullPath(config.DataDirectory));
+                using var store = Security.CertificateStore.Open(config);
                 try { added = new CertificateService(service, config, store).ImportAll(certificates, Passphrase(parse.GetValue(passphrase), parse.GetValue(passphraseFile))); }
                 catch (Security.CertificateException e) { throw new ConfigException(e.Message); }
             }

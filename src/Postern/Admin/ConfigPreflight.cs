@@ -49,7 +49,7 @@ public static class ConfigPreflight
         var assignments = config.CertificateAssignments().ToList();
         if (assignments.Count > 0)
         {
-            using var store = new CertificateStore(Path.GetFullPath(config.DataDirectory));
+            using var store = CertificateStore.Open(config);
             foreach (var (service, name) in assignments)
                 if (!store.Exists(name)) problems.Add($"{service}: there is no stored certificate named '{name}' (postern certconfig list)");
         }

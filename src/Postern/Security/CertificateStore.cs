@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Microsoft.Data.Sqlite;
+using Postern.Admin;
 using Postern.Dns;
 
 namespace Postern.Security;
@@ -42,38 +43,44 @@ public sealed record LegacyCertificateSettings(IReadOnlyDictionary<string, strin
 public sealed class CertificateStore : IDisposable
 {
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-    private readonly SqliteConnection _db;
+    private readonly ICertificateRows _rows;
     private readonly byte[] _masterKey;
 
-    public string DatabasePath { get; }
     public string MasterKeyPath { get; }
 
-    public CertificateStore(string dataDirectory)
+    /// <summary>One machine's store: SQLite under the data directory.</summary>
+    public CertificateStore(string dataDirectory) : this(dataDirectory, new SqliteCertificateRows(dataDirectory)) { }
+
+    /// <summary>A store whose rows live elsewhere (a cluster's database); the sealing key is still the machine's file.</summary>
+    public CertificateStore(string dataDirectory, ICertificateRows rows)
     {
-        var dir = Path.Combine(dataDirectory, "certs");
         var secrets = Path.Combine(dataDirectory, "secrets");
-        CreatePrivateDirectory(dir);
         CreatePrivateDirectory(secrets);
-        DatabasePath = Path.Combine(dir, "certificates.db");
         MasterKeyPath = Path.Combine(secrets, "certificate-store.key");
         _masterKey = LoadOrCreateMasterKey(MasterKeyPath);
-        var isNew = !File.Exists(DatabasePath);
-        if (isNew) { using (File.Create(DatabasePath)) { } }
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(DatabasePath, OwnerOnly);
-        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Pooling = false }.ToString());
-        _db.Open();
-        Exec("""
-            PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;
-            CREATE TABLE IF NOT EXISTS certificates(name TEXT PRIMARY KEY COLLATE NOCASE, scope INTEGER NOT NULL,
-              certificate BLOB NOT NULL, chain TEXT NOT NULL, key_type TEXT NOT NULL, key_sealed BLOB NOT NULL, created INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS assignments(service TEXT PRIMARY KEY, name TEXT NOT NULL COLLATE NOCASE);
-            CREATE TABLE IF NOT EXISTS custom_cas(fingerprint TEXT PRIMARY KEY, certificate BLOB NOT NULL, added INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-            INSERT OR IGNORE INTO settings(key, value) VALUES('version', '1'), ('system_cas_enabled', '1');
-            """);
+        _rows = rows;
+        try
+        {
+            // Every member must seal with the same key, or the others could not use what one stored.
+            using var hmac = new HMACSHA256(_masterKey);
+            rows.VerifyKey(hmac.ComputeHash("postern certificate store key check"u8.ToArray()), MasterKeyPath);
+        }
+        catch
+        {
+            rows.Dispose();
+            throw;
+        }
     }
 
-    private static void CreatePrivateDirectory(string dir)
+    /// <summary>The store a configuration uses: this machine's SQLite file, or the cluster's database (cluster-wide and this member's certificates).</summary>
+    public static CertificateStore Open(PosternConfig config)
+    {
+        var data = Path.GetFullPath(config.DataDirectory);
+        return config.Cluster is null ? new CertificateStore(data)
+            : new CertificateStore(data, new Cluster.PostgresCertificateRows(Cluster.PostgresDatabase.For(config.Cluster), Cluster.Stores.MemberName(config)));
+    }
+
+    internal static void CreatePrivateDirectory(string dir)
     {
         Directory.CreateDirectory(dir);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -122,12 +129,8 @@ public sealed class CertificateStore : IDisposable
     public IReadOnlyList<CertificateInfo> List(IEnumerable<(string Service, string Certificate)>? assignments = null)
     {
         var uses = (assignments ?? []).ToList();
-        var result = new List<CertificateInfo>();
-        using var cmd = Command("SELECT name, scope, certificate, chain, key_type FROM certificates ORDER BY name");
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-            result.Add(Describe(r.GetString(0), (CertificateScope)r.GetInt32(1), X509CertificateLoader.LoadCertificate((byte[])r[2]), r.GetString(3), r.GetString(4), uses));
-        return result;
+        return _rows.All().OrderBy(r => r.Name, StringComparer.OrdinalIgnoreCase)
+            .Select(r => Describe(r.Name, r.Scope, X509CertificateLoader.LoadCertificate(r.Certificate), r.Chain, r.KeyType, uses)).ToList();
     }
 
     public CertificateInfo? Find(string name, IEnumerable<(string Service, string Certificate)>? assignments = null) => List(assignments).FirstOrDefault(c => c.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
@@ -314,26 +317,18 @@ public sealed class CertificateStore : IDisposable
     {
         var users = assignments.Where(a => a.Certificate.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(a => a.Service).Distinct().ToList();
         if (users.Count > 0) throw new CertificateException($"'{name}' is assigned to {string.Join(", ", users)}; unassign it first (and commit)");
-        using var cmd = Command("DELETE FROM certificates WHERE name=$n", ("$n", name));
-        if (cmd.ExecuteNonQuery() == 0) throw new CertificateException($"no certificate named '{name}'");
-        Bump();
+        if (!_rows.Delete(name)) throw new CertificateException($"no certificate named '{name}'");
+        _rows.Bump();
     }
 
-    public bool Exists(string name)
-    {
-        using var cmd = Command("SELECT COUNT(*) FROM certificates WHERE name=$n", ("$n", name));
-        return (long)cmd.ExecuteScalar()! > 0;
-    }
+    public bool Exists(string name) => _rows.Get(name) is not null;
 
     private (X509Certificate2 Cert, CertificateScope Scope, string KeyType, byte[] SealedKey, X509Certificate2Collection Chain) Load(string name)
     {
-        using var cmd = Command("SELECT certificate, scope, key_type, key_sealed, chain, name FROM certificates WHERE name=$n", ("$n", name));
-        using var r = cmd.ExecuteReader();
-        if (!r.Read()) throw new CertificateException($"no certificate named '{name}'");
+        var row = _rows.Get(name) ?? throw new CertificateException($"no certificate named '{name}'");
         var chain = new X509Certificate2Collection();
-        var chainPem = r.GetString(4);
-        if (chainPem.Length > 0) chain.ImportFromPem(chainPem);
-        return (X509CertificateLoader.LoadCertificate((byte[])r[0]), (CertificateScope)r.GetInt32(1), r.GetString(2), (byte[])r[3], chain);
+        if (row.Chain.Length > 0) chain.ImportFromPem(row.Chain);
+        return (X509CertificateLoader.LoadCertificate(row.Certificate), row.Scope, row.KeyType, row.SealedKey, chain);
     }
 
     private void Save(string name, CertificateScope scope, X509Certificate2 cert, X509Certificate2Collection chain, string keyType, byte[] pkcs8, bool replace) =>
@@ -342,10 +337,8 @@ public sealed class CertificateStore : IDisposable
     private void SaveSealed(string name, CertificateScope scope, X509Certificate2 cert, X509Certificate2Collection chain, string keyType, byte[] sealedKey, bool replace = true)
     {
         var chainPem = string.Concat(chain.Select(c => c.ExportCertificatePem() + "\n"));
-        using var cmd = Command((replace ? "INSERT OR REPLACE" : "INSERT") + " INTO certificates(name, scope, certificate, chain, key_type, key_sealed, created) VALUES($n, $s, $c, $ch, $k, $key, $t)",
-            ("$n", name), ("$s", (int)scope), ("$c", cert.RawData), ("$ch", chainPem), ("$k", keyType), ("$key", sealedKey), ("$t", DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
-        cmd.ExecuteNonQuery();
-        Bump();
+        _rows.Save(new CertificateRow(name, scope, cert.RawData, chainPem, keyType, sealedKey), replace);
+        _rows.Bump();
     }
 
     private static X509Certificate2 ParseSingle(string pem, string what)
@@ -373,7 +366,101 @@ public sealed class CertificateStore : IDisposable
     /// Assignments and CA-list settings that earlier versions kept in this store; they live in
     /// the versioned configuration now; read for the migration, then cleared.
     /// </summary>
-    public LegacyCertificateSettings ReadLegacySettings()
+    public LegacyCertificateSettings ReadLegacySettings() => _rows.ReadLegacy();
+
+    public void ClearLegacySettings() => _rows.ClearLegacy();
+
+    public static string Fingerprint(X509Certificate2 c) => Convert.ToHexString(SHA256.HashData(c.RawData));
+
+    // ---- version ----
+
+    /// <summary>Increases on every change; the daemon reloads when it moves.</summary>
+    public long Version => _rows.Version;
+
+    /// <summary>Moves the version without a change: running gateways reload (the system bundle after an OS update).</summary>
+    public void Touch() => _rows.Bump();
+
+    public void Dispose() => _rows.Dispose();
+}
+
+/// <summary>One stored certificate as its rows keep it: the key sealed, the chain as PEM.</summary>
+public sealed record CertificateRow(string Name, CertificateScope Scope, byte[] Certificate, string Chain, string KeyType, byte[] SealedKey);
+
+/// <summary>Where a certificate store keeps its rows: a SQLite file on one machine, the cluster's database for members.</summary>
+public interface ICertificateRows : IDisposable
+{
+    /// <summary>Every certificate this machine may use.</summary>
+    IEnumerable<CertificateRow> All();
+    CertificateRow? Get(string name);
+    /// <summary>Stores a certificate; without replace, an existing name is an error.</summary>
+    void Save(CertificateRow row, bool replace);
+    bool Delete(string name);
+    long Version { get; }
+    void Bump();
+    /// <summary>Refuses a sealing key that differs from the one the rows were sealed with (a cluster member with another key file).</summary>
+    void VerifyKey(byte[] check, string keyPath) { }
+    LegacyCertificateSettings ReadLegacy() => new(new Dictionary<string, string>(), false, []);
+    void ClearLegacy() { }
+}
+
+/// <summary>The rows in &lt;data&gt;/certs/certificates.db (0600 in a 0700 folder).</summary>
+public sealed class SqliteCertificateRows : ICertificateRows
+{
+    private readonly SqliteConnection _db;
+
+    public string DatabasePath { get; }
+
+    public SqliteCertificateRows(string dataDirectory)
+    {
+        var dir = Path.Combine(dataDirectory, "certs");
+        CertificateStore.CreatePrivateDirectory(dir);
+        DatabasePath = Path.Combine(dir, "certificates.db");
+        if (!File.Exists(DatabasePath)) { using (File.Create(DatabasePath)) { } }
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(DatabasePath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Pooling = false }.ToString());
+        _db.Open();
+        Exec("""
+            PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;
+            CREATE TABLE IF NOT EXISTS certificates(name TEXT PRIMARY KEY COLLATE NOCASE, scope INTEGER NOT NULL,
+              certificate BLOB NOT NULL, chain TEXT NOT NULL, key_type TEXT NOT NULL, key_sealed BLOB NOT NULL, created INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS assignments(service TEXT PRIMARY KEY, name TEXT NOT NULL COLLATE NOCASE);
+            CREATE TABLE IF NOT EXISTS custom_cas(fingerprint TEXT PRIMARY KEY, certificate BLOB NOT NULL, added INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT OR IGNORE INTO settings(key, value) VALUES('version', '1'), ('system_cas_enabled', '1');
+            """);
+    }
+
+    public IEnumerable<CertificateRow> All() => Read("");
+
+    public CertificateRow? Get(string name) => Read("WHERE name=$n", ("$n", name)).FirstOrDefault();
+
+    private List<CertificateRow> Read(string where, params (string Name, object Value)[] parameters)
+    {
+        using var cmd = Command("SELECT name, scope, certificate, chain, key_type, key_sealed FROM certificates " + where, parameters);
+        using var r = cmd.ExecuteReader();
+        var rows = new List<CertificateRow>();
+        while (r.Read()) rows.Add(new CertificateRow(r.GetString(0), (CertificateScope)r.GetInt32(1), (byte[])r[2], r.GetString(3), r.GetString(4), (byte[])r[5]));
+        return rows;
+    }
+
+    public void Save(CertificateRow row, bool replace)
+    {
+        using var cmd = Command((replace ? "INSERT OR REPLACE" : "INSERT") + " INTO certificates(name, scope, certificate, chain, key_type, key_sealed, created) VALUES($n, $s, $c, $ch, $k, $key, $t)",
+            ("$n", row.Name), ("$s", (int)row.Scope), ("$c", row.Certificate), ("$ch", row.Chain), ("$k", row.KeyType), ("$key", row.SealedKey), ("$t", DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+        cmd.ExecuteNonQuery();
+    }
+
+    public bool Delete(string name)
+    {
+        using var cmd = Command("DELETE FROM certificates WHERE name=$n", ("$n", name));
+        return cmd.ExecuteNonQuery() > 0;
+    }
+
+    public long Version => long.Parse(Setting("version") ?? "0", System.Globalization.CultureInfo.InvariantCulture);
+
+    public void Bump() => Exec("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key='version'");
+
+    public LegacyCertificateSettings ReadLegacy()
     {
         var assignments = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         using (var cmd = Command("SELECT service, name FROM assignments"))
@@ -386,35 +473,13 @@ public sealed class CertificateStore : IDisposable
         return new LegacyCertificateSettings(assignments, Setting("system_cas_enabled") == "0", customCas);
     }
 
-    public void ClearLegacySettings() =>
+    public void ClearLegacy() =>
         Exec("DELETE FROM assignments; DELETE FROM custom_cas; UPDATE settings SET value='1' WHERE key='system_cas_enabled';");
-
-    public static string Fingerprint(X509Certificate2 c) => Convert.ToHexString(SHA256.HashData(c.RawData));
-
-    // ---- version ----
-
-    /// <summary>Increases on every change; the daemon reloads when it moves.</summary>
-    public long Version => long.Parse(Setting("version") ?? "0");
-
-    /// <summary>Moves the version without a change: running gateways reload (the system bundle after an OS update).</summary>
-    public void Touch() => Bump();
-
-    private void Bump()
-    {
-        using var cmd = Command("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key='version'");
-        cmd.ExecuteNonQuery();
-    }
 
     private string? Setting(string key)
     {
         using var cmd = Command("SELECT value FROM settings WHERE key=$k", ("$k", key));
         return cmd.ExecuteScalar() as string;
-    }
-
-    private void SetSetting(string key, string value)
-    {
-        using var cmd = Command("INSERT OR REPLACE INTO settings(key, value) VALUES($k, $v)", ("$k", key), ("$v", value));
-        cmd.ExecuteNonQuery();
     }
 
     private SqliteCommand Command(string sql, params (string Name, object Value)[] parameters)

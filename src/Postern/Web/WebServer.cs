@@ -46,7 +46,7 @@ public sealed class WebContext(string dataDirectory, PosternConfig startup, Func
     /// <summary>The certificate service over the versioned configuration and the certificate store.</summary>
     public T WithCertificates<T>(Func<CertificateService, T> action) => Config((service, fallback) =>
     {
-        using var store = new CertificateStore(DataDirectory);
+        using var store = CertificateStore.Open(Startup);
         return action(new CertificateService(service, fallback, store));
     });
 

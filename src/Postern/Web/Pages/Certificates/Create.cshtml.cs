@@ -27,7 +27,7 @@ public sealed class CreateCertificateModel(WebContext web) : PageModel
         if (!User.IsInRole(WebServer.AdministratorRole)) return Forbid();
         try
         {
-            using var store = new CertificateStore(web.DataDirectory);
+            using var store = CertificateStore.Open(web.Startup);
             var sans = (Sans ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var info = store.CreateSelfSigned(new SelfSignedRequest((CommonName ?? "").Trim(), Organization, Unit, City, State, Country, Days,
                 CertConfigCommands.ParseKey(Key ?? "rsa2048"), AllowInsecureKey: false, ValidateFqdn: false, ExtraDnsNames: sans, Name: string.IsNullOrWhiteSpace(Name) ? null : Name.Trim()));

@@ -23,7 +23,7 @@ public sealed class ImportCertificateModel(WebContext web) : PageModel
             if (Pkcs12.Length > 1024 * 1024) throw new CertificateException($"{Pkcs12.FileName} is larger than 1 MB");
             using var buffer = new MemoryStream();
             await Pkcs12.CopyToAsync(buffer);
-            using var store = new CertificateStore(web.DataDirectory);
+            using var store = CertificateStore.Open(web.Startup);
             var info = store.ImportPkcs12((Name ?? "").Trim(), buffer.ToArray(), Passphrase ?? "");
             web.Audit(User, $"imported certificate {info.Name} (PKCS#12)");
             TempData["Notice"] = $"Imported {info.Name} ({info.Subject}, {info.Intermediates} intermediate(s)).";

@@ -20,7 +20,7 @@ public sealed class UploadCertificateModel(WebContext web) : PageModel
         try
         {
             if (Certificate is null) throw new CertificateException("choose the signed certificate file");
-            using var store = new CertificateStore(web.DataDirectory);
+            using var store = CertificateStore.Open(web.Startup);
             var info = store.UploadSigned(Name ?? "", await ReadAsync(Certificate), Intermediates is null ? null : await ReadAsync(Intermediates));
             web.Audit(User, $"uploaded the signed certificate for {info.Name}");
             TempData["Notice"] = $"{info.Name} now holds the certificate issued by {info.Issuer} (expires {info.NotAfter:yyyy-MM-dd}, {info.Intermediates} intermediate(s)).";
