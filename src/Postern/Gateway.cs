@@ -211,6 +211,8 @@ public sealed class Gateway : IAsyncDisposable
         if (_dnssecProbe is not null) await _dnssecProbe.DisposeAsync().ConfigureAwait(false);
         if (_stsRefresher is not null) await _stsRefresher.DisposeAsync().ConfigureAwait(false);
         if (_configWatcher is not null) await _configWatcher.DisposeAsync().ConfigureAwait(false);
+        // Stopped cleanly: nothing is running here any more (status and store migrate rely on it).
+        try { File.Delete(Path.Combine(DataDirectory, "status.json")); } catch (IOException) { }
         if (_listeners is not null) await _listeners.DisposeAsync(l => l.DisposeAsync()).ConfigureAwait(false);
         // The scheduler first: nothing new is submitted while delivery winds down.
         await Queue.DisposeAsync().ConfigureAwait(false);

@@ -124,6 +124,7 @@ root.Subcommands.Add(StsCommands.BuildCheck(configOption, jsonOption, LoadConfig
 root.Subcommands.Add(AdminUserCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(InterfaceCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(ClusterCommands.Build(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(ClusterCommands.BuildStore(configOption, LoadConfig));
 ManPages.Install(root);   // after every command: `--help` and `postern help` print the manual pages
 
 // No response files: an argument like "@example.com" (track --sender) is an argument, not a file to read.

@@ -115,8 +115,11 @@ public sealed class ClusterStateTests
         Cli(0, "certconfig", "create", "--cn", "*.cluster.test", "--name", "shared", "--scope", "cluster", "--config", a);
         Cli(0, "certconfig", "create", "--cn", "mx.a.test", "--name", "mx", "--scope", "machine", "--config", a);
 
-        // A member with a sealing key of its own could not open what the others stored: refused, with the remedy.
-        Assert.Contains("is not the cluster's: copy that file from a member", Cli(1, "certconfig", "list", "--config", b));
+        // A member with a sealing key of its own sees the cluster's certificates but cannot unseal or add cluster-wide ones.
+        Assert.Contains("shared", Cli(0, "certconfig", "list", "--config", b));
+        var early = Path.Combine(bConfig.DataDirectory, "early.p12");
+        Assert.Contains("cannot be decrypted", Cli(1, "certconfig", "export", "shared", "--pkcs12", early, "--passphrase", "cluster-pass", "--confirm", "cluster-pass", "--config", b));
+        Assert.Contains("is not the cluster's", Cli(1, "certconfig", "create", "--cn", "*.other.test", "--name", "other", "--scope", "cluster", "--config", b));
         var keyA = Path.Combine(Path.GetDirectoryName(a)!, "secrets", "certificate-store.key");
         var keyB = Path.Combine(bConfig.DataDirectory, "secrets", "certificate-store.key");
         File.Copy(keyA, keyB, overwrite: true);
@@ -136,5 +139,58 @@ public sealed class ClusterStateTests
         Cli(0, "certconfig", "delete", "mx", "--config", b);
         Assert.Null(Subject(b, "mx"));
         Assert.Equal("CN=mx.a.test", Subject(a, "mx"));
+    }
+
+    [Fact]
+    public async Task A_single_machine_migrates_into_a_cluster_without_losing_a_message()
+    {
+        const int Messages = 30;
+        var single = _world.NewConfig("migrate", c => c.Hostname = "m1.postern.test");
+        var file = Path.Combine(single.DataDirectory, "postern.json");
+        string Cli(int expected, params string[] args)
+        {
+            var (code, output) = PosternProcess.Cli(args);
+            Assert.True(code == expected, $"postern {string.Join(' ', args)} exited {code}:\n{output}");
+            return output;
+        }
+        var token = TestWorld.Unique("mig");
+        using (var gateway = PosternProcess.Serve(single))
+        {
+            // Held, so the queue is full when the machine moves.
+            Cli(0, "suspenddel", "--config", file);
+            TestWorld.WaitUntil(() => File.ReadAllText(Path.Combine(single.DataDirectory, "logs", "mail.current")).Contains("delivery to all domains suspended"),
+                TimeSpan.FromSeconds(10), "the hold");
+            for (var i = 0; i < Messages; i++)
+                await RawSmtp.SubmitAsync(gateway.Listener("OutgoingMail"), "migrate@sender.test", $"{token}-{i}@good.test");
+            Cli(0, "listenerconfig", "edit", "IncomingMail", "--max-concurrency", "77", "--config", file);
+            Cli(0, "commit", "--comment", "before the move", "--config", file);
+            Cli(0, "certconfig", "create", "--cn", "mx.migrate.test", "--name", "mx", "--config", file);
+            gateway.Stop();
+        }
+        var versionsBefore = Cli(0, "config", "versions", "--config", file);
+
+        var database = ClusterStore.CreateDatabase("migrate");
+        var settings = ClusterStore.Settings(database, "m1");
+        var output = Cli(0, "store", "migrate", "--to", "postgres", settings.Postgres, "--password-file", settings.PasswordFile!, "--member", "m1", "--config", file);
+        Assert.Contains($"{Messages} message(s) with {Messages} pending recipient(s)", output);
+        Assert.False(File.Exists(Path.Combine(single.DataDirectory, "queue", "queue.db")));
+        Assert.Contains("\"cluster\"", output);
+        // A second run finds no queue left to move (it was renamed, never deleted).
+        Assert.Contains("no queue at", Cli(1, "store", "migrate", "--to", "postgres", settings.Postgres, "--password-file", settings.PasswordFile!, "--config", file));
+
+        // The machine comes back as member m1 (its hold came along), and member m2 delivers what m1 had queued.
+        single.Cluster = settings;
+        File.WriteAllText(file, single.ToJson());
+        Assert.Equal(versionsBefore, Cli(0, "config", "versions", "--config", file));
+        Assert.Contains("mx.migrate.test", Cli(0, "certconfig", "list", "--config", file));
+        using var m1 = PosternProcess.Serve(single);
+        var m2Config = ClusterStore.Member(database, "m2", "127.0.2.24");
+        using var m2 = PosternProcess.Serve(m2Config);
+        var mailbox = Path.Combine(_world.MailDirectory, "good.test", "new");
+        TestWorld.WaitUntil(() => Directory.EnumerateFiles(mailbox).Count(f => File.ReadAllText(f).Contains($"Delivered-To: {token}-")) >= Messages,
+            TimeSpan.FromSeconds(60), $"the {Messages} migrated messages delivered");
+        Assert.DoesNotContain("Delivery start", File.ReadAllText(Path.Combine(single.DataDirectory, "logs", "mail.current")).Split("Cluster member m1 started")[1]);
+        m1.Stop();
+        m2.Stop();
     }
 }

@@ -66,4 +66,46 @@ public static class ClusterCommands
         cluster.Subcommands.Add(status);
         return cluster;
     }
+
+    /// <summary>`postern store migrate --to postgres CONNECTION`: a single machine's stores into a cluster database.</summary>
+    public static Command BuildStore(Option<FileInfo?> configOption, Func<FileInfo?, PosternConfig?> loadConfig)
+    {
+        var store = new Command("store", "Where this machine keeps its queue and configuration");
+        var to = new Option<string>("--to") { Description = "The kind of store to move to: postgres", Required = true, HelpName = "KIND" };
+        var connection = new Argument<string>("connection") { Description = "Npgsql connection string of the (empty) cluster database, without the password" };
+        var passwordFile = new Option<FileInfo?>("--password-file") { Description = "File holding the database password" };
+        var member = new Option<string?>("--member") { Description = "This machine's member name (default: its hostname)" };
+        var migrate = new Command("migrate", "Move the queue, configuration versions, holds, certificates and MTA-STS cache into a cluster database")
+            { to, connection, passwordFile, member, configOption };
+        migrate.SetAction(async p =>
+        {
+            var config = loadConfig(p.GetValue(configOption));
+            if (config is null) return 2;
+            if (p.GetValue(to) != "postgres") { Console.Error.WriteLine("postern: --to must be postgres"); return 2; }
+            var target = new ClusterSettings
+            {
+                Postgres = p.GetValue(connection) ?? "", PasswordFile = p.GetValue(passwordFile)?.FullName, Member = p.GetValue(member) ?? "",
+            };
+            var errors = new List<string>();
+            target.Validate(errors);
+            if (errors.Count > 0) { Console.Error.WriteLine("postern: " + string.Join("; ", errors)); return 2; }
+            try
+            {
+                var report = await StoreMigration.ToPostgresAsync(config, target, Console.Out);
+                Console.WriteLine($"Migrated in {report.Elapsed.TotalSeconds:0.0} s: {report.Messages} message(s) with {report.Recipients} pending recipient(s), " +
+                    $"{report.Versions} configuration version(s), {report.Holds} hold(s), {report.Certificates} certificate(s), {report.StsPolicies} MTA-STS policies.");
+                Console.WriteLine($"The SQLite queue was renamed to {report.MovedQueueTo}.");
+                Console.WriteLine("Add this section to the configuration file before starting the gateway again (and copy secrets/certificate-store.key to every other member):");
+                Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { cluster = target }, PosternConfig.JsonOptions));
+                return 0;
+            }
+            catch (Exception e) when (e is ConfigException or Npgsql.NpgsqlException or Security.CertificateException or InvalidOperationException)
+            {
+                Console.Error.WriteLine($"postern: {e.Message}");
+                return 1;
+            }
+        });
+        store.Subcommands.Add(migrate);
+        return store;
+    }
 }

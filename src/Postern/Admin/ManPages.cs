@@ -540,6 +540,31 @@ public static partial class ManPages
              "postern cluster status --config member1.json --json | jq '.members[] | {name, alive, deliveryShare}' # Shares."],
             ["postern cluster", "postern status", "docs/CLUSTER.md"]),
 
+        ["postern store"] = new(
+            """
+            Commands about where this machine keeps its queue and configuration: SQLite files in its data directory (one
+            machine), or a cluster's PostgreSQL database (docs/CLUSTER.md).
+            """,
+            ["postern store migrate --to postgres 'Host=db;Database=postern;Username=postern' --password-file pw --config postern.json # Join a cluster."],
+            ["postern store migrate", "postern cluster status"]),
+
+        ["postern store migrate"] = new(
+            """
+            Moves a single machine's stores into an empty cluster database: every queued message with its body and the state
+            of its recipients, every configuration version with its number, author and time, staged changes, operator holds
+            (for this member), certificates (sealed with this machine's certificate-store key, which every other member must
+            then share) and the MTA-STS policy cache. The ID sequences move up so the cluster never reuses one of this
+            machine's message IDs.
+
+            The gateway must be stopped (a running one is refused). The database must be empty. Every message is counted in
+            the database before the SQLite queue is renamed to queue.db.migrated-TIME (never deleted), so a machine started
+            again without its cluster section cannot deliver the same mail twice. The command prints the cluster section to
+            add to the configuration file. CONNECTION is an Npgsql connection string without the password; --password-file
+            names a file holding it; --member names this machine in the cluster (default: its hostname).
+            """,
+            ["postern store migrate --to postgres 'Host=127.0.0.1;Database=postern;Username=postern' --password-file /etc/postern/db-password --member mx1 --config /etc/postern/postern.json # Move, then add the printed section."],
+            ["postern store", "postern cluster status", "docs/CLUSTER.md"]),
+
         ["postern help"] = new(
             """
             Prints the manual page of COMMAND, the words that follow `postern` (`postern help certconfig ca custom add`). It

@@ -7,8 +7,10 @@ namespace Postern.Cluster;
 /// A cluster's certificates in the shared database (SPEC §5): a cluster-wide certificate is one
 /// row every member uses; a machine certificate is a row per member under the same name, so each
 /// member serves its own. A member sees the cluster's and its own; its own wins a name clash.
-/// Keys are sealed with the certificate-store key, which every member must share (the first
-/// member's key is recorded as a check value; a member with another key is refused).
+/// Keys are sealed with each member's certificate-store key. Cluster-wide certificates need one
+/// key on every member that serves them: the key of the member that stored the first one is
+/// recorded as a check value, and a member with another key may not store cluster-wide
+/// certificates (and cannot unseal them) until that key file is copied to it.
 /// </summary>
 public sealed class PostgresCertificateRows : ICertificateRows
 {
@@ -41,13 +43,23 @@ public sealed class PostgresCertificateRows : ICertificateRows
         return cmd;
     }
 
-    public void VerifyKey(byte[] check, string keyPath)
+    private byte[] _check = [];
+    private string _keyPath = "";
+
+    public void VerifyKey(byte[] check, string keyPath) => (_check, _keyPath) = (check, keyPath);
+
+    /// <summary>Cluster-wide rows are sealed with the cluster's key: the first one stored sets it, a member with another key is refused.</summary>
+    private void RequireClusterKey(NpgsqlConnection c, NpgsqlTransaction tx)
     {
-        using var set = Command("UPDATE certificate_store SET key_check=$1 WHERE id=1 AND key_check IS NULL", check);
-        set.ExecuteNonQuery();
-        using var get = Command("SELECT key_check FROM certificate_store WHERE id=1");
-        if (get.ExecuteScalar() is byte[] stored && !stored.AsSpan().SequenceEqual(check))
-            throw new CertificateException($"this member's certificate store key {keyPath} is not the cluster's: copy that file from a member of the cluster (0600) before starting this one");
+        using (var set = new NpgsqlCommand("UPDATE certificate_store SET key_check=$1 WHERE id=1 AND key_check IS NULL", c, tx))
+        {
+            set.Parameters.Add(new NpgsqlParameter { Value = _check });
+            set.ExecuteNonQuery();
+        }
+        using var get = new NpgsqlCommand("SELECT key_check FROM certificate_store WHERE id=1", c, tx);
+        if (get.ExecuteScalar() is byte[] stored && !stored.AsSpan().SequenceEqual(_check))
+            throw new CertificateException($"this member's certificate store key {_keyPath} is not the cluster's, so it cannot store cluster-wide certificates: " +
+                "copy that file from a member that has stored one (0600), then restart this member");
     }
 
     /// <summary>The cluster's rows and this member's, this member's first for a name both have.</summary>
@@ -75,6 +87,7 @@ public sealed class PostgresCertificateRows : ICertificateRows
         using var c = _db.Source.OpenConnection();
         using var tx = c.BeginTransaction();
         var lower = row.Name.ToLowerInvariant();
+        if (row.Scope == CertificateScope.Cluster) RequireClusterKey(c, tx);
         if (!replace)
         {
             using var exists = new NpgsqlCommand("SELECT COUNT(*) FROM certificates WHERE member IN ('', $1) AND lower_name=$2", c, tx);

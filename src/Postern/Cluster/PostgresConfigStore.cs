@@ -61,6 +61,14 @@ public sealed class PostgresConfigStore(PostgresDatabase db) : IConfigStore
         return new ConfigVersion(number, DateTimeOffset.FromUnixTimeMilliseconds(now), who, comment, document);
     }
 
+    /// <summary>Stores a version exactly as it was (number, time, author): a migration from one machine.</summary>
+    public void AddExact(ConfigVersion v)
+    {
+        using var cmd = Command("INSERT INTO config_versions(number, time, who, comment, document) VALUES(@n, @t, @w, @c, @d)",
+            ("n", v.Number), ("t", v.Time.ToUnixTimeMilliseconds()), ("w", v.Who), ("c", v.Comment), ("d", v.Document));
+        cmd.ExecuteNonQuery();
+    }
+
     public (string Document, string Who, DateTimeOffset Time)? Staged()
     {
         using var cmd = Command("SELECT document, who, time FROM config_staged WHERE id=1");

@@ -341,6 +341,17 @@ public sealed class PostgresQueueStore : IQueueStore
         return result;
     }
 
+    /// <summary>Moves the ID sequences up to at least the given next values (a migrated machine's), never down.</summary>
+    public Task RaiseSequencesAsync(IReadOnlyDictionary<string, long> next) => WriteAsync(async (c, tx) =>
+    {
+        foreach (var (name, value) in next)
+        {
+            await using var cmd = Command(c, tx, "INSERT INTO sequences(name, next) VALUES(@n, @v) ON CONFLICT(name) DO UPDATE SET next = GREATEST(sequences.next, excluded.next)",
+                ("n", name), ("v", value));
+            await cmd.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+    });
+
     /// <summary>
     /// Extends this member's claims on the messages it is delivering now (the membership
     /// heartbeat): only those, so a claim this process lost track of still lapses. Rows being

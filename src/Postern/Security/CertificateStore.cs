@@ -119,7 +119,11 @@ public sealed class CertificateStore : IDisposable
         var plain = new byte[sealedKey.Length - 28];
         using var aes = new AesGcm(_masterKey, 16);
         try { aes.Decrypt(sealedKey.AsSpan(0, 12), sealedKey.AsSpan(28), sealedKey.AsSpan(12, 16), plain, Encoding.UTF8.GetBytes(name.ToLowerInvariant())); }
-        catch (AuthenticationTagMismatchException) { throw new CertificateException($"the private key of '{name}' cannot be decrypted (wrong store key?)"); }
+        catch (AuthenticationTagMismatchException)
+        {
+            throw new CertificateException($"the private key of '{name}' cannot be decrypted with {MasterKeyPath} (wrong store key? " +
+                "in a cluster, cluster-wide certificates need the key file of the member that stored them)");
+        }
         return plain;
     }
 
