@@ -1,6 +1,6 @@
 // smtpbench: the load generator and receiving sink used by bench/run.sh, the same for
 // Postern and Postfix so the two are measured alike.
-//   smtpbench load  --server ip:port --sessions N --messages M --size BYTES --to ADDR
+//   smtpbench load  --server ip:port[,ip:port…] --sessions N --messages M --size BYTES --to ADDR
 //   smtpbench relay --server ip:port --sink ip:port [--tls CERT KEY] --sessions N --messages M --size BYTES --to ADDR
 // "load" reports accepted messages per second and the accept latency (end of DATA to 250).
 // "relay" also runs an SMTP sink (with STARTTLS when given a certificate) and reports the
@@ -14,7 +14,8 @@ using System.Text;
 
 var opts = ParseArgs(args.Skip(1).ToArray());
 var mode = args.FirstOrDefault() ?? "";
-var server = IPEndPoint.Parse(opts.GetValueOrDefault("server", "127.0.0.1:25"));
+// Several servers (cluster members), comma-separated: the sessions are spread over them in turn.
+var servers = opts.GetValueOrDefault("server", "127.0.0.1:25").Split(',').Select(IPEndPoint.Parse).ToArray();
 var sessions = int.Parse(opts.GetValueOrDefault("sessions", "20"));
 var messages = int.Parse(opts.GetValueOrDefault("messages", "2000"));
 var size = int.Parse(opts.GetValueOrDefault("size", "1024"));
@@ -40,7 +41,7 @@ await Task.WhenAll(Enumerable.Range(0, sessions).Select(async s =>
     latencies[s] = new List<double>();
     while (Interlocked.Increment(ref next) <= messages)
     {
-        try { await SessionAsync(server, to, body, latencies[s], messages, () => Interlocked.Increment(ref next) <= messages); }
+        try { await SessionAsync(servers[s % servers.Length], to, body, latencies[s], messages, () => Interlocked.Increment(ref next) <= messages); }
         catch (Exception e) { Interlocked.Increment(ref failures); Console.Error.WriteLine($"session error: {e.Message}"); await Task.Delay(100); }
         break;
     }

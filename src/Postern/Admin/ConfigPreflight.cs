@@ -102,7 +102,7 @@ public static class ConfigPreflight
                 warnings.Add($"{label}: MTA-STS is on for the Default entry: every destination's policy is looked up and fetched (SPEC §4 advises enabling it per verified destination)");
         }
         if (config.Cluster is not null)
-            warnings.Add("cluster: the queue, configuration versions and holds are shared; certificates, the MTA-STS policy cache, message tracking and alert throttling are still each member's own (docs/CLUSTER.md)");
+            warnings.Add("cluster: the web interface's accounts are still each member's own (docs/CLUSTER.md); everything else is shared");
         var daneUsed = dc.Entries.Prepend(dc.Default).Any(e => e.Dane is DaneSupport.Opportunistic or DaneSupport.Mandatory);
         if (daneUsed)
         {

@@ -116,6 +116,13 @@ public sealed class PostgresDatabase
         CREATE TABLE connection_slots(domain text NOT NULL, member text NOT NULL, slot bigint NOT NULL, lease_until bigint NOT NULL,
           PRIMARY KEY(domain, member, slot));
         """,
+        // 3: claims look at unclaimed work and at lapsed claims separately, each through a small partial index.
+        """
+        DROP INDEX messages_due;
+        DROP INDEX messages_owner;
+        CREATE INDEX messages_unclaimed ON messages(next_due) WHERE owner IS NULL;
+        CREATE INDEX messages_claimed ON messages(lease_until) WHERE owner IS NOT NULL;
+        """,
     ];
 
     /// <summary>The core schema's version in this database.</summary>

@@ -249,14 +249,19 @@ public sealed class PostgresQueueStore : IQueueStore
         // locked by another member's claim in progress. The lease runs on the database clock.
         await using var c = await _db.Source.OpenConnectionAsync().ConfigureAwait(false);
         var claimed = new List<(long Mid, string? Previous)>();
+        // Unclaimed work through its partial index, then claims that lapsed (rare) through theirs,
+        // never one this process still has in flight (its own lapsed claim: it would run twice).
         await using (var cmd = Command(c, null, $"""
-            WITH due AS (
-              SELECT mid, owner AS previous FROM messages
-              WHERE next_due <= @now AND (owner IS NULL OR lease_until < {PostgresDatabase.NowMs}) AND NOT (mid = ANY(@exclude))
-              ORDER BY next_due LIMIT @limit FOR UPDATE SKIP LOCKED)
+            WITH fresh AS (
+              SELECT mid, NULL::text AS previous FROM messages WHERE owner IS NULL AND next_due <= @now
+              ORDER BY next_due LIMIT @limit FOR UPDATE SKIP LOCKED),
+            lapsed AS (
+              SELECT mid, owner AS previous FROM messages WHERE owner IS NOT NULL AND lease_until < {PostgresDatabase.NowMs} AND next_due <= @now
+                AND NOT (mid = ANY(@exclude)) LIMIT @limit FOR UPDATE SKIP LOCKED),
+            due AS (SELECT * FROM fresh UNION ALL SELECT * FROM lapsed LIMIT @limit)
             UPDATE messages m SET owner=@me, lease_until={PostgresDatabase.NowMs} + @lease, claims=m.claims + 1
-            FROM due WHERE m.mid = due.mid RETURNING m.mid, due.previous
-            """, ("now", now.ToUnixTimeMilliseconds()), ("exclude", exclude.ToArray()), ("limit", limit), ("me", _member), ("lease", (long)_lease.TotalMilliseconds)))
+            FROM due d WHERE m.mid = d.mid RETURNING m.mid, d.previous
+            """, ("now", now.ToUnixTimeMilliseconds()), ("limit", limit), ("exclude", exclude.ToArray()), ("me", _member), ("lease", (long)_lease.TotalMilliseconds)))
         await using (var r = await cmd.ExecuteReaderAsync().ConfigureAwait(false))
             while (await r.ReadAsync().ConfigureAwait(false))
                 claimed.Add((r.GetInt64(0), r.IsDBNull(1) ? null : r.GetString(1)));
@@ -269,7 +274,7 @@ public sealed class PostgresQueueStore : IQueueStore
     {
         // Unclaimed work by its due time; claimed work by when its lease lapses (a takeover).
         await using var cmd = _db.Source.CreateCommand("""
-            SELECT LEAST(MIN(next_due) FILTER (WHERE owner IS NULL), MIN(lease_until) FILTER (WHERE owner IS NOT NULL)) FROM messages
+            SELECT LEAST((SELECT MIN(next_due) FROM messages WHERE owner IS NULL), (SELECT MIN(lease_until) FROM messages WHERE owner IS NOT NULL))
             """);
         var v = await cmd.ExecuteScalarAsync().ConfigureAwait(false);
         return v is long ms && ms != long.MaxValue ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
