@@ -18,16 +18,16 @@ public sealed class ClusterTests
 {
     private readonly TestWorld _world = TestWorld.Instance;
 
-    private static string ConfigFile(PosternConfig config) => Path.Combine(config.DataDirectory, "postern.json");
+    internal static string ConfigFile(PosternConfig config) => Path.Combine(config.DataDirectory, "postern.json");
 
-    private static string Cli(int expected, params string[] args)
+    internal static string Cli(int expected, params string[] args)
     {
         var (code, output) = PosternProcess.Cli(args);
         Assert.True(code == expected, $"postern {string.Join(' ', args)} exited {code}:\n{output}");
         return output;
     }
 
-    private static string MailLog(PosternConfig config)
+    internal static string MailLog(PosternConfig config)
     {
         var path = Path.Combine(config.DataDirectory, "logs", "mail.current");
         if (!File.Exists(path)) return "";
@@ -35,7 +35,7 @@ public sealed class ClusterTests
         return new StreamReader(stream).ReadToEnd();
     }
 
-    private static void WaitForLog(PosternConfig config, string text, int seconds = 30) =>
+    internal static void WaitForLog(PosternConfig config, string text, int seconds = 30) =>
         TestWorld.WaitUntil(() => MailLog(config).Contains(text), TimeSpan.FromSeconds(seconds), $"'{text}' in {config.Hostname}'s mail log");
 
     [Fact]

@@ -1212,7 +1212,8 @@ public static partial class ManPages
         ["postern track"] = new(
             """
             Message tracking: searches the life of every message the gateway handled, newest first. A running gateway
-            records it from its event stream in <data>/tracking/tracking.db (when tracking.enabled is on, the default):
+            records it from its event stream in <data>/tracking/tracking.db (when tracking.enabled is on, the default;
+            a member of a cluster records it in the cluster's database, so each message's story is whole on every member):
             the inbound connection (ICID, client address and reverse DNS, listener, sender group, mail flow policy, TLS),
             the envelope, Message-ID, subject and size; each delivery attempt (DCID, MX host and address, TLS protocol,
             cipher and peer names, the Destination Controls entry and TLS level, the DANE and MTA-STS decisions with

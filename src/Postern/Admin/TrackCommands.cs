@@ -1,13 +1,15 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Postern.Cluster;
 using Postern.Observability;
 
 namespace Postern.Admin;
 
 /// <summary>
 /// `postern track` (search) and `postern track show MID` (the story): read
-/// &lt;data&gt;/tracking/tracking.db read-only, so they work while the gateway writes it.
+/// &lt;data&gt;/tracking/tracking.db read-only, so they work while the gateway writes it; a
+/// member of a cluster reads the cluster's database, where every member's tracking is.
 /// </summary>
 public static class TrackCommands
 {
@@ -91,7 +93,7 @@ public static class TrackCommands
                 {
                     message = SummaryJson(m),
                     inbound = story.Message.Inbound,
-                    steps = story.Message.Steps.Select(s => new { time = TrackingTime.Iso(s.Time), s.Kind, s.Dcid, s.Rid, s.Fields }),
+                    steps = story.Message.Steps.Select(s => new { time = TrackingTime.Iso(s.Time), s.Kind, s.Dcid, s.Rid, s.Member, s.Fields }),
                     stepsTruncated = story.Message.StepsTruncated,
                     story = story.Sentences.Select(s => new { time = TrackingTime.Iso(s.Time), s.Text }),
                 }, JsonOut));
@@ -149,17 +151,25 @@ public static class TrackCommands
     {
         var config = loadConfig(configFile);
         if (config is null) return 2;
-        var path = SqliteTrackingStore.PathFor(Path.GetFullPath(config.DataDirectory));
-        if (!File.Exists(path))
+        var data = Path.GetFullPath(config.DataDirectory);
+        var location = TrackingStores.Location(config, data);
+        ITrackingStore? opened;
+        try { opened = TrackingStores.OpenForReading(config, data); }
+        catch (Exception e) when (TrackingStores.IsUnavailable(e))
         {
-            Console.Error.WriteLine($"postern: no tracking database at {path} (tracking.enabled is {(config.Tracking.Enabled ? "on; has the gateway run since?" : "off")})");
+            Console.Error.WriteLine($"postern: tracking database {location}: {e.Message}");
             return 1;
         }
-        using var store = SqliteTrackingStore.OpenForReading(path);
-        try { return action(store); }
-        catch (Microsoft.Data.Sqlite.SqliteException e)
+        if (opened is null)
         {
-            Console.Error.WriteLine($"postern: tracking database {path}: {e.Message}");
+            Console.Error.WriteLine($"postern: no tracking database at {location} (tracking.enabled is {(config.Tracking.Enabled ? "on; has the gateway run since?" : "off")})");
+            return 1;
+        }
+        using var store = opened;
+        try { return action(store); }
+        catch (Exception e) when (TrackingStores.IsUnavailable(e))
+        {
+            Console.Error.WriteLine($"postern: tracking database {location}: {e.Message}");
             return 1;
         }
     }

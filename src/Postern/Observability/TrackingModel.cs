@@ -3,10 +3,11 @@ using System.Globalization;
 namespace Postern.Observability;
 
 /// <summary>
-/// Where message tracking keeps its records. The SQLite store is the one there is; the
-/// interface is what a PostgreSQL store would implement. Writes come from one writer (the
-/// <see cref="MessageTracker"/>'s task) as batches, each applied in one transaction; searches
-/// and stories may run at any time from any thread (the CLI, the web page).
+/// Where message tracking keeps its records: SQLite in the data directory on one machine,
+/// the cluster's PostgreSQL database in a cluster (where every member writes, so a message
+/// accepted by one member and delivered by another has one story). Writes come from one
+/// writer per process (the <see cref="MessageTracker"/>'s task) as batches, each applied in
+/// one transaction; searches and stories may run at any time from any thread (the CLI, the web page).
 /// </summary>
 public interface ITrackingStore : IDisposable
 {
@@ -118,6 +119,9 @@ public sealed record TrackedMessageSummary(
 /// <summary>One thing that happened to a message. Fields hold the facts as text (peer text as received), by name.</summary>
 public sealed record TrackingStep(DateTimeOffset Time, string Kind, long? Dcid, int? Rid, IReadOnlyDictionary<string, string> Fields)
 {
+    /// <summary>The cluster member that recorded the step (a cluster's story is told by several); null on a single machine.</summary>
+    public string? Member { get; init; }
+
     public string? this[string name] => Fields.TryGetValue(name, out var v) ? v : null;
 }
 

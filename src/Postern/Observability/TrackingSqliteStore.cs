@@ -204,7 +204,7 @@ public sealed class SqliteTrackingStore : ITrackingStore
 
     private void Enter(SqliteConnection c, SqliteTransaction tx, MessageEntered m, ref long seq)
     {
-        string? In(string name) => m.Inbound.TryGetValue(name, out var v) ? v : null;
+        var inbound = InboundRow.From(m.Inbound);
         var t = TrackingTime.ToStored(m.Time);
         // A MID seen before belongs to an older message (the queue was reset): it goes first.
         (_exists ??= new Prepared(c, "SELECT 1 FROM messages WHERE mid = $mid")).Set("$mid", m.Mid);
@@ -223,12 +223,10 @@ public sealed class SqliteTrackingStore : ITrackingStore
             INSERT INTO subject_fts(rowid, subject) SELECT $mid, $subject WHERE $subject IS NOT NULL;
             """))
             .Set("$mid", m.Mid).Set("$t", t).Set("$origin", m.Origin)
-            .Set("$icid", long.TryParse(In(InboundField.Icid), out var icid) ? icid : null)
-            .Set("$client", In(InboundField.Client)).Set("$rdns", In(InboundField.ReverseDns))
-            .Set("$rverified", In(InboundField.ReverseVerified) is { } v ? v == "yes" ? 1 : 0 : null)
-            .Set("$listener", In(InboundField.Listener)).Set("$group", In(InboundField.SenderGroup)).Set("$policy", In(InboundField.Policy))
-            .Set("$action", In(InboundField.Action)).Set("$match", In(InboundField.Match))
-            .Set("$itls", In(InboundField.Tls)).Set("$icipher", In(InboundField.TlsCipher))
+            .Set("$icid", inbound.Icid).Set("$client", inbound.Client).Set("$rdns", inbound.ReverseDns)
+            .Set("$rverified", inbound.ReverseVerified is { } verified ? verified ? 1 : 0 : null)
+            .Set("$listener", inbound.Listener).Set("$group", inbound.SenderGroup).Set("$policy", inbound.Policy)
+            .Set("$action", inbound.Action).Set("$match", inbound.Match).Set("$itls", inbound.Tls).Set("$icipher", inbound.TlsCipher)
             .Set("$sender", m.Sender).Set("$skey", AddressKey(m.Sender)).Set("$sdomain", DomainKey(m.Sender))
             .Set("$subject", m.Subject).Set("$size", m.Size).Set("$msgid", m.MessageId).Set("$bounceof", m.BounceOf).Set("$status", m.Status)
             .Run(tx);
@@ -370,7 +368,7 @@ public sealed class SqliteTrackingStore : ITrackingStore
     }
 
     /// <summary>An address criterion: ("address", key) or, for "example.com" / "@example.com", ("domain", key).</summary>
-    private static (bool IsDomain, string Key) AddressCriterion(string text)
+    internal static (bool IsDomain, string Key) AddressCriterion(string text)
     {
         var t = text.Trim();
         if (t.StartsWith('<') && t.EndsWith('>')) t = t[1..^1];
@@ -474,33 +472,22 @@ public sealed class SqliteTrackingStore : ITrackingStore
         }
         var walksRecipients = from != "messages m";
         cmd.CommandText = $"""
-            SELECT m.mid, m.received, m.updated, m.status, m.tls, m.origin, m.sender, m.subject, m.size, m.message_id, m.client_address, m.listener, m.icid, m.bounce_of
+            SELECT {TrackingRows.SummaryColumns}
             FROM {from} {(where.Count == 0 ? "" : "WHERE " + string.Join(" AND ", where))}
             ORDER BY {time} DESC, {order} DESC
             {(walksRecipients ? "" : "LIMIT $limit")}
             """;
         // Walking recipients, a message can come once per matching recipient: the reader stops at the limit instead.
         if (!walksRecipients) p.AddWithValue("$limit", query.Limit);
-        var rows = new List<(long Mid, DateTimeOffset Received, DateTimeOffset Updated, string Status, string Tls, string Origin, string Sender, string? Subject,
-            long? Size, string? MessageId, string? Client, string? Listener, long? Icid, long? BounceOf)>();
+        var rows = new List<MessageRow>();
         var seen = new HashSet<long>();
         using (var reader = cmd.ExecuteReader())
         {
             while (rows.Count < query.Limit && reader.Read())
-            {
-                if (!seen.Add(reader.GetInt64(0))) continue;
-                rows.Add((reader.GetInt64(0), TrackingTime.FromStored(reader.GetInt64(1)), TrackingTime.FromStored(reader.GetInt64(2)), reader.GetString(3),
-                    reader.GetString(4), reader.GetString(5), reader.GetString(6), NullableString(reader, 7), NullableLong(reader, 8), NullableString(reader, 9),
-                    NullableString(reader, 10), NullableString(reader, 11), NullableLong(reader, 12), NullableLong(reader, 13)));
-            }
+                if (seen.Add(reader.GetInt64(0))) rows.Add(MessageRow.Read(reader));
         }
         var recipients = RecipientsOf(c, rows.Select(r => r.Mid).ToList());
-        return rows.Select(r =>
-        {
-            var list = recipients.GetValueOrDefault(r.Mid) ?? [];
-            return new TrackedMessageSummary(r.Mid, r.Received, r.Updated, r.Status, r.Tls, r.Origin, r.Sender, r.Subject, r.Size, r.MessageId, r.Client, r.Listener,
-                r.Icid, r.BounceOf, list.Take(MaxRecipientsListed).ToList(), list.Count);
-        }).ToList();
+        return rows.Select(r => r.Summary(recipients.GetValueOrDefault(r.Mid) ?? [], MaxRecipientsListed)).ToList();
     }
 
     /// <summary>How many rows a criterion's index holds, counted up to <see cref="DriverCap"/> + 1.</summary>
@@ -516,9 +503,6 @@ public sealed class SqliteTrackingStore : ITrackingStore
     /// <summary>The text as one FTS5 phrase: with the trigram tokenizer, a substring match.</summary>
     private static string FtsPhrase(string text) => "\"" + text.Replace("\"", "\"\"") + "\"";
 
-    private static string? NullableString(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
-    private static long? NullableLong(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
-
     private static Dictionary<long, List<TrackedRecipient>> RecipientsOf(SqliteConnection c, IReadOnlyList<long> mids)
     {
         var result = new Dictionary<long, List<TrackedRecipient>>();
@@ -527,15 +511,9 @@ public sealed class SqliteTrackingStore : ITrackingStore
         {
             using var cmd = c.CreateCommand();
             var names = chunk.Select((m, i) => { cmd.Parameters.AddWithValue($"$m{i}", m); return $"$m{i}"; });
-            cmd.CommandText = $"SELECT mid, rid, address, status, tls, response, dcid, updated FROM recipients WHERE mid IN ({string.Join(",", names)}) ORDER BY mid, rid";
+            cmd.CommandText = $"SELECT {TrackingRows.RecipientColumns} FROM recipients WHERE mid IN ({string.Join(",", names)}) ORDER BY mid, rid";
             using var reader = cmd.ExecuteReader();
-            while (reader.Read())
-            {
-                var mid = reader.GetInt64(0);
-                if (!result.TryGetValue(mid, out var list)) result[mid] = list = [];
-                list.Add(new TrackedRecipient(reader.GetInt32(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), NullableString(reader, 5),
-                    NullableLong(reader, 6), TrackingTime.FromStored(reader.GetInt64(7))));
-            }
+            TrackingRows.ReadRecipients(reader, result);
         }
         return result;
     }
@@ -544,47 +522,30 @@ public sealed class SqliteTrackingStore : ITrackingStore
     {
         using var c = OpenReader();
         TrackedMessageSummary summary;
-        var inbound = new Dictionary<string, string>();
+        Dictionary<string, string> inbound;
         using (var cmd = c.CreateCommand())
         {
-            cmd.CommandText = """
-                SELECT mid, received, updated, status, tls, origin, sender, subject, size, message_id, client_address, listener, icid, bounce_of,
-                  reverse_dns, reverse_verified, sender_group, policy, policy_action, group_match, inbound_tls, inbound_cipher
-                FROM messages WHERE mid = $mid
-                """;
+            cmd.CommandText = $"SELECT {TrackingRows.SummaryColumns}, {TrackingRows.InboundColumns} FROM messages m WHERE m.mid = $mid";
             cmd.Parameters.AddWithValue("$mid", mid);
             using var r = cmd.ExecuteReader();
             if (!r.Read()) return null;
+            var row = MessageRow.Read(r);
             var recipients = RecipientsOf(c, [mid]).GetValueOrDefault(mid) ?? [];
-            summary = new TrackedMessageSummary(r.GetInt64(0), TrackingTime.FromStored(r.GetInt64(1)), TrackingTime.FromStored(r.GetInt64(2)), r.GetString(3),
-                r.GetString(4), r.GetString(5), r.GetString(6), NullableString(r, 7), NullableLong(r, 8), NullableString(r, 9), NullableString(r, 10),
-                NullableString(r, 11), NullableLong(r, 12), NullableLong(r, 13), recipients, recipients.Count);
-            void Put(string name, string? value) { if (value is not null) inbound[name] = value; }
-            Put(InboundField.Icid, NullableLong(r, 12)?.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            Put(InboundField.Client, NullableString(r, 10));
-            Put(InboundField.Listener, NullableString(r, 11));
-            Put(InboundField.ReverseDns, NullableString(r, 14));
-            Put(InboundField.ReverseVerified, NullableLong(r, 15) is { } v ? v == 1 ? "yes" : "no" : null);
-            Put(InboundField.SenderGroup, NullableString(r, 16));
-            Put(InboundField.Policy, NullableString(r, 17));
-            Put(InboundField.Action, NullableString(r, 18));
-            Put(InboundField.Match, NullableString(r, 19));
-            Put(InboundField.Tls, NullableString(r, 20));
-            Put(InboundField.TlsCipher, NullableString(r, 21));
+            summary = row.Summary(recipients, recipients.Count);
+            inbound = TrackingRows.Inbound(r, row);
         }
         var steps = new List<TrackingStep>();
         var truncated = false;
         using (var cmd = c.CreateCommand())
         {
-            cmd.CommandText = "SELECT time, kind, dcid, rid, data FROM steps WHERE mid = $mid ORDER BY time, seq LIMIT $n";   // host attempts are written when a deferral claims them, with their own time
+            cmd.CommandText = $"SELECT {TrackingRows.StepColumns} FROM steps WHERE mid = $mid ORDER BY time, seq LIMIT $n";   // host attempts are written when a deferral claims them, with their own time
             cmd.Parameters.AddWithValue("$mid", mid);
             cmd.Parameters.AddWithValue("$n", MaxStepsRead + 1);
             using var r = cmd.ExecuteReader();
             while (r.Read())
             {
                 if (steps.Count == MaxStepsRead) { truncated = true; break; }
-                var fields = JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(4)) ?? [];
-                steps.Add(new TrackingStep(TrackingTime.FromStored(r.GetInt64(0)), r.GetString(1), NullableLong(r, 2), r.IsDBNull(3) ? null : r.GetInt32(3), fields));
+                steps.Add(TrackingRows.Step(r));
             }
         }
         return new TrackedMessage(summary, inbound, steps, truncated);

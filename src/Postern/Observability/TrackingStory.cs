@@ -17,7 +17,7 @@ public static class TrackingStory
     {
         var sentences = new List<StorySentence>(message.Steps.Count + 1);
         foreach (var step in message.Steps)
-            sentences.Add(new StorySentence(step.Time, TrackingText.Clean(Sentence(message, step), MaxSentence)));
+            sentences.Add(new StorySentence(step.Time, TrackingText.Clean(Member(step) + Sentence(message, step), MaxSentence)));
         if (message.StepsTruncated)
             sentences.Add(new StorySentence(message.Steps[^1].Time, $"(only the first {message.Steps.Count} steps are told)"));
         return new TrackedStory(message, sentences);
@@ -27,6 +27,9 @@ public static class TrackingStory
     private const int MaxText = 300;
 
     private static string Show(string? text, int max = MaxText) => TrackingText.Clean(text ?? "", max);
+
+    /// <summary>In a cluster, which member the step happened on: a message accepted by one member may be delivered by another.</summary>
+    private static string Member(TrackingStep step) => step.Member is { } member ? $"[member {Show(member, 60)}] " : "";
 
     private static string Address(TrackedMessage m, int? rid, string? given = null)
     {

@@ -88,15 +88,28 @@ public sealed class MessageTracker : IAsyncDisposable
     public static MessageTracker? TryStart(string dataDirectory, MailEventStream events, Func<TrackingSettings> settings)
     {
         var path = SqliteTrackingStore.PathFor(dataDirectory);
+        return TryStart(path, () => SqliteTrackingStore.OpenForWriting(path), events, settings);
+    }
+
+    /// <summary>
+    /// Starts tracking in the store the configuration names (<see cref="Cluster.TrackingStores"/>):
+    /// the cluster's database for a member of a cluster, else &lt;data&gt;/tracking/tracking.db.
+    /// When it cannot be opened the gateway runs without tracking and says why.
+    /// </summary>
+    public static MessageTracker? TryStart(PosternConfig config, string dataDirectory, MailEventStream events, Func<TrackingSettings> settings) =>
+        TryStart(Cluster.TrackingStores.Location(config, dataDirectory), () => Cluster.TrackingStores.OpenForWriting(config, dataDirectory), events, settings);
+
+    private static MessageTracker? TryStart(string location, Func<ITrackingStore> open, MailEventStream events, Func<TrackingSettings> settings)
+    {
         try
         {
-            var store = SqliteTrackingStore.OpenForWriting(path);
-            events.Publish(new SystemNotice($"message tracking in {path}, kept {settings().RetentionDays} days"));
+            var store = open();
+            events.Publish(new SystemNotice($"message tracking in {location}, kept {settings().RetentionDays} days"));
             return new MessageTracker(store, events, settings);
         }
-        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (Cluster.TrackingStores.IsUnavailable(e))
         {
-            events.Publish(new SystemWarning($"message tracking is off: {path} cannot be opened: {e.Message}"));
+            events.Publish(new SystemWarning($"message tracking is off: {location} cannot be opened: {e.Message}"));
             return null;
         }
     }

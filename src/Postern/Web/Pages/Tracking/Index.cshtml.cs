@@ -30,10 +30,8 @@ public sealed class TrackingModel(WebContext web) : PageModel
         };
         Problems.AddRange(query.Problems());
         if (Problems.Count > 0) return;
-        var path = SqliteTrackingStore.PathFor(web.DataDirectory);
-        if (!System.IO.File.Exists(path)) { Results = []; return; }
-        using var store = SqliteTrackingStore.OpenForReading(path);
-        Results = store.Search(query);
+        using var store = Cluster.TrackingStores.OpenForReading(web.Startup, web.DataDirectory);
+        Results = store?.Search(query) ?? [];
     }
 
     private static string? Blank(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();

@@ -12,9 +12,7 @@ public sealed class TrackedMessageModel(WebContext web) : PageModel
     public void OnGet(long mid)
     {
         Mid = mid;
-        var path = SqliteTrackingStore.PathFor(web.DataDirectory);
-        if (!System.IO.File.Exists(path)) return;
-        using var store = SqliteTrackingStore.OpenForReading(path);
-        Story = ((ITrackingStore)store).Story(mid);
+        using var store = Cluster.TrackingStores.OpenForReading(web.Startup, web.DataDirectory);
+        Story = store?.Story(mid);
     }
 }
