@@ -82,7 +82,7 @@ echo "# $N messages of $SIZE bytes, $S sessions, $(nproc) cores, $(date -u)" | t
 member single 127.0.3.30
 run "sqlite, one machine" 127.0.3.30:2525
 stop_all
-for n in 1 2 3; do
+for n in ${CLUSTER_SIZES:-1 2 3}; do
   db=bench_cluster_$n
   $PG -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
   servers=""

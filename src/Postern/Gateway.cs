@@ -104,7 +104,7 @@ public sealed class Gateway : IAsyncDisposable
         gateway.TlsOutcomes.Attach(events);
         gateway.Traffic.Attach(events);
         gateway.Metrics.Attach(events, config);
-        if (config.Tracking.Enabled) gateway.Tracking = MessageTracker.TryStart(data, events, () => holder.Current.Tracking);
+        if (config.Tracking.Enabled) gateway.Tracking = MessageTracker.TryStart(config, data, events, () => holder.Current.Tracking);
 
         try
         {

@@ -4,8 +4,9 @@ using Postern.Outbound;
 namespace Postern.Cluster;
 
 /// <summary>
-/// Cluster-wide connection slots in the shared database: taking one is a short transaction
-/// under an advisory lock per destination (count the live slots, add one if there is room).
+/// Cluster-wide connection slots in the shared database: taking one is one call of a server-side
+/// function that, under an advisory lock per destination, counts the live slots and adds one if
+/// there is room (one round trip, so the lock never waits on a busy member).
 /// A slot carries a lease renewed by its member's heartbeat, so a crashed member's slots free
 /// themselves; a member's own are cleared when it starts again.
 /// </summary>
@@ -18,31 +19,12 @@ public sealed class PostgresConnectionSlots(PostgresDatabase db, string member, 
     public async Task<IAsyncDisposable?> TryTakeAsync(string domain, int limit, CancellationToken ct)
     {
         var slot = Interlocked.Increment(ref _next);
-        await using var c = await db.Source.OpenConnectionAsync(ct).ConfigureAwait(false);
-        await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
-        await using (var cmd = new NpgsqlCommand($"""
-            SELECT pg_advisory_xact_lock(hashtext('postern-slots:' || @d));
-            DELETE FROM connection_slots WHERE domain=@d AND lease_until < {PostgresDatabase.NowMs};
-            INSERT INTO connection_slots(domain, member, slot, lease_until)
-              SELECT @d, @m, @s, {PostgresDatabase.NowMs} + @lease WHERE (SELECT COUNT(*) FROM connection_slots WHERE domain=@d) < @limit;
-            """, c, tx))
-        {
-            cmd.Parameters.AddWithValue("d", domain.ToLowerInvariant());
-            cmd.Parameters.AddWithValue("m", member);
-            cmd.Parameters.AddWithValue("s", slot);
-            cmd.Parameters.AddWithValue("lease", (long)lease.TotalMilliseconds);
-            cmd.Parameters.AddWithValue("limit", (long)limit);
-            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }
-        await using (var check = new NpgsqlCommand("SELECT EXISTS(SELECT 1 FROM connection_slots WHERE domain=@d AND member=@m AND slot=@s)", c, tx))
-        {
-            check.Parameters.AddWithValue("d", domain.ToLowerInvariant());
-            check.Parameters.AddWithValue("m", member);
-            check.Parameters.AddWithValue("s", slot);
-            var mine = (bool)(await check.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
-            await tx.CommitAsync(ct).ConfigureAwait(false);
-            return mine ? new Held(this, domain.ToLowerInvariant(), slot) : null;
-        }
+        var d = domain.ToLowerInvariant();
+        await using var cmd = db.Soft.CreateCommand("SELECT postern_take_slot($1, $2, $3, $4, $5)");
+        foreach (var v in new object[] { d, member, slot, (long)lease.TotalMilliseconds, limit })
+            cmd.Parameters.Add(new NpgsqlParameter { Value = v });
+        var taken = (bool)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+        return taken ? new Held(this, d, slot) : null;
     }
 
     /// <summary>Extends this member's slots (the membership heartbeat).</summary>
@@ -64,7 +46,7 @@ public sealed class PostgresConnectionSlots(PostgresDatabase db, string member, 
         {
             try
             {
-                await using var cmd = owner.Database.Source.CreateCommand("DELETE FROM connection_slots WHERE domain=$1 AND member=$2 AND slot=$3");
+                await using var cmd = owner.Database.Soft.CreateCommand("DELETE FROM connection_slots WHERE domain=$1 AND member=$2 AND slot=$3");
                 cmd.Parameters.Add(new NpgsqlParameter { Value = domain });
                 cmd.Parameters.Add(new NpgsqlParameter { Value = owner.Member });
                 cmd.Parameters.Add(new NpgsqlParameter { Value = slot });

@@ -20,16 +20,24 @@ public sealed class PostgresDatabase
     /// deliveries must never starve its own renewals (its claims would lapse under it).
     /// </summary>
     public NpgsqlDataSource Control { get; }
+    /// <summary>
+    /// For soft state (connection slots, rate windows): commits that do not wait for the WAL
+    /// flush. A member's crash cannot lose them (the server has them); only the database
+    /// server's own crash could, and then leases and windows simply start afresh. Taking a slot
+    /// holds a per-destination lock, so a flush inside it would serialise every connection.
+    /// </summary>
+    public NpgsqlDataSource Soft { get; }
     /// <summary>The connection string without its password (for messages and status).</summary>
     public string Display { get; }
 
     /// <summary>Milliseconds since the epoch by the database's clock.</summary>
     public const string NowMs = "postern_now_ms()";
 
-    private PostgresDatabase(NpgsqlDataSource source, NpgsqlDataSource control, string display)
+    private PostgresDatabase(NpgsqlDataSource source, NpgsqlDataSource control, NpgsqlDataSource soft, string display)
     {
         Source = source;
         Control = control;
+        Soft = soft;
         Display = display;
     }
 
@@ -60,15 +68,20 @@ public sealed class PostgresDatabase
         if (!builder.ContainsKey("Timeout")) builder.Timeout = 10;
         if (!builder.ContainsKey("Command Timeout")) builder.CommandTimeout = 30;
         if (!builder.ContainsKey("Maximum Pool Size")) builder.MaxPoolSize = 50;
+        // The same few statements run for every message: prepared once per connection, not planned each time.
+        if (!builder.ContainsKey("Max Auto Prepare")) builder.MaxAutoPrepare = 64;
         var display = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Password = null }.ConnectionString;
         var source = new NpgsqlDataSourceBuilder(builder.ConnectionString) { Name = "postern" }.Build();
-        var control = new NpgsqlDataSourceBuilder(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { MaxPoolSize = 3 }.ConnectionString) { Name = "postern-control" }.Build();
-        var db = new PostgresDatabase(source, control, display);
+        const string noFlushWait = "-c synchronous_commit=off";
+        var control = new NpgsqlDataSourceBuilder(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { MaxPoolSize = 3, Options = noFlushWait }.ConnectionString) { Name = "postern-control" }.Build();
+        var soft = new NpgsqlDataSourceBuilder(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Options = noFlushWait }.ConnectionString) { Name = "postern-soft" }.Build();
+        var db = new PostgresDatabase(source, control, soft, display);
         try { db.Migrate(); }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
             source.Dispose();
             control.Dispose();
+            soft.Dispose();
             throw new ConfigException($"cluster store {display}: {e.Message}");
         }
         return db;
@@ -122,6 +135,20 @@ public sealed class PostgresDatabase
         DROP INDEX messages_owner;
         CREATE INDEX messages_unclaimed ON messages(next_due) WHERE owner IS NULL;
         CREATE INDEX messages_claimed ON messages(lease_until) WHERE owner IS NOT NULL;
+        """,
+        // 4: taking a connection slot is one call on the server: its per-destination lock is never held across a round trip to a busy member.
+        """
+        CREATE FUNCTION postern_take_slot(p_domain text, p_member text, p_slot bigint, p_lease bigint, p_limit int) RETURNS boolean
+        LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_advisory_xact_lock(hashtext('postern-slots:' || p_domain));
+          DELETE FROM connection_slots WHERE domain = p_domain AND lease_until < postern_now_ms();
+          IF (SELECT COUNT(*) FROM connection_slots WHERE domain = p_domain) >= p_limit THEN
+            RETURN false;
+          END IF;
+          INSERT INTO connection_slots(domain, member, slot, lease_until) VALUES(p_domain, p_member, p_slot, postern_now_ms() + p_lease);
+          RETURN true;
+        END $$;
         """,
     ];
 

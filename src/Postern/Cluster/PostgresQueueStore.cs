@@ -194,9 +194,8 @@ public sealed class PostgresQueueStore : IQueueStore
         // database server keeps it across a member's crash; only the database's own crash could
         // lose it, so no WAL flush is waited for. It is also the fence: a member whose claim
         // lapsed (another may hold the message now) learns it here and sends nothing.
-        await using var c = await _db.Source.OpenConnectionAsync().ConfigureAwait(false);
+        await using var c = await _db.Soft.OpenConnectionAsync().ConfigureAwait(false);
         await using var tx = await c.BeginTransactionAsync().ConfigureAwait(false);
-        await using (var off = Command(c, tx, "SET LOCAL synchronous_commit = off")) await off.ExecuteNonQueryAsync().ConfigureAwait(false);
         await using (var fence = Command(c, tx, $"""
             UPDATE messages SET lease_until={PostgresDatabase.NowMs} + @lease WHERE mid=@mid AND owner=@me AND lease_until > {PostgresDatabase.NowMs}
             """, ("mid", mid), ("me", _member), ("lease", (long)_lease.TotalMilliseconds)))

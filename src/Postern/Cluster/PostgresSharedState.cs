@@ -113,7 +113,7 @@ public sealed class PostgresRecipientRate(PostgresDatabase db, string member) : 
     public async Task<TimeSpan?> TryReserveAsync(string domain, int limit, TimeSpan window, int count, CancellationToken ct)
     {
         var d = domain.ToLowerInvariant();
-        await using var c = await _db.Source.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var c = await _db.Soft.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
         await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext('postern-rate:' || $1))", c, tx))
         {

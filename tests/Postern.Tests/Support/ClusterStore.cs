@@ -84,6 +84,11 @@ public sealed class CountingRelay : IAsyncDisposable
         Interlocked.Increment(ref _total);
         int peak;
         while (now > (peak = Volatile.Read(ref _peak)) && Interlocked.CompareExchange(ref _peak, now, peak) != peak) { }
+        var ended = 0;
+        // The session ends when the client says QUIT: it is counted out before the QUIT goes on
+        // (so before the client can hear 221, close, and give its slot to another), not whenever
+        // this relay's task next runs.
+        void End() { if (Interlocked.Exchange(ref ended, 1) == 0) Interlocked.Decrement(ref _open); }
         try
         {
             using (client)
@@ -92,12 +97,23 @@ public sealed class CountingRelay : IAsyncDisposable
                 await server.ConnectAsync(_target);
                 var a = client.GetStream();
                 var b = server.GetStream();
-                // Either side closing ends the relay.
-                await Task.WhenAny(a.CopyToAsync(b, _stop.Token), b.CopyToAsync(a, _stop.Token));
+                async Task ClientToServer()
+                {
+                    var buffer = new byte[64 * 1024];
+                    var tail = "";
+                    int n;
+                    while ((n = await a.ReadAsync(buffer, _stop.Token)) > 0)
+                    {
+                        tail = (tail + System.Text.Encoding.ASCII.GetString(buffer, 0, n))[^Math.Min(tail.Length + n, 8)..];
+                        if (tail.EndsWith("QUIT\r\n", StringComparison.OrdinalIgnoreCase)) End();
+                        await b.WriteAsync(buffer.AsMemory(0, n), _stop.Token);
+                    }
+                }
+                await Task.WhenAny(ClientToServer(), b.CopyToAsync(a, _stop.Token));
             }
         }
         catch (Exception) { /* a closed side */ }
-        finally { Interlocked.Decrement(ref _open); }
+        finally { End(); }
     }
 
     public async ValueTask DisposeAsync()
