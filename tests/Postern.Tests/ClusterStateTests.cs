@@ -193,4 +193,34 @@ public sealed class ClusterStateTests
         m1.Stop();
         m2.Stop();
     }
+
+    [Fact]
+    public async Task The_web_interface_shows_the_members_of_the_cluster()
+    {
+        var database = ClusterStore.CreateDatabase("webcl");
+        var a = ClusterStore.Member(database, "a", "127.0.2.25", tweak: c => { c.Web.Enabled = true; c.Web.Port = 0; });
+        await using var gw = RunningGateway.Start(a);
+        using var b = PosternProcess.Serve(ClusterStore.Member(database, "b", "127.0.2.26"));
+        await using var browser = await Browser.OpenAsync(gw.Gateway.Web!.Endpoint, nameof(The_web_interface_shows_the_members_of_the_cluster));
+        var password = File.ReadAllText(Path.Combine(a.DataDirectory, "web", "initial-admin-password")).Split(' ', 2)[1].Trim();
+        await browser.LoginAsync("admin", password);
+        await browser.GoAsync("/cluster");
+        foreach (var (member, address) in new[] { ("a", "127.0.2.25"), ("b", "127.0.2.26") })
+        {
+            var row = browser.Page.Locator($"#members tr[data-member='{member}']");
+            TestWorld.WaitUntil(() =>
+            {
+                browser.GoAsync("/cluster").GetAwaiter().GetResult();
+                var text = row.InnerTextAsync().GetAwaiter().GetResult();
+                return text.Contains("up") && text.Contains(address);
+            }, TimeSpan.FromSeconds(20), $"member {member} up on {address} in the page");
+        }
+        await browser.ShotAsync("cluster");
+        b.Stop();
+        TestWorld.WaitUntil(() =>
+        {
+            browser.GoAsync("/cluster").GetAwaiter().GetResult();
+            return browser.Page.Locator("#members tr[data-member='b']").InnerTextAsync().GetAwaiter().GetResult().Contains("stopped");
+        }, TimeSpan.FromSeconds(20), "member b shown as stopped");
+    }
 }
