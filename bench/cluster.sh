@@ -67,7 +67,8 @@ cpu() {
 }
 pg_cpu() {
   local pm; pm=$(head -1 "$WORLD/postgres/data/postmaster.pid")
-  { awk '{print $14+$15+$16+$17}' /proc/$pm/stat; for c in $(ps -o pid= --ppid "$pm"); do awk '{print $14+$15}' /proc/$c/stat 2>/dev/null; done; } | awk '{t+=$1} END {print t}'
+  # A backend may end between ps and awk: that one is simply not counted.
+  { awk '{print $14+$15+$16+$17}' /proc/$pm/stat; for c in $(ps -o pid= --ppid "$pm"); do awk '{print $14+$15}' /proc/$c/stat 2>/dev/null || true; done; } | awk '{t+=$1} END {print t}'
 }
 
 run() {  # $1 case name, $2 comma-separated servers
