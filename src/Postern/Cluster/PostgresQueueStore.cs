@@ -305,8 +305,8 @@ public sealed class PostgresQueueStore : IQueueStore
     private static async Task<List<QueuedMessage>> LoadMessagesAsync(NpgsqlConnection c, long[] mids, IReadOnlyDictionary<long, string?>? previous)
     {
         var recipients = new Dictionary<long, List<QueuedRecipient>>();
-        await using (var cmd = Command(c, null, """
-            SELECT mid, rid, address, domain, orcpt, notify, state, attempts, next_attempt, last_response, in_doubt_since, in_doubt_by
+        await using (var cmd = Command(c, null, $"""
+            SELECT mid, {QueuedRecipient.Columns}, in_doubt_since, in_doubt_by
             FROM recipients WHERE mid = ANY(@mids) ORDER BY mid, rid
             """, ("mids", mids)))
         await using (var r = await cmd.ExecuteReaderAsync().ConfigureAwait(false))
@@ -314,16 +314,7 @@ public sealed class PostgresQueueStore : IQueueStore
             {
                 var mid = r.GetInt64(0);
                 if (!recipients.TryGetValue(mid, out var list)) recipients[mid] = list = [];
-                list.Add(new QueuedRecipient
-                {
-                    Rid = r.GetInt32(1), Address = r.GetString(2), Domain = r.GetString(3),
-                    OriginalRecipient = r.IsDBNull(4) ? null : r.GetString(4), Notify = (DsnNotify)r.GetInt32(5),
-                    State = (RecipientState)r.GetInt32(6), Attempts = r.GetInt32(7),
-                    NextAttempt = DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(8)),
-                    LastResponse = r.IsDBNull(9) ? null : r.GetString(9),
-                    InDoubtSince = r.IsDBNull(10) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(10)),
-                    InDoubtBy = r.IsDBNull(11) ? null : r.GetString(11),
-                });
+                list.Add(QueuedRecipient.FromRow(r, 1, inDoubt: true));
             }
         var result = new List<QueuedMessage>(mids.Length);
         await using (var cmd = Command(c, null, $"SELECT {MessageColumns} FROM messages m WHERE m.mid = ANY(@mids) ORDER BY m.mid", ("mids", mids)))

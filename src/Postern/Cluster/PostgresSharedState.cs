@@ -70,12 +70,10 @@ public sealed class PostgresStsPolicyCache(PostgresDatabase db) : IStsPolicyCach
 
     private List<StsCacheEntry> Read(string where, params object[] values)
     {
-        using var cmd = Command("SELECT domain, id, policy, fetched_at, expires_at, last_used FROM sts_policies " + where, values);
+        using var cmd = Command($"SELECT {StsCacheEntry.Columns} FROM sts_policies " + where, values);
         using var r = cmd.ExecuteReader();
         var list = new List<StsCacheEntry>();
-        while (r.Read())
-            list.Add(new StsCacheEntry(r.GetString(0), r.GetString(1), r.GetString(2), DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(3)),
-                DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(4)), DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(5))));
+        while (r.Read()) list.Add(StsCacheEntry.FromRow(r));
         return list;
     }
 

@@ -26,6 +26,21 @@ public sealed class QueuedRecipient
     public string? InDoubtBy { get; init; }
 
     public bool IsFinal => State != RecipientState.Pending;
+
+    /// <summary>The recipient columns both queue stores select, in this order (times in milliseconds).</summary>
+    public const string Columns = "rid, address, domain, orcpt, notify, state, attempts, next_attempt, last_response";
+
+    /// <summary>One row of <see cref="Columns"/> starting at column <paramref name="at"/>; a shared store's in-doubt columns follow when it has them.</summary>
+    public static QueuedRecipient FromRow(System.Data.Common.DbDataReader r, int at, bool inDoubt = false) => new()
+    {
+        Rid = r.GetInt32(at), Address = r.GetString(at + 1), Domain = r.GetString(at + 2),
+        OriginalRecipient = r.IsDBNull(at + 3) ? null : r.GetString(at + 3), Notify = (DsnNotify)r.GetInt32(at + 4),
+        State = (RecipientState)r.GetInt32(at + 5), Attempts = r.GetInt32(at + 6),
+        NextAttempt = DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(at + 7)),
+        LastResponse = r.IsDBNull(at + 8) ? null : r.GetString(at + 8),
+        InDoubtSince = inDoubt && !r.IsDBNull(at + 9) ? DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(at + 9)) : null,
+        InDoubtBy = inDoubt && !r.IsDBNull(at + 10) ? r.GetString(at + 10) : null,
+    };
 }
 
 public sealed class QueuedMessage

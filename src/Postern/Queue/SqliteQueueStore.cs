@@ -302,22 +302,14 @@ public sealed class SqliteQueueStore : IQueueStore
             """;
         var pm = mcmd.Parameters.Add("$mid", SqliteType.Integer);
         using var rcmd = c.CreateCommand();
-        rcmd.CommandText = "SELECT rid, address, domain, orcpt, notify, state, attempts, next_attempt, last_response FROM recipients WHERE mid=$mid ORDER BY rid";
+        rcmd.CommandText = $"SELECT {QueuedRecipient.Columns} FROM recipients WHERE mid=$mid ORDER BY rid";
         var pr = rcmd.Parameters.Add("$mid", SqliteType.Integer);
         foreach (var mid in mids)
         {
             pm.Value = mid; pr.Value = mid;
             var recipients = new List<QueuedRecipient>();
             using (var r = rcmd.ExecuteReader())
-                while (r.Read())
-                    recipients.Add(new QueuedRecipient
-                    {
-                        Rid = r.GetInt32(0), Address = r.GetString(1), Domain = r.GetString(2),
-                        OriginalRecipient = r.IsDBNull(3) ? null : r.GetString(3), Notify = (DsnNotify)r.GetInt32(4),
-                        State = (RecipientState)r.GetInt32(5), Attempts = r.GetInt32(6),
-                        NextAttempt = DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(7)),
-                        LastResponse = r.IsDBNull(8) ? null : r.GetString(8),
-                    });
+                while (r.Read()) recipients.Add(QueuedRecipient.FromRow(r, 0));
             using var m = mcmd.ExecuteReader();
             if (!m.Read()) continue;
             result.Add(new QueuedMessage

@@ -6,6 +6,14 @@ namespace Postern.Security;
 public sealed record StsCacheEntry(string Domain, string Id, string PolicyText, DateTimeOffset FetchedAt, DateTimeOffset ExpiresAt, DateTimeOffset LastUsed)
 {
     public bool IsExpired(DateTimeOffset now) => now >= ExpiresAt;
+
+    /// <summary>The columns every cache store selects, in this order (times in seconds).</summary>
+    public const string Columns = "domain, id, policy, fetched_at, expires_at, last_used";
+
+    /// <summary>One row of <see cref="Columns"/>.</summary>
+    public static StsCacheEntry FromRow(System.Data.Common.DbDataReader r) =>
+        new(r.GetString(0), r.GetString(1), r.GetString(2), DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(3)),
+            DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(4)), DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(5)));
 }
 
 /// <summary>The MTA-STS policy cache. Persistent, so policies survive restarts (RFC 8461 §5.1: a policy keeps applying until it expires).</summary>
@@ -80,13 +88,11 @@ public sealed class SqliteStsPolicyCache : IStsPolicyCache
     private List<StsCacheEntry> Read(string where, params (string Name, object Value)[] parameters)
     {
         using var cmd = _connection.CreateCommand();
-        cmd.CommandText = "SELECT domain, id, policy, fetched_at, expires_at, last_used FROM sts_policies " + where;
+        cmd.CommandText = $"SELECT {StsCacheEntry.Columns} FROM sts_policies " + where;
         foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
         using var r = cmd.ExecuteReader();
         var list = new List<StsCacheEntry>();
-        while (r.Read())
-            list.Add(new StsCacheEntry(r.GetString(0), r.GetString(1), r.GetString(2), DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(3)),
-                DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(4)), DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(5))));
+        while (r.Read()) list.Add(StsCacheEntry.FromRow(r));
         return list;
     }
 
