@@ -35,6 +35,8 @@ public sealed class PostgresQueueStore : IQueueStore
     private readonly CancellationTokenSource _stop = new();
     private Task? _listener;
     private Action? _wake;
+    /// <summary>Bodies fetched with a claim, until the scheduler reads them (bounded by the active-message limit).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, byte[]> _claimedBodies = new();
 
     private sealed record WriteOp(Func<NpgsqlConnection, NpgsqlTransaction, Task> Apply, bool Notify);
 
@@ -145,6 +147,7 @@ public sealed class PostgresQueueStore : IQueueStore
 
     public Task UpdateRecipientsAsync(long mid, IReadOnlyList<RecipientUpdate> updates) => WriteAsync(async (c, tx) =>
     {
+        _claimedBodies.TryRemove(mid, out _);
         // Fenced: only the member holding the claim records (a message deleted meanwhile is left alone).
         await using (var check = Command(c, tx, "SELECT owner FROM messages WHERE mid=@mid FOR UPDATE", ("mid", mid)))
         {
@@ -180,6 +183,7 @@ public sealed class PostgresQueueStore : IQueueStore
 
     public Task ReleaseAsync(long mid) => WriteAsync(async (c, tx) =>
     {
+        _claimedBodies.TryRemove(mid, out _);
         await using var cmd = Command(c, tx, """
             UPDATE messages SET owner=NULL, lease_until=NULL,
               next_due=COALESCE((SELECT MIN(next_attempt) FROM recipients WHERE mid=@mid AND state=0), next_due)
@@ -194,16 +198,18 @@ public sealed class PostgresQueueStore : IQueueStore
         // database server keeps it across a member's crash; only the database's own crash could
         // lose it, so no WAL flush is waited for. It is also the fence: a member whose claim
         // lapsed (another may hold the message now) learns it here and sends nothing.
+        // One statement, one round trip: the fence, then the marks only where the fence held.
         await using var c = await _db.Soft.OpenConnectionAsync().ConfigureAwait(false);
-        await using var tx = await c.BeginTransactionAsync().ConfigureAwait(false);
-        await using (var fence = Command(c, tx, $"""
-            UPDATE messages SET lease_until={PostgresDatabase.NowMs} + @lease WHERE mid=@mid AND owner=@me AND lease_until > {PostgresDatabase.NowMs}
-            """, ("mid", mid), ("me", _member), ("lease", (long)_lease.TotalMilliseconds)))
-            if (await fence.ExecuteNonQueryAsync().ConfigureAwait(false) == 0) throw new LeaseLostException(mid, null);
-        await using (var cmd = Command(c, tx, $"UPDATE recipients SET in_doubt_since={PostgresDatabase.NowMs}, in_doubt_by=@me WHERE mid=@mid AND rid = ANY(@rids)",
-            ("mid", mid), ("rids", rids.ToArray()), ("me", _member)))
-            await cmd.ExecuteNonQueryAsync().ConfigureAwait(false);
-        await tx.CommitAsync().ConfigureAwait(false);
+        await using var cmd = Command(c, null, $"""
+            WITH fence AS (
+              UPDATE messages SET lease_until={PostgresDatabase.NowMs} + @lease
+              WHERE mid=@mid AND owner=@me AND lease_until > {PostgresDatabase.NowMs} RETURNING mid),
+            marked AS (
+              UPDATE recipients SET in_doubt_since={PostgresDatabase.NowMs}, in_doubt_by=@me
+              WHERE mid IN (SELECT mid FROM fence) AND rid = ANY(@rids) RETURNING rid)
+            SELECT COUNT(*) FROM fence
+            """, ("mid", mid), ("me", _member), ("lease", (long)_lease.TotalMilliseconds), ("rids", rids.ToArray()));
+        if ((long)(await cmd.ExecuteScalarAsync().ConfigureAwait(false))! == 0) throw new LeaseLostException(mid, null);
     }
 
     public Task RemoveAsync(long mid) => WriteAsync(async (c, tx) =>
@@ -266,7 +272,14 @@ public sealed class PostgresQueueStore : IQueueStore
                 claimed.Add((r.GetInt64(0), r.IsDBNull(1) ? null : r.GetString(1)));
         if (claimed.Count == 0) return [];
         var previous = claimed.ToDictionary(x => x.Mid, x => x.Previous);
-        return await LoadMessagesAsync(c, claimed.Select(x => x.Mid).ToArray(), previous).ConfigureAwait(false);
+        var mids = claimed.Select(x => x.Mid).ToArray();
+        var messages = await LoadMessagesAsync(c, mids, previous).ConfigureAwait(false);
+        // The bodies come with the claim (one query for the batch, not one per message); the
+        // scheduler reads each once, at once, and a release drops what was not read.
+        await using (var bodies = Command(c, null, "SELECT mid, body FROM bodies WHERE mid = ANY(@mids)", ("mids", mids)))
+        await using (var r = await bodies.ExecuteReaderAsync().ConfigureAwait(false))
+            while (await r.ReadAsync().ConfigureAwait(false)) _claimedBodies[r.GetInt64(0)] = (byte[])r[1];
+        return messages;
     }
 
     public async Task<DateTimeOffset?> NextDueAsync()
@@ -281,6 +294,7 @@ public sealed class PostgresQueueStore : IQueueStore
 
     public async Task<byte[]?> ReadBodyAsync(long mid)
     {
+        if (_claimedBodies.TryRemove(mid, out var claimed)) return claimed;
         await using var cmd = _db.Source.CreateCommand("SELECT body FROM bodies WHERE mid=$1");
         cmd.Parameters.Add(new NpgsqlParameter { Value = mid });
         return await cmd.ExecuteScalarAsync().ConfigureAwait(false) as byte[];
