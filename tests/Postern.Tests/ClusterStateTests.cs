@@ -78,8 +78,7 @@ public sealed class ClusterStateTests
         using var memberA = PosternProcess.Serve(a);
         using var memberB = PosternProcess.Serve(b);
         var token = TestWorld.Unique("rl");
-        await Task.WhenAll(Enumerable.Range(0, Messages).Select(i =>
-            RawSmtp.SubmitAsync((i % 2 == 0 ? memberA : memberB).Listener("OutgoingMail"), "limit@sender.test", $"{token}-{i}@good.test")));
+        await ClusterStore.SubmitSpreadAsync([memberA, memberB], Messages, token, "limit@sender.test");
         // The definite answer first: every message is either delivered or held back by the limit.
         var file = Path.Combine(a.DataDirectory, "postern.json");
         int HeldBack() => JsonDocument.Parse(PosternProcess.Cli("queue", "list", "--json", "--config", file).Output).RootElement.EnumerateArray()

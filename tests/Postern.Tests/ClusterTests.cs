@@ -172,8 +172,7 @@ public sealed class ClusterTests
         using var memberA = PosternProcess.Serve(a);
         using var memberB = PosternProcess.Serve(b);
         var token = TestWorld.Unique("lim");
-        await Task.WhenAll(Enumerable.Range(0, Messages).Select(i =>
-            RawSmtp.SubmitAsync((i % 2 == 0 ? memberA : memberB).Listener("OutgoingMail"), "limit@sender.test", $"{token}-{i}@good.test")));
+        await ClusterStore.SubmitSpreadAsync([memberA, memberB], Messages, token, "limit@sender.test");
         var mailbox = new MailboxCounter(Path.Combine(_world.MailDirectory, "good.test", "new"), token);
         TestWorld.WaitUntil(() => mailbox.Scan().Count >= Messages, TimeSpan.FromSeconds(120), $"{Messages} deliveries");
         Assert.True(relay.Peak <= Limit, $"the receiver saw {relay.Peak} connections at once (limit {Limit} system-wide)");

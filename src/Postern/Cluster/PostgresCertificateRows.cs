@@ -46,7 +46,7 @@ public sealed class PostgresCertificateRows : ICertificateRows
     private byte[] _check = [];
     private string _keyPath = "";
 
-    public void VerifyKey(byte[] check, string keyPath) => (_check, _keyPath) = (check, keyPath);
+    public void KnowSealingKey(byte[] check, string keyPath) => (_check, _keyPath) = (check, keyPath);
 
     /// <summary>Cluster-wide rows are sealed with the cluster's key: the first one stored sets it, a member with another key is refused.</summary>
     private void RequireClusterKey(NpgsqlConnection c, NpgsqlTransaction tx)

@@ -79,8 +79,8 @@ public static class StoreMigration
         using (var from = new SqliteCertificateRows(data))
         {
             var to = new PostgresCertificateRows(db, member);
-            using (var hmac = new System.Security.Cryptography.HMACSHA256(File.ReadAllBytes(Path.Combine(data, "secrets", "certificate-store.key"))))
-                to.VerifyKey(hmac.ComputeHash("postern certificate store key check"u8.ToArray()), Path.Combine(data, "secrets", "certificate-store.key"));
+            var keyPath = Path.Combine(data, "secrets", "certificate-store.key");
+            if (File.Exists(keyPath)) to.KnowSealingKey(CertificateStore.SealingKeyCheck(File.ReadAllBytes(keyPath)), keyPath);
             var rows = from.All().ToList();
             foreach (var row in rows) to.Save(row, replace: true);
             to.Bump();

@@ -136,8 +136,9 @@ public sealed class QueueManager : IAsyncDisposable
             {
                 _events.Publish(new MessageTakenOver(message.Mid, from, Member));
             }
-            foreach (var r in due.Where(r => r.InDoubtSince is not null))
-                _events.Publish(new RecipientInDoubt(message.Mid, r.Rid, r.Address, r.InDoubtBy ?? "?", r.InDoubtSince!.Value));
+            if (_store.IsShared)   // only a shared store marks recipients in doubt
+                foreach (var r in due.Where(r => r.InDoubtSince is not null))
+                    _events.Publish(new RecipientInDoubt(message.Mid, r.Rid, r.Address, r.InDoubtBy ?? "?", r.InDoubtSince!.Value));
             if (due.Count == 0)
             {
                 await _store.ReleaseAsync(message.Mid).ConfigureAwait(false);   // nothing due after all (a shared store's claim ends)

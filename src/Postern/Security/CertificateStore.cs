@@ -59,18 +59,12 @@ public sealed class CertificateStore : IDisposable
         MasterKeyPath = Path.Combine(secrets, "certificate-store.key");
         _masterKey = LoadOrCreateMasterKey(MasterKeyPath);
         _rows = rows;
-        try
-        {
-            // Every member must seal with the same key, or the others could not use what one stored.
-            using var hmac = new HMACSHA256(_masterKey);
-            rows.VerifyKey(hmac.ComputeHash("postern certificate store key check"u8.ToArray()), MasterKeyPath);
-        }
-        catch
-        {
-            rows.Dispose();
-            throw;
-        }
+        // Cluster-wide certificates need every member's sealing key to be the same: the rows compare its check value.
+        rows.KnowSealingKey(SealingKeyCheck(_masterKey), MasterKeyPath);
     }
+
+    /// <summary>A value that tells sealing keys apart without revealing them.</summary>
+    public static byte[] SealingKeyCheck(byte[] key) => HMACSHA256.HashData(key, "postern certificate store key check"u8);
 
     /// <summary>The store a configuration uses: this machine's SQLite file, or the cluster's database (cluster-wide and this member's certificates).</summary>
     public static CertificateStore Open(PosternConfig config)
@@ -401,8 +395,8 @@ public interface ICertificateRows : IDisposable
     bool Delete(string name);
     long Version { get; }
     void Bump();
-    /// <summary>Refuses a sealing key that differs from the one the rows were sealed with (a cluster member with another key file).</summary>
-    void VerifyKey(byte[] check, string keyPath) { }
+    /// <summary>The sealing key's check value and file, for rows that must refuse a key other than the one they were sealed with (a cluster member with another key file).</summary>
+    void KnowSealingKey(byte[] check, string keyPath) { }
     LegacyCertificateSettings ReadLegacy() => new(new Dictionary<string, string>(), false, []);
     void ClearLegacy() { }
 }

@@ -34,6 +34,11 @@ public static class ClusterStore
         LeaseSeconds = leaseSeconds,
     };
 
+    /// <summary>Submits count messages to token-N@good.test, one session each, spread over the members' OutgoingMail listeners in turn.</summary>
+    public static Task SubmitSpreadAsync(IReadOnlyList<PosternProcess> members, int count, string token, string sender) =>
+        Task.WhenAll(Enumerable.Range(0, count).Select(i =>
+            RawSmtp.SubmitAsync(members[i % members.Count].Listener("OutgoingMail"), sender, $"{token}-{i}@good.test")));
+
     /// <summary>A member's configuration: the world's usual test configuration, its own listener address, the shared database.</summary>
     public static PosternConfig Member(string database, string member, string address, int leaseSeconds = 10, Action<PosternConfig>? tweak = null) =>
         TestWorld.Instance.NewConfig($"cluster-{member}", c =>
