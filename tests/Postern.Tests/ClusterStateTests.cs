@@ -84,9 +84,11 @@ public sealed class ClusterStateTests
         int HeldBack() => JsonDocument.Parse(PosternProcess.Cli("queue", "list", "--json", "--config", file).Output).RootElement.EnumerateArray()
             .Count(m => m.GetProperty("recipients").EnumerateArray().All(r => r.GetProperty("lastResponse").GetString()?.Contains("recipient limit for good.test reached") == true));
         TestWorld.WaitUntil(() => HeldBack() == Messages - Limit, TimeSpan.FromSeconds(60), $"{Messages - Limit} messages held back by the limit");
-        var delivered = Directory.EnumerateFiles(Path.Combine(_world.MailDirectory, "good.test", "new"))
+        // The receiving Postfix answers 250 before its local delivery writes the file: wait for the files.
+        int Delivered() => Directory.EnumerateFiles(Path.Combine(_world.MailDirectory, "good.test", "new"))
             .Count(f => File.ReadAllText(f).Contains($"Delivered-To: {token}-"));
-        Assert.Equal(Limit, delivered);
+        TestWorld.WaitUntil(() => Delivered() >= Limit, TimeSpan.FromSeconds(30), $"{Limit} deliveries in the mailbox");
+        Assert.Equal(Limit, Delivered());
         memberA.Stop();
         memberB.Stop();
     }

@@ -70,6 +70,8 @@ public sealed class HardeningTests
         // The definite answer: the DSN went out. A redelivery loop would have delivered the
         // good recipient many times by now.
         gw.WaitForLogLine($"Message finished MID {bounceMid} done");
+        // The receiving Postfix answered 250 before its local delivery wrote the file: wait for it.
+        _world.WaitForMail(good);
         Assert.Equal(1, CountMail(good));
         Assert.Equal(1, gw.MailLogText().Split('\n').Count(l => l.Contains($"Delivery start DCID") && l.Contains($"MID {originalMid} ")));
     }
