@@ -163,6 +163,49 @@ public sealed class DeliveryTests
         Assert.True(gw.Gateway.Delivery.PeakConnections("good.test") <= 2);
     }
 
+    [Fact]
+    public async Task An_idle_connection_carries_the_next_message_without_a_new_session()
+    {
+        var config = _world.NewConfig("idlecache", c => c.Delivery.ConnectionCacheSeconds = 120);
+        await using var gw = RunningGateway.Start(config);
+        var first = TestWorld.Unique("cache1") + "@good.test";
+        var second = TestWorld.Unique("cache2") + "@good.test";
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", first, "cache");
+        gw.WaitForLogLine("Message finished MID", " done");   // the connection is idle now
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", second, "cache");
+        _world.WaitForMail(first);
+        _world.WaitForMail(second);
+        TestWorld.WaitUntil(() => gw.MailLogText().Split('\n').Count(l => l.Contains("Message finished MID")) == 2, TimeSpan.FromSeconds(30), "2 finished messages");
+        var log = gw.MailLogText().Split('\n');
+        var starts = log.Where(l => l.Contains("Delivery start DCID")).Select(l => Word(l, "DCID")).ToList();
+        Assert.Equal(2, starts.Count);
+        Assert.Equal(starts[0], starts[1]);
+        Assert.Single(log, l => l.Contains("New SMTP DCID") && l.Contains("for good.test"));
+        Assert.DoesNotContain(log, l => l.Contains($"DCID {starts[0]} close"));   // still cached
+    }
+
+    [Fact]
+    public async Task An_idle_connection_the_peer_closed_is_not_used_and_the_message_loses_no_attempt()
+    {
+        await using var peer = new ScriptedPeer(ScriptedPeer.Behaviour.HangsUpAfterEachMessage);
+        await using var gw = RunningGateway.Start(_world.NewConfig("idlehangup", c =>
+        {
+            c.Delivery.ConnectionCacheSeconds = 120;
+            c.DestinationControls.Default.Tls = TlsLevel.No;
+            c.SmtpRoutes.Add(new SmtpRoute { Domain = "scripted.test", Hosts = { new SmtpRouteHost { Host = "127.0.6.1", Port = peer.EndPoint.Port } } });
+        }));
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", "one@scripted.test", "hangup");
+        // The definite answer first: the peer took the message and hung up on the idle session.
+        TestWorld.WaitUntil(() => Volatile.Read(ref peer.HangUps) == 1, TimeSpan.FromSeconds(30), "the peer's hang-up");
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", "two@scripted.test", "hangup");
+        TestWorld.WaitUntil(() => peer.Messages.Count == 2, TimeSpan.FromSeconds(30), "the second message at the peer");
+        TestWorld.WaitUntil(() => gw.MailLogText().Split('\n').Count(l => l.Contains("Message finished MID") && l.Contains(" done")) == 2, TimeSpan.FromSeconds(30), "2 finished messages");
+        var log = gw.MailLogText();
+        Assert.Contains("close (idle connection not reused: closed by the peer)", log);
+        Assert.Equal(2, peer.Connections);
+        Assert.DoesNotContain("Delayed:", log);
+    }
+
     private static string Word(string line, string after)
     {
         var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);

@@ -367,6 +367,8 @@ public sealed class DeliverySettings
     /// <summary>Waiting for the reply after the message data (RFC 5321 §4.5.3.2.6: 10 minutes; giving up early risks duplicates).</summary>
     public int DataDoneTimeoutSeconds { get; set; } = 600;
     public int TotalConcurrentConnections { get; set; } = 2000;
+    /// <summary>How long a connection with nothing to send waits for the next message before QUIT (Postfix: smtp_connection_cache_time_limit); 0 closes at once.</summary>
+    public int ConnectionCacheSeconds { get; set; } = 2;
     /// <summary>Messages the scheduler holds in memory at once (with their bodies); the rest wait in the store.</summary>
     public int ActiveMessageLimit { get; set; } = 1000;
 
@@ -380,6 +382,7 @@ public sealed class DeliverySettings
         if (DataBlockTimeoutSeconds is < 1 or > 3600) errors.Add("delivery.dataBlockTimeoutSeconds must be 1-3600");
         if (DataDoneTimeoutSeconds is < 1 or > 3600) errors.Add("delivery.dataDoneTimeoutSeconds must be 1-3600");
         if (ActiveMessageLimit is < 1 or > 100000) errors.Add("delivery.activeMessageLimit must be 1-100000");
+        if (ConnectionCacheSeconds is < 0 or > 300) errors.Add("delivery.connectionCacheSeconds must be 0-300");
     }
 }
 

@@ -25,6 +25,10 @@ public sealed class DeliveryJob(QueuedMessage message, IReadOnlyList<QueuedRecip
 /// Per-destination delivery queues: at most the destination's connection limit open at
 /// once, each connection carrying up to max-messages-per-connection transactions, and a
 /// domain whose hosts all failed is held back briefly so queued jobs fail fast.
+/// Like Postfix's connection cache and slow start: a connection with nothing to send waits
+/// a moment for the next job before it says QUIT, and a new connection is opened only when
+/// jobs wait and no idle one can take them, up to a concurrency window that grows with
+/// each delivered message and shrinks when connecting fails.
 /// </summary>
 public sealed class DeliveryAgent : IAsyncDisposable
 {
@@ -41,6 +45,10 @@ public sealed class DeliveryAgent : IAsyncDisposable
     private const int MaxQueuedJobs = 100_000;
     private readonly CancellationTokenSource _stop = new();
     private int _running;
+    /// <summary>Connections a destination starts with before the window grows (Postfix: initial_destination_concurrency).</summary>
+    public const int InitialConcurrency = 5;
+    /// <summary>Cancelled when a delivery waits for one of the total connections: idle ones then close and free theirs.</summary>
+    private CancellationTokenSource _idleRelease = new();
 
     /// <summary>MTA-STS policies (discovery, fetch, cache); null when no destination uses MTA-STS.</summary>
     public StsPolicyProvider? Sts { get; init; }
@@ -98,6 +106,10 @@ public sealed class DeliveryAgent : IAsyncDisposable
         private readonly Lock _gate = new();
         private int _pending;
         private int _workers;
+        /// <summary>Workers holding an open connection with nothing to send.</summary>
+        private int _idle;
+        /// <summary>The slow-start window: connections this destination may have now (at most its limit).</summary>
+        private double _window = InitialConcurrency;
         private DateTimeOffset _downUntil;
         private ConnectFailure? _downReason;
         public int Peak;
@@ -139,7 +151,8 @@ public sealed class DeliveryAgent : IAsyncDisposable
             lock (_gate)
             {
                 _pending++;
-                if (_workers < Limit && _workers < _pending)
+                // A new connection only when jobs wait that no idle connection will take.
+                if (_workers < Math.Min(Limit, (int)_window) && _pending > Volatile.Read(ref _idle))
                 {
                     _workers++;
                     Peak = Math.Max(Peak, _workers);
@@ -176,7 +189,9 @@ public sealed class DeliveryAgent : IAsyncDisposable
                         if (!_jobs.Reader.TryRead(out job!)) { _workers--; return; }
                         _pending--;
                     }
-                    await RunConnectionAsync(job, ct).ConfigureAwait(false);
+                    // A job the previous connection could not take after all opens the next one.
+                    for (DeliveryJob? next = job; next is not null;)
+                        next = await RunConnectionAsync(next, ct).ConfigureAwait(false);
                 }
                 lock (_gate) _workers--;
             }
@@ -199,12 +214,16 @@ public sealed class DeliveryAgent : IAsyncDisposable
             }
         }
 
-        /// <summary>Runs one connection; whatever happens, the first job gets an answer.</summary>
-        private async Task RunConnectionAsync(DeliveryJob first, CancellationToken ct)
+        /// <summary>
+        /// Runs one connection; whatever happens, the first job gets an answer. Returns a job
+        /// taken for this connection that it could not carry (it closed meanwhile): the
+        /// caller runs it on a new one.
+        /// </summary>
+        private async Task<DeliveryJob?> RunConnectionAsync(DeliveryJob first, CancellationToken ct)
         {
             try
             {
-                await RunConnectionCoreAsync(first, ct).ConfigureAwait(false);
+                return await RunConnectionCoreAsync(first, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
@@ -217,42 +236,47 @@ public sealed class DeliveryAgent : IAsyncDisposable
             {
                 first.Complete(RecipientOutcome.Deferred, "4.3.2", "delivery stopped before a result");
             }
+            return null;
         }
 
         /// <summary>Delivers the first job and then as many queued ones as one connection may carry.</summary>
-        private async Task RunConnectionCoreAsync(DeliveryJob first, CancellationToken ct)
+        private async Task<DeliveryJob?> RunConnectionCoreAsync(DeliveryJob first, CancellationToken ct)
         {
             if (agent.IsSuspended(domain))
             {
                 // Held by the operator: no connection, no attempt counted; looked at again shortly.
                 first.Complete(RecipientOutcome.Deferred, "4.3.2", $"delivery to {domain} suspended by the administrator", retryAfter: SuspendedRecheck);
-                return;
+                return null;
             }
             if (DateTimeOffset.UtcNow < _downUntil && _downReason is { } down)
             {
                 first.Complete(RecipientOutcome.Deferred, down.Status, down.Reason + " (destination held back after failed attempts)");
-                return;
+                return null;
             }
             var destination = Destination;
             if (await ReserveAsync(destination, first.Recipients.Count, ct).ConfigureAwait(false) is { } wait)
             {
                 first.Complete(RecipientOutcome.Deferred, "4.7.0", $"recipient limit for {domain} reached ({destination.RecipientLimit!.Recipients} per {destination.RecipientLimit.Minutes} min)", retryAfter: wait);
-                return;
+                return null;
             }
             var config = agent._config;
             var route = await agent._routes.ResolveAsync(domain, destination.IpPreference, ct).ConfigureAwait(false);
             if (route.Outcome != RouteOutcome.Ok)
             {
                 first.Complete(route.Outcome == RouteOutcome.Permanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred, route.Status, route.Reason);
-                return;
+                return null;
             }
             var hops = WithoutLoops(route.Hops);
             if (hops.Count == 0)
             {
                 first.Complete(RecipientOutcome.Bounced, "5.4.6", $"mail for {domain} loops back to myself");
-                return;
+                return null;
             }
-            await agent._totalConnections.WaitAsync(ct).ConfigureAwait(false);
+            if (!agent._totalConnections.Wait(0))
+            {
+                agent.ReleaseIdleConnections();   // idle connections to other destinations give way
+                await agent._totalConnections.WaitAsync(ct).ConfigureAwait(false);
+            }
             SmtpClientConnection? connection = null;
             IAsyncDisposable? slot = null;
             try
@@ -264,7 +288,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
                     if (slot is null)
                     {
                         first.Complete(RecipientOutcome.Deferred, "4.4.5", $"cluster-wide connection limit for {domain} reached ({Limit} open across members)", retryAfter: ClusterLimitRecheck);
-                        return;
+                        return null;
                     }
                 }
                 StsPolicy? sts = null;
@@ -313,8 +337,9 @@ public sealed class DeliveryAgent : IAsyncDisposable
                     if (allDane && f.Dane) agent._events.Publish(new DaneFailedForDomain(domain, f.Reason));
                     _downUntil = DateTimeOffset.UtcNow.AddSeconds(Math.Min(30, config.BounceProfileFor(destination.BounceProfile).InitialRetrySeconds));
                     _downReason = f;
+                    lock (_gate) _window = Math.Max(1, _window - 1);   // slow start backs off on failure
                     first.Complete(RecipientOutcome.Deferred, f.Status, $"all mail hosts of {domain} failed; last: {f.Reason}");
-                    return;
+                    return null;
                 }
                 _downUntil = default;
                 var job = first;
@@ -329,6 +354,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
                         var results = await connection.SendAsync(job.Message, job.Recipients, job.Body, ct, !agent._store.IsShared ? null
                             : accepted => agent._store.MarkInDoubtAsync(mid, accepted.Select(r => r.Rid).ToList())).ConfigureAwait(false);
                         job.Done.TrySetResult(results);
+                        lock (_gate) _window = Math.Min(Limit, _window + 1 / _window);   // +1 per window's worth of messages
                     }
                     catch (Exception e)
                     {
@@ -342,13 +368,23 @@ public sealed class DeliveryAgent : IAsyncDisposable
                             $"lost connection with {connection.Hop.Host}[{connection.Hop.Address}] while sending: {why}", connection.Dcid, connection.Hop.Host);
                         await connection.CloseAsync("lost connection: " + why, sendQuit: false).ConfigureAwait(false);
                         connection = null;
-                        return;
+                        return null;
                     }
                     count++;
-                    if (count >= max || !connection.Reusable || await TakeWithinLimitAsync(ct).ConfigureAwait(false) is not { } next) break;
+                    if (count >= max || !connection.Reusable) break;
+                    var (next, waited) = await NextJobAsync(ct).ConfigureAwait(false);
+                    if (next is null) break;
+                    if (waited && NotReusable(connection, destination) is { } notReused)
+                    {
+                        // This job opens a new connection instead: no attempt lost on a dead session.
+                        await connection.CloseAsync($"idle connection not reused: {notReused}", sendQuit: connection.IsIdleAndOpen()).ConfigureAwait(false);
+                        connection = null;
+                        return next;
+                    }
                     job = next;
                 }
-                await connection.CloseAsync(count >= max ? "max messages per connection" : "").ConfigureAwait(false);
+                await connection.CloseAsync(count >= max ? "max messages per connection"
+                    : connection.Reusable && agent._config.Delivery.ConnectionCacheSeconds is > 0 and var idle ? $"idle for {idle} s" : "").ConfigureAwait(false);
                 connection = null;
             }
             finally
@@ -357,6 +393,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 if (slot is not null) await slot.DisposeAsync().ConfigureAwait(false);
                 agent._totalConnections.Release();
             }
+            return null;
         }
 
         /// <summary>
@@ -368,6 +405,45 @@ public sealed class DeliveryAgent : IAsyncDisposable
             var self = hops.FirstOrDefault(h => agent._own.Contains(h.Address, h.Port));
             if (self is null) return hops;
             return hops.Where(h => h.Preference < self.Preference && !agent._own.Contains(h.Address, h.Port)).ToList();
+        }
+
+        /// <summary>
+        /// The next job for an open connection: one queued now, else one that arrives within
+        /// the idle time (the connection cache). Waited is true when the connection sat idle.
+        /// </summary>
+        private async Task<(DeliveryJob? Job, bool Waited)> NextJobAsync(CancellationToken ct)
+        {
+            if (await TakeWithinLimitAsync(ct).ConfigureAwait(false) is { } now) return (now, false);
+            var cacheTime = agent._config.Delivery.ConnectionCacheSeconds;
+            if (cacheTime == 0) return (null, false);
+            Interlocked.Increment(ref _idle);
+            try
+            {
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct, agent._idleRelease.Token);
+                idle.CancelAfter(TimeSpan.FromSeconds(cacheTime));
+                while (true)
+                {
+                    try
+                    {
+                        if (!await _jobs.Reader.WaitToReadAsync(idle.Token).ConfigureAwait(false)) return (null, true);
+                    }
+                    catch (OperationCanceledException) { return (null, true); }
+                    // Another idle connection may have taken it first.
+                    if (await TakeWithinLimitAsync(ct).ConfigureAwait(false) is { } job) return (job, true);
+                }
+            }
+            finally { Interlocked.Decrement(ref _idle); }
+        }
+
+        /// <summary>Why an idle connection may not carry the next job (null: it may): it must be open and made under the settings in force.</summary>
+        private string? NotReusable(SmtpClientConnection connection, EffectiveDestination openedUnder)
+        {
+            var now = Destination;
+            if (!connection.IsIdleAndOpen()) return "closed by the peer";
+            if (agent.IsSuspended(domain)) return "delivery suspended";
+            var same = now.Tls == openedUnder.Tls && now.Dane == openedUnder.Dane && now.MtaSts == openedUnder.MtaSts
+                && now.BounceVerification == openedUnder.BounceVerification && now.IpPreference == openedUnder.IpPreference;
+            return same ? null : "destination settings changed";
         }
 
         /// <summary>Takes the next queued job for this connection, deferring the ones the rate limit holds back.</summary>
@@ -391,6 +467,13 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 return await shared.TryReserveAsync(domain, limit.Recipients, TimeSpan.FromMinutes(limit.Minutes), count, ct).ConfigureAwait(false);
             return ReserveRecipients(limit, count, DateTimeOffset.UtcNow);
         }
+    }
+
+    /// <summary>Ends the idle wait of every cached connection (a delivery needs one of the total connections).</summary>
+    private void ReleaseIdleConnections()
+    {
+        // Not disposed: an idle wait may be linking to its token right now.
+        Interlocked.Exchange(ref _idleRelease, new CancellationTokenSource()).Cancel();
     }
 
     public async ValueTask DisposeAsync()

@@ -75,7 +75,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     private TimeSpan DataDoneTimeout => TimeSpan.FromSeconds(_timeouts.DataDoneTimeoutSeconds);
     private readonly SmtpReplyAssembler _replies = new();
     private EhloCapabilities _capabilities = EhloCapabilities.None;
-    private int _transactions;
+    /// <summary>True from an accepted MAIL until the final reply to the message data: only then does the next message need RSET.</summary>
+    private bool _transactionOpen;
     private Security.BounceTagger? _senderTagger;
     private Func<DateTimeOffset> _now = () => DateTimeOffset.UtcNow;
 
@@ -84,6 +85,18 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     public string Domain { get; }
     public bool IsEsmtp { get; private set; }
     public bool Reusable { get; private set; } = true;
+
+    /// <summary>
+    /// Whether an idle connection can take another message: the peer has neither closed it
+    /// nor said anything (an unsolicited reply is a 421 timeout). Checked before reusing a
+    /// connection that waited, so a lost session never costs a message an attempt.
+    /// </summary>
+    public bool IsIdleAndOpen()
+    {
+        if (!Reusable || _reader.Buffered > 0) return false;
+        try { return !_socket.Poll(0, SelectMode.SelectRead) && _socket.Connected; }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException) { return false; }
+    }
 
     private SmtpClientConnection(Socket socket, long dcid, NextHop hop, string domain, MailEventStream events, DeliverySettings timeouts)
     {
@@ -398,10 +411,13 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 results.Add(Result(r, RecipientOutcome.Bounced, "5.3.4", $"message size {body.Length} exceeds {Hop.Host}'s limit of {maxSize}"));
             return results;
         }
-        if (_transactions++ > 0)
+        if (_transactionOpen)
         {
+            // Only an abandoned transaction needs RSET; after the final reply to the data the
+            // next MAIL starts a new one (RFC 5321 §4.1.1.4), which saves a round trip per message.
             var rset = await CommandAsync("RSET", ct).ConfigureAwait(false);
             if (rset.Code != 250) { Reusable = false; throw new SmtpClientException($"RSET refused: {rset}"); }
+            _transactionOpen = false;
         }
 
         var sender = message.Sender;
@@ -454,6 +470,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
 
         var mailReply = replies[0];
+        _transactionOpen = mailReply.IsPositive;
         if (!mailReply.IsPositive)
         {
             foreach (var r in recipients)
@@ -497,6 +514,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             await WriteDataAsync(DotStuff(body), ct).ConfigureAwait(false);
             final = await ReadReplyAsync(DataDoneTimeout, ct).ConfigureAwait(false);
         }
+        _transactionOpen = false;
         foreach (var r in accepted)
         {
             var outcome = final.IsPositive ? RecipientOutcome.Delivered : final.IsPermanent ? RecipientOutcome.Bounced : RecipientOutcome.Deferred;

@@ -12,7 +12,7 @@ namespace Postern.Tests.Support;
 /// </summary>
 public sealed class ScriptedPeer : IAsyncDisposable
 {
-    public enum Behaviour { NoEsmtp, StartTlsRefused, HandshakeFails, SevenBitOnly, InjectsAfterStartTls, NeverReadsData, SendsTlsAlert }
+    public enum Behaviour { NoEsmtp, StartTlsRefused, HandshakeFails, SevenBitOnly, InjectsAfterStartTls, NeverReadsData, SendsTlsAlert, HangsUpAfterEachMessage }
 
     private readonly TcpListener _listener;
     private readonly Behaviour _behaviour;
@@ -22,6 +22,8 @@ public sealed class ScriptedPeer : IAsyncDisposable
     /// <summary>The raw bytes of each message as received (Latin-1 decoded, so 8-bit bytes show as themselves).</summary>
     public List<byte[]> RawMessages { get; } = new();
     public int Connections;
+    /// <summary>Sessions this peer ended itself with a 421 (HangsUpAfterEachMessage).</summary>
+    public int HangUps;
 
     public ScriptedPeer(Behaviour behaviour, string address = "127.0.6.1")
     {
@@ -90,6 +92,14 @@ public sealed class ScriptedPeer : IAsyncDisposable
                         while (await reader.ReadLineAsync() is { } l && l != ".") sb.Append(l).Append('\n');
                         lock (Messages) { Messages.Add(sb.ToString()); RawMessages.Add(Encoding.Latin1.GetBytes(sb.ToString())); }
                         await Say("250 2.0.0 accepted");
+                        if (_behaviour == Behaviour.HangsUpAfterEachMessage)
+                        {
+                            // A receiver with a very short idle timeout: the client's next command never gets read.
+                            await Say("421 4.4.2 scripted.test idle timeout, closing connection");
+                            client.Client.Shutdown(SocketShutdown.Both);
+                            Interlocked.Increment(ref HangUps);
+                            return;
+                        }
                         break;
                     case "QUIT": await Say("221 bye"); return;
                     default: await Say("250 2.0.0 ok"); break;
