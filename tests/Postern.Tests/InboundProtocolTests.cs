@@ -275,7 +275,10 @@ public sealed class InboundProtocolTests
         await using var third = await RawSmtp.ConnectAsync(gw.Public);
         Assert.StartsWith("421 4.3.2", await third.ReadReplyAsync());
         await a.CommandAsync("QUIT");
-        gw.WaitForLogLine("close (quit)");   // the session has ended and given back its slot
+        gw.WaitForLogLine("close (quit)");
+        // The slots given back: the logged close comes just before the session's slot (and the refused one's) is released.
+        var listener = gw.Gateway.Listeners.First(l => l.Settings.Type == ListenerType.Public);
+        TestWorld.WaitUntil(() => listener.ActiveSessions == 1, TimeSpan.FromSeconds(10), "one session left on the listener");
         await using var fourth = await RawSmtp.ConnectAsync(gw.Public);
         Assert.StartsWith("220", await fourth.ReadReplyAsync());
     }

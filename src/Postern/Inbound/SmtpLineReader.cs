@@ -131,6 +131,26 @@ public sealed class SmtpLineReader : IDisposable
         }
     }
 
+    /// <summary>
+    /// Takes one whole line already in the buffer without waiting (message data arrives many
+    /// lines per read: no await and no deadline reset per line). False when no complete line
+    /// within maxLength is buffered; ReadLineAsync then reads on.
+    /// </summary>
+    public bool TryReadBufferedLine(int maxLength, out SmtpLine line)
+    {
+        var buffered = _buffer.AsSpan(_start, _end - _start);
+        var lf = buffered.IndexOf((byte)'\n');
+        if (lf < 0 || lf + 1 > maxLength) { line = default; return false; }
+        var lineStart = _start;
+        var contentLength = lf;
+        var bareLf = true;
+        if (contentLength > 0 && buffered[contentLength - 1] == '\r') { contentLength--; bareLf = false; }
+        _start += lf + 1;
+        var bareCr = buffered[..contentLength].Contains((byte)'\r');
+        line = new SmtpLine(lineStart, contentLength, false, bareLf, bareCr, false);
+        return true;
+    }
+
     /// <summary>Copies exactly count bytes (BDAT) to sink; returns false at end of stream.</summary>
     public async ValueTask<bool> ReadExactAsync(long count, Action<ReadOnlySpan<byte>> sink, CancellationToken ct)
     {

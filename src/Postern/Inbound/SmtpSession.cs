@@ -50,7 +50,7 @@ public sealed class SmtpSession
     private string? _envid;
     private bool _smtpUtf8;
     private string _bodyType = "7BIT";
-    private MemoryStream? _bdat;
+    private MessageBuffer? _bdat;
     private bool _bdatFailed;
     private string? _bdatError;
     private string? _bdatRefusal;
@@ -478,13 +478,18 @@ public sealed class SmtpSession
         await FlushAsync().ConfigureAwait(false);
         _reader.Reserve(DataBufferSize);
 
-        using var body = new MemoryStream(16 * 1024);
+        using var body = new MessageBuffer();
         var tooBig = false;
         var lineTooLong = false;
+        var dataTimeout = TimeSpan.FromSeconds(_policy.DataTimeoutSeconds);
         while (true)
         {
-            timeout.CancelAfter(TimeSpan.FromSeconds(_policy.DataTimeoutSeconds));
-            var line = await _reader.ReadLineAsync(_policy.MaxLineLength, timeout.Token).ConfigureAwait(false);
+            // The deadline covers each wait for the peer (RFC 5321 §4.5.3.2.7), not each line already here.
+            if (!_reader.TryReadBufferedLine(_policy.MaxLineLength, out var line))
+            {
+                timeout.CancelAfter(dataTimeout);
+                line = await _reader.ReadLineAsync(_policy.MaxLineLength, timeout.Token).ConfigureAwait(false);
+            }
             if (line.EndOfStream) throw new IOException("connection closed during DATA");
             if (line.HasBareNewline)
             {
@@ -495,14 +500,13 @@ public sealed class SmtpSession
                 return false;
             }
             if (line.TooLong) { lineTooLong = true; continue; }
-            var span = _reader.Buffer.AsSpan(line.Start, line.Length);
-            if (span.Length == 1 && span[0] == '.') break;
-            if (span.Length > 0 && span[0] == '.') span = span[1..];   // dot-unstuffing
+            // The line with its CRLF (no bare newline means it ended in CRLF): one copy per line.
+            var span = _reader.Buffer.AsSpan(line.Start, line.Length + 2);
+            if (line.Length == 1 && span[0] == '.') break;
+            if (line.Length > 0 && span[0] == '.') span = span[1..];   // dot-unstuffing
             if (tooBig) continue;
-            if (body.Length + span.Length + 2 > _policy.MaxMessageSize) { tooBig = true; continue; }
+            if (body.Length + span.Length > _policy.MaxMessageSize) { tooBig = true; continue; }
             body.Write(span);
-            body.WriteByte((byte)'\r');
-            body.WriteByte((byte)'\n');
         }
         if (tooBig)
         {
@@ -518,7 +522,7 @@ public sealed class SmtpSession
             ResetTransaction();
             return true;
         }
-        await AcceptMessageAsync(body.GetBuffer().AsMemory(0, (int)body.Length)).ConfigureAwait(false);
+        await AcceptMessageAsync(body).ConfigureAwait(false);
         return true;
     }
 
@@ -545,7 +549,7 @@ public sealed class SmtpSession
             Reply(refusal);
             return true;
         }
-        _bdat ??= new MemoryStream(16 * 1024);
+        _bdat ??= new MessageBuffer();
         var bdat = _bdat;
         var ok = await _reader.ReadExactAsync(size, chunk =>
         {
@@ -587,13 +591,13 @@ public sealed class SmtpSession
             ResetTransaction();
             return true;
         }
-        await AcceptMessageAsync(bdat.GetBuffer().AsMemory(0, (int)bdat.Length)).ConfigureAwait(false);
+        await AcceptMessageAsync(bdat).ConfigureAwait(false);
         return true;
     }
 
-    private async Task AcceptMessageAsync(ReadOnlyMemory<byte> data)
+    private async Task AcceptMessageAsync(MessageBuffer buffer)
     {
-        var peek = HeaderPeek.Find(data.Span);
+        var peek = HeaderPeek.Find(buffer.Data.Span);
         if (peek.ReceivedCount > _listener.Config.MaxReceivedHeaders)
         {
             // RFC 5321 §6.3: a message that has passed this many hops is in a loop.
@@ -609,10 +613,7 @@ public sealed class SmtpSession
         if (_tls is not null) received.Append("\r\n\t(using ").Append(_tlsSummary).Append(')');
         if (_recipients.Count == 1) received.Append("\r\n\tfor <").Append(_recipients[0].Address).Append('>');
         received.Append("; ").Append(MimeKit.Utils.DateUtils.FormatDate(DateTimeOffset.Now)).Append("\r\n");
-        var header = Encoding.UTF8.GetBytes(received.ToString());
-        var body = new byte[header.Length + data.Length];
-        header.CopyTo(body, 0);
-        data.Span.CopyTo(body.AsSpan(header.Length));
+        var body = buffer.WithHeader(Encoding.UTF8.GetBytes(received.ToString()));
 
         _events.Publish(new MessageHeadersSeen(_mid, peek.MessageId, peek.Subject));
         var message = new QueuedMessage

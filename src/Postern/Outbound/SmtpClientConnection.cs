@@ -531,26 +531,43 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     /// </summary>
     public static byte[] DotStuff(byte[] body)
     {
-        var dots = 0;
-        var atLineStart = true;
-        foreach (var b in body)
-        {
-            if (atLineStart && b == '.') dots++;
-            atLineStart = b == '\n';
-        }
-        var endsWithNewline = body.Length >= 2 && body[^2] == '\r' && body[^1] == '\n';
-        ReadOnlySpan<byte> end = endsWithNewline ? ".\r\n"u8 : "\r\n.\r\n"u8;
-        var output = new byte[body.Length + dots + end.Length];
+        var output = new byte[DotStuffedLength(body)];
+        var written = DotStuff(body, output);
+        return written == output.Length ? output : throw new InvalidOperationException("dot-stuffing miscounted");
+    }
+
+    /// <summary>The length of the DATA form: the body, one more byte per line starting with a dot, and the end.</summary>
+    public static int DotStuffedLength(ReadOnlySpan<byte> body)
+    {
+        var dots = body.Length > 0 && body[0] == '.' ? 1 : 0;
+        // Vectorised search for a dot after a line end: the bytes between are copied, not inspected.
+        for (var rest = body; rest.IndexOf("\n."u8) is var i and >= 0; rest = rest[(i + 2)..]) dots++;
+        return body.Length + dots + (EndsWithCrLf(body) ? 3 : 5);
+    }
+
+    private static bool EndsWithCrLf(ReadOnlySpan<byte> body) => body.Length >= 2 && body[^2] == '\r' && body[^1] == '\n';
+
+    /// <summary>Writes the DATA form of body into output (at least <see cref="DotStuffedLength"/> long); returns its length.</summary>
+    public static int DotStuff(ReadOnlySpan<byte> body, Span<byte> output)
+    {
         var o = 0;
-        atLineStart = true;
-        foreach (var b in body)
+        var rest = body;
+        if (rest.Length > 0 && rest[0] == '.') output[o++] = (byte)'.';
+        while (rest.IndexOf("\n."u8) is var i and >= 0)
         {
-            if (atLineStart && b == '.') output[o++] = (byte)'.';
-            output[o++] = b;
-            atLineStart = b == '\n';
+            rest[..(i + 1)].CopyTo(output[o..]);   // up to and including the LF
+            o += i + 1;
+            output[o++] = (byte)'.';
+            rest = rest[(i + 1)..];               // the line's own dot goes out with the next copy
+            rest[..1].CopyTo(output[o..]);
+            o++;
+            rest = rest[1..];
         }
-        end.CopyTo(output.AsSpan(o));
-        return output;
+        rest.CopyTo(output[o..]);
+        o += rest.Length;
+        ReadOnlySpan<byte> end = EndsWithCrLf(body) ? ".\r\n"u8 : "\r\n.\r\n"u8;
+        end.CopyTo(output[o..]);
+        return o + end.Length;
     }
 
     /// <summary>Writes message data in blocks, each within the RFC 5321 §4.5.3.2.5 data block deadline.</summary>
