@@ -40,6 +40,23 @@ public sealed class BodyPathTests
             var expected = DotStuffOneByteAtATime(body);
             Assert.Equal(expected.Length, SmtpClientConnection.DotStuffedLength(body));
             Assert.Equal(expected, SmtpClientConnection.DotStuff(body));
+            // The wire path's pieces, cut anywhere (a piece may end on an LF and the next start with a dot).
+            foreach (var piece in new[] { 1, 2, 3, 7, 32 * 1024 })
+            {
+                var output = new byte[expected.Length + 16];
+                var buffer = new byte[piece + piece / 2 + 8];
+                var o = 0;
+                var offset = 0;
+                do
+                {
+                    var length = Math.Min(piece, body.Length - offset);
+                    var n = SmtpClientConnection.StuffPiece(body, offset, length, buffer);
+                    buffer.AsSpan(0, n).CopyTo(output.AsSpan(o));
+                    o += n;
+                    offset += length;
+                } while (offset < body.Length);
+                Assert.Equal(expected, output[..o]);
+            }
         }
     }
 

@@ -511,7 +511,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 return results;
             }
             if (beforeData is not null) await beforeData(accepted).ConfigureAwait(false);
-            await WriteDataAsync(DotStuff(body), ct).ConfigureAwait(false);
+            await WriteStuffedDataAsync(body, ct).ConfigureAwait(false);
             final = await ReadReplyAsync(DataDoneTimeout, ct).ConfigureAwait(false);
         }
         _transactionOpen = false;
@@ -527,13 +527,14 @@ public sealed class SmtpClientConnection : IAsyncDisposable
 
     /// <summary>
     /// The DATA form of a stored message: a dot doubled at each line start (RFC 5321
-    /// §4.5.2) and the terminating "." line. One buffer, written in blocks.
+    /// §4.5.2) and the terminating "." line, in one array (the wire path streams it instead).
     /// </summary>
     public static byte[] DotStuff(byte[] body)
     {
         var output = new byte[DotStuffedLength(body)];
-        var written = DotStuff(body, output);
-        return written == output.Length ? output : throw new InvalidOperationException("dot-stuffing miscounted");
+        var o = StuffChunk(body, output, atLineStart: true);
+        DataEnd(body).CopyTo(output.AsSpan(o));
+        return output;
     }
 
     /// <summary>The length of the DATA form: the body, one more byte per line starting with a dot, and the end.</summary>
@@ -542,32 +543,69 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         var dots = body.Length > 0 && body[0] == '.' ? 1 : 0;
         // Vectorised search for a dot after a line end: the bytes between are copied, not inspected.
         for (var rest = body; rest.IndexOf("\n."u8) is var i and >= 0; rest = rest[(i + 2)..]) dots++;
-        return body.Length + dots + (EndsWithCrLf(body) ? 3 : 5);
+        return body.Length + dots + DataEnd(body).Length;
     }
 
-    private static bool EndsWithCrLf(ReadOnlySpan<byte> body) => body.Length >= 2 && body[^2] == '\r' && body[^1] == '\n';
+    /// <summary>What ends the data: the "." line, after a CRLF of its own when the body lacks a final one.</summary>
+    private static ReadOnlySpan<byte> DataEnd(ReadOnlySpan<byte> body) =>
+        body.Length >= 2 && body[^2] == '\r' && body[^1] == '\n' ? ".\r\n"u8 : "\r\n.\r\n"u8;
 
-    /// <summary>Writes the DATA form of body into output (at least <see cref="DotStuffedLength"/> long); returns its length.</summary>
-    public static int DotStuff(ReadOnlySpan<byte> body, Span<byte> output)
+    /// <summary>
+    /// Dot-stuffs one piece of the body into output (room for 1.5 times the piece is always
+    /// enough: each added dot follows an LF); atLineStart says whether the piece begins a line.
+    /// </summary>
+    private static int StuffChunk(ReadOnlySpan<byte> chunk, Span<byte> output, bool atLineStart)
     {
         var o = 0;
-        var rest = body;
-        if (rest.Length > 0 && rest[0] == '.') output[o++] = (byte)'.';
+        var rest = chunk;
+        if (atLineStart && rest.Length > 0 && rest[0] == '.') output[o++] = (byte)'.';
         while (rest.IndexOf("\n."u8) is var i and >= 0)
         {
             rest[..(i + 1)].CopyTo(output[o..]);   // up to and including the LF
             o += i + 1;
             output[o++] = (byte)'.';
-            rest = rest[(i + 1)..];               // the line's own dot goes out with the next copy
-            rest[..1].CopyTo(output[o..]);
-            o++;
-            rest = rest[1..];
+            output[o++] = (byte)'.';                // the line's own dot
+            rest = rest[(i + 2)..];
         }
         rest.CopyTo(output[o..]);
-        o += rest.Length;
-        ReadOnlySpan<byte> end = EndsWithCrLf(body) ? ".\r\n"u8 : "\r\n.\r\n"u8;
-        end.CopyTo(output[o..]);
-        return o + end.Length;
+        return o + rest.Length;
+    }
+
+    /// <summary>
+    /// The DATA form of body[offset..offset+length]: dot-stuffed, with the end appended when
+    /// the piece is the body's last. Output needs room for 1.5 times the piece plus 6 bytes
+    /// (each added dot follows an LF). Returns the bytes written.
+    /// </summary>
+    public static int StuffPiece(ReadOnlySpan<byte> body, int offset, int length, Span<byte> output)
+    {
+        var n = StuffChunk(body.Slice(offset, length), output, atLineStart: offset == 0 || body[offset - 1] == '\n');
+        if (offset + length < body.Length) return n;
+        var end = DataEnd(body);
+        end.CopyTo(output[n..]);
+        return n + end.Length;
+    }
+
+    /// <summary>
+    /// Writes the body as DATA: dot-stuffed piece by piece through one pooled buffer (no copy
+    /// of the whole message), each write within the data block deadline.
+    /// </summary>
+    private async Task WriteStuffedDataAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
+    {
+        const int Piece = 32 * 1024;
+        var buffer = ArrayPool<byte>.Shared.Rent(Piece + Piece / 2 + 8);
+        try
+        {
+            var offset = 0;
+            do
+            {
+                var length = Math.Min(Piece, body.Length - offset);
+                var n = StuffPiece(body.Span, offset, length, buffer);
+                await WriteAsync(buffer.AsMemory(0, n), DataBlockTimeout, ct).ConfigureAwait(false);
+                offset += length;
+            } while (offset < body.Length);
+            await WriteAsync(ReadOnlyMemory<byte>.Empty, DataBlockTimeout, ct, flush: true).ConfigureAwait(false);
+        }
+        finally { ArrayPool<byte>.Shared.Return(buffer); }
     }
 
     /// <summary>Writes message data in blocks, each within the RFC 5321 §4.5.3.2.5 data block deadline.</summary>

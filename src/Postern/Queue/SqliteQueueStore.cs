@@ -115,7 +115,7 @@ public sealed class SqliteQueueStore : IQueueStore
             cmd.Transaction = tx;
             cmd.CommandText = """
                 INSERT INTO messages(mid, icid, received_at, sender, envid, ret, smtputf8, body_type, size, client_address, helo, listener, bounce_of, body)
-                VALUES($mid, $icid, $at, $sender, $envid, $ret, $utf8, $bt, $size, $client, $helo, $listener, $bounce, $body)
+                VALUES($mid, $icid, $at, $sender, $envid, $ret, $utf8, $bt, $size, $client, $helo, $listener, $bounce, zeroblob($length))
                 """;
             cmd.Parameters.AddWithValue("$mid", m.Mid);
             cmd.Parameters.AddWithValue("$icid", m.Icid);
@@ -130,8 +130,14 @@ public sealed class SqliteQueueStore : IQueueStore
             cmd.Parameters.AddWithValue("$helo", m.Helo);
             cmd.Parameters.AddWithValue("$listener", m.Listener);
             cmd.Parameters.AddWithValue("$bounce", (object?)m.BounceOf ?? DBNull.Value);
-            cmd.Parameters.Add("$body", SqliteType.Blob).Value = body.ToArray();
+            cmd.Parameters.AddWithValue("$length", body.Length);
             cmd.ExecuteNonQuery();
+        }
+        // Incremental blob I/O: the bytes go from the message buffer into SQLite's pages with no managed copy.
+        if (body.Length > 0)
+        {
+            using var blob = new SqliteBlob(c, "messages", "body", m.Mid);
+            blob.Write(body.Span);
         }
         using var rcmd = c.CreateCommand();
         rcmd.Transaction = tx;
@@ -267,9 +273,18 @@ public sealed class SqliteQueueStore : IQueueStore
         await Task.Yield();
         using var c = Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT body FROM messages WHERE mid=$mid";
+        // One read transaction: the row cannot vanish between its length and its bytes.
+        using var tx = c.BeginTransaction(deferred: true);
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT length(body) FROM messages WHERE mid=$mid";
         cmd.Parameters.AddWithValue("$mid", mid);
-        return cmd.ExecuteScalar() as byte[];
+        if (cmd.ExecuteScalar() is not long length) return null;
+        // Read straight into an array that is not zeroed first (it is filled entirely).
+        var body = GC.AllocateUninitializedArray<byte>((int)length);
+        if (length == 0) return body;
+        using var blob = new SqliteBlob(c, "messages", "body", mid, readOnly: true);
+        blob.ReadExactly(body);
+        return body;
     }
 
     public async Task<IReadOnlyList<QueuedMessage>> ListAsync()
