@@ -9,12 +9,12 @@ using Postern.Queue;
 namespace Postern.Outbound;
 
 /// <summary>One SMTP transaction to do: a message and its recipients at one destination domain.</summary>
-public sealed class DeliveryJob(QueuedMessage message, IReadOnlyList<QueuedRecipient> recipients, string domain, byte[] body)
+public sealed class DeliveryJob(QueuedMessage message, IReadOnlyList<QueuedRecipient> recipients, string domain, ReadOnlyMemory<byte> body)
 {
     public QueuedMessage Message { get; } = message;
     public IReadOnlyList<QueuedRecipient> Recipients { get; } = recipients;
     public string Domain { get; } = domain;
-    public byte[] Body { get; } = body;
+    public ReadOnlyMemory<byte> Body { get; } = body;
     public TaskCompletionSource<IReadOnlyList<RecipientResult>> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public void Complete(RecipientOutcome outcome, string status, string detail, long dcid = 0, string? host = null, TimeSpan? retryAfter = null) =>

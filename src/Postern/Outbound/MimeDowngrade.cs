@@ -9,17 +9,20 @@ namespace Postern.Outbound;
 /// </summary>
 public static class MimeDowngrade
 {
-    public static byte[]? ToSevenBit(byte[] message)
+    public static ReadOnlyMemory<byte>? ToSevenBit(ReadOnlyMemory<byte> message)
     {
-        if (IsSevenBit(message)) return message;
+        if (IsSevenBit(message.Span)) return message;
         MimeMessage parsed;
-        try { parsed = MimeMessage.Load(new MemoryStream(message, writable: false)); }
+        var input = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(message, out var segment)
+            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false) : new MemoryStream(message.ToArray(), writable: false);
+        try { parsed = MimeMessage.Load(input); }
         catch (FormatException) { return null; }
         parsed.Prepare(EncodingConstraint.SevenBit, 998);
         using var output = new MemoryStream(message.Length * 4 / 3 + 1024);
         parsed.WriteTo(new FormatOptions { NewLineFormat = NewLineFormat.Dos, International = false }, output);
         var converted = output.ToArray();
-        return IsSevenBit(converted) ? converted : null;
+        if (!IsSevenBit(converted)) return null;
+        return converted;
     }
 
     public static bool IsSevenBit(ReadOnlySpan<byte> bytes) => bytes.IndexOfAnyInRange((byte)0x80, (byte)0xFF) < 0 && bytes.IndexOf((byte)0) < 0;

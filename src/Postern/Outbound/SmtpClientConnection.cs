@@ -377,7 +377,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
 
     /// <summary>Sends one message to the given recipients; returns a result per recipient.</summary>
     /// <param name="beforeData">Runs once the receiver took recipients and before the message data goes out (the cluster store marks them in doubt).</param>
-    public async Task<IReadOnlyList<RecipientResult>> SendAsync(QueuedMessage message, IReadOnlyList<QueuedRecipient> recipients, byte[] body, CancellationToken ct,
+    public async Task<IReadOnlyList<RecipientResult>> SendAsync(QueuedMessage message, IReadOnlyList<QueuedRecipient> recipients, ReadOnlyMemory<byte> body, CancellationToken ct,
         Func<IReadOnlyList<QueuedRecipient>, Task>? beforeData = null)
     {
         var results = new List<RecipientResult>(recipients.Count);
@@ -402,7 +402,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
                 return results;
             }
             _events.Publish(new MessageConverted(Dcid, message.Mid, $"{Hop.Host} does not offer 8BITMIME (RFC 6152)"));
-            body = converted;
+            body = converted.Value;
         }
         var maxSize = _capabilities.MaxSize;
         if (maxSize > 0 && body.Length > maxSize)

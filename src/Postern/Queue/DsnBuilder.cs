@@ -20,12 +20,12 @@ public static class DsnBuilder
     /// <summary>A header field value stays one line of bounded length whatever went into it.</summary>
     private const int MaxFieldLength = 900;
 
-    public static byte[] Build(string hostname, QueuedMessage original, byte[] originalBody, IReadOnlyList<DsnRecipient> recipients, DateTimeOffset now)
+    public static byte[] Build(string hostname, QueuedMessage original, ReadOnlySpan<byte> originalBody, IReadOnlyList<DsnRecipient> recipients, DateTimeOffset now)
     {
         var failed = recipients.Any(r => r.Action == "failed");
         var global = original.SmtpUtf8 || !SmtpSyntax.IsAscii(original.Sender)
             || recipients.Any(r => !SmtpSyntax.IsAscii(r.Recipient.Address) || r.Recipient.OriginalRecipient is { } o && !SmtpSyntax.IsAscii(o));
-        var originalIs8Bit = originalBody.AsSpan().IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0;
+        var originalIs8Bit = originalBody.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0;
         var boundary = $"{original.Mid}.{Guid.NewGuid():N}/{hostname}";
         var headersOnly = original.Ret == DsnRet.Headers;
 
@@ -94,7 +94,7 @@ public static class DsnBuilder
         if (originalIs8Bit) Field("Content-Transfer-Encoding", "8bit");
         sb.Append("\r\n");
 
-        var enclosed = headersOnly ? originalBody.AsSpan(0, HeaderBlockLength(originalBody)) : originalBody.AsSpan();
+        var enclosed = headersOnly ? originalBody[..HeaderBlockLength(originalBody)] : originalBody;
         var head = Encoding.UTF8.GetBytes(sb.ToString());
         var endsWithNewline = enclosed.Length >= 2 && enclosed[^2] == '\r' && enclosed[^1] == '\n';
         var tail = Encoding.ASCII.GetBytes((endsWithNewline ? "" : "\r\n") + "\r\n--" + boundary + "--\r\n");

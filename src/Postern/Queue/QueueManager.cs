@@ -144,8 +144,10 @@ public sealed class QueueManager : IAsyncDisposable
                 await _store.ReleaseAsync(message.Mid).ConfigureAwait(false);   // nothing due after all (a shared store's claim ends)
                 return;
             }
-            var body = await _store.ReadBodyAsync(message.Mid).ConfigureAwait(false);
-            if (body is null) return;   // deleted meanwhile
+            // Given back to the pool when the round is recorded: every job has finished with it by then.
+            using var lease = await _store.LeaseBodyAsync(message.Mid).ConfigureAwait(false);
+            if (lease is null) return;   // deleted meanwhile
+            var body = lease.Memory;
             // One transaction per destination domain, at most 100 recipients each (the
             // minimum every server must take, RFC 5321 §4.5.3.1.8).
             var jobs = due.GroupBy(r => r.Domain)
@@ -228,7 +230,7 @@ public sealed class QueueManager : IAsyncDisposable
         }
     }
 
-    private async Task RecordAsync(QueuedMessage message, byte[] body, IReadOnlyList<RecipientResult> results)
+    private async Task RecordAsync(QueuedMessage message, ReadOnlyMemory<byte> body, IReadOnlyList<RecipientResult> results)
     {
         var now = DateTimeOffset.UtcNow;
         var updates = new List<RecipientUpdate>();
@@ -322,7 +324,7 @@ public sealed class QueueManager : IAsyncDisposable
     }
 
     /// <summary>Queues the DSN durably; returns the events to publish with the recipients' outcome.</summary>
-    private async Task<IReadOnlyList<MailEvent>> GenerateDsnAsync(QueuedMessage original, byte[] body, IReadOnlyList<DsnRecipient> recipients)
+    private async Task<IReadOnlyList<MailEvent>> GenerateDsnAsync(QueuedMessage original, ReadOnlyMemory<byte> body, IReadOnlyList<DsnRecipient> recipients)
     {
         if (original.IsNullSender)
         {
@@ -333,7 +335,7 @@ public sealed class QueueManager : IAsyncDisposable
         {
             return [new BounceSuppressed(original.Mid, $"sender <{original.Sender}> has no routable domain")];
         }
-        var dsnBody = DsnBuilder.Build(_config.Hostname, original, body, recipients, DateTimeOffset.UtcNow);
+        var dsnBody = DsnBuilder.Build(_config.Hostname, original, body.Span, recipients, DateTimeOffset.UtcNow);
         var mid = await _store.NextIdAsync(IdKind.Message).ConfigureAwait(false);
         var bounce = new QueuedMessage
         {

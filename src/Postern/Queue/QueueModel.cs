@@ -97,6 +97,8 @@ public interface IQueueStore : IAsyncDisposable
     void OnWorkArrived(Action wake) { }
     Task<DateTimeOffset?> NextDueAsync();
     Task<byte[]?> ReadBodyAsync(long mid);
+    /// <summary>The body for a delivery round, in memory the caller gives back (Dispose) once the round is recorded.</summary>
+    async Task<MessageBody?> LeaseBodyAsync(long mid) => await ReadBodyAsync(mid).ConfigureAwait(false) is { } body ? new MessageBody(body) : null;
     /// <summary>Records recipient outcomes; when none is pending afterwards, the message is removed in the same transaction.</summary>
     Task UpdateRecipientsAsync(long mid, IReadOnlyList<RecipientUpdate> updates);
     /// <summary>Removes a message whose recipients are all final.</summary>
@@ -112,3 +114,35 @@ public interface IQueueStore : IAsyncDisposable
 }
 
 public enum IdKind { Message, InboundConnection, DeliveryConnection }
+
+/// <summary>
+/// A message body read for delivery. Large bodies come from the shared array pool, so a
+/// 100 KB message does not leave a large-object-heap array (and a full GC) behind each round.
+/// </summary>
+public sealed class MessageBody : IDisposable
+{
+    private byte[]? _pooled;
+
+    public MessageBody(byte[] body) => Memory = body;
+
+    private MessageBody(byte[] pooled, int length)
+    {
+        _pooled = pooled;
+        Memory = pooled.AsMemory(0, length);
+    }
+
+    /// <summary>Rents room for length bytes; the caller fills <see cref="Writable"/>.</summary>
+    public static MessageBody Rent(int length) => new(System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(length, 1)), length);
+
+    public ReadOnlyMemory<byte> Memory { get; private set; }
+    public Span<byte> Writable => _pooled is { } p ? p.AsSpan(0, Memory.Length) : throw new InvalidOperationException("not a rented body");
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _pooled, null) is { } p)
+        {
+            Memory = ReadOnlyMemory<byte>.Empty;
+            System.Buffers.ArrayPool<byte>.Shared.Return(p);
+        }
+    }
+}

@@ -270,6 +270,13 @@ public sealed class SqliteQueueStore : IQueueStore
 
     public async Task<byte[]?> ReadBodyAsync(long mid)
     {
+        using var lease = await LeaseBodyAsync(mid).ConfigureAwait(false);
+        return lease?.Memory.ToArray();
+    }
+
+    /// <summary>The body read by incremental blob I/O into pooled memory (no large-object-heap array per delivery round).</summary>
+    public async Task<MessageBody?> LeaseBodyAsync(long mid)
+    {
         await Task.Yield();
         using var c = Open();
         using var cmd = c.CreateCommand();
@@ -279,11 +286,18 @@ public sealed class SqliteQueueStore : IQueueStore
         cmd.CommandText = "SELECT length(body) FROM messages WHERE mid=$mid";
         cmd.Parameters.AddWithValue("$mid", mid);
         if (cmd.ExecuteScalar() is not long length) return null;
-        // Read straight into an array that is not zeroed first (it is filled entirely).
-        var body = GC.AllocateUninitializedArray<byte>((int)length);
+        var body = MessageBody.Rent((int)length);
         if (length == 0) return body;
-        using var blob = new SqliteBlob(c, "messages", "body", mid, readOnly: true);
-        blob.ReadExactly(body);
+        try
+        {
+            using var blob = new SqliteBlob(c, "messages", "body", mid, readOnly: true);
+            blob.ReadExactly(body.Writable);
+        }
+        catch
+        {
+            body.Dispose();
+            throw;
+        }
         return body;
     }
 
