@@ -14,7 +14,8 @@
 #      time (idle thread-pool threads included), not CPU;
 #   3. perf (when installed): on-CPU samples of the Postern process at 1999 Hz with call graphs
 #      (frame pointers), JIT-compiled names from the runtime's perf map; top-N self and inclusive,
-#      by binary, by thread, by area of the hot path. This is the CPU view;
+#      by binary, by thread, by area of the hot path. This is the CPU view. Then a second perf run
+#      with DWARF call graphs for the native side (which SQLite, OpenSSL, libc entry points);
 #   4. strace (when installed): system calls per message, file I/O per file (strace slows the run:
 #      only the counts are used).
 # Everything goes to $TMPDIR/profile-<row>-<stamp>/ (traces stay out of the repository); the
@@ -135,6 +136,15 @@ if command -v perf >/dev/null; then
   report --no-children --sort dso,symbol -g none --percent-limit 0.3 | head -"$TOP" > "$D/perf-self.txt" || true
   report --children --sort symbol -g none --percent-limit 1 | head -"$TOP" > "$D/perf-inclusive.txt" || true
   perf script -i "$D/perf.data" 2>/dev/null | gzip > "$D/perf.script.gz" || true
+  # The same with DWARF unwinding (stack copies, 499 Hz): libc, SQLite and OpenSSL have no frame
+  # pointers, DWARF walks them up to the native entry point managed code called (JIT frames stop it).
+  with_sigint perf record -F 499 --call-graph dwarf,16384 -p "$POSTERN_PID" -o "$D/perf-dwarf.data" > "$D/perf-dwarf.log" 2>&1 &
+  TOOL_PIDS+=($!)
+  sleep 1
+  relay perfdwarf "$N" "$K" "$BYTES"
+  stop_tools
+  perf script -i "$D/perf-dwarf.data" 2>/dev/null | gzip > "$D/perf-dwarf.script.gz" || true
+  rm -f "$D/perf-dwarf.data"
   [ -n "$PERF_MAP" ] && rm -f "$PERF_MAP"; PERF_MAP=
   sleep 1
 fi

@@ -19,7 +19,7 @@ def text(name):
 
 
 print(f"## Profile {row}\n")
-runs = {n: load(f"{n}.json") for n in ("warmup1", "warmup2", "clean", "traced", "perf", "strace")}
+runs = {n: load(f"{n}.json") for n in ("warmup1", "warmup2", "clean", "traced", "perf", "perfdwarf", "strace")}
 traced = runs["traced"] or {}
 messages = traced.get("relayed") or traced.get("messages") or 1
 print("| run | messages | size | per session | relay msg/s | CPU ms/msg | sink conns/msg | TLS handshakes/msg | accept p99 ms | session p99 ms |")
@@ -221,6 +221,12 @@ if os.path.exists(ps):
     table(f"Top {top} self (exclusive):", selfc, top)
     table(f"Top {top} self, native callees charged to their nearest managed caller:", charged, top)
     table(f"Top {top} inclusive (the sample's stack contains the symbol):", inclc, top)
+    plumbing = re.compile(r"^(System\.Threading\.|System\.Runtime\.CompilerServices\.|System\.Net\.Sockets\.SocketAsyncEngine|"
+                          r"System\.Net\.Sockets\.Socket\+AwaitableSocketAsyncEventArgs|System\.Threading\.Tasks\.)")
+    useful = collections.Counter({k: v for k, v in inclc.items()
+                                  if "::" in k and not plumbing.match(k) and re.match(r"^(Postern\.|Microsoft\.Data\.Sqlite|SQLitePCL|System\.Net\.Security|"
+                                                                                       r"System\.Security\.Cryptography|System\.IO\.|System\.Net\.Sockets|DnsClient|System\.Text|System\.Buffer)", k)})
+    table(f"Top {top} inclusive, Postern and library methods only (thread-pool and async plumbing left out):", useful, top)
 
     # Kernel work by what the process asked for: the syscall (or fault, interrupt) at the kernel's entry.
     def kernel_entry(fr, ds):
@@ -291,6 +297,58 @@ if os.path.exists(ps):
                     break
         areac[area or "other (unresolved)"] += 1
     table("By area of the hot path (Postern frames first, then the thread, then the native activity):", areac, 30)
+
+# ---- perf, DWARF call graphs: the native entry points ----
+pd = os.path.join(d, "perf-dwarf.script.gz")
+if os.path.exists(pd):
+    dsamples, cur = [], None
+    for line in gzip.open(pd, "rt", errors="replace"):
+        if not line.strip():
+            if cur:
+                dsamples.append(cur)
+            cur = None
+            continue
+        if not line.startswith((" ", "\t")):
+            cur = []
+            continue
+        m1 = re.match(r"^\s+[0-9a-f]+\s+(.*?)\s+\(([^)]*)\)\s*$", line)
+        if cur is not None and m1:
+            cur.append((re.sub(r"\+0x[0-9a-f]+$", "", m1.group(1)), os.path.basename(m1.group(2))))
+    if cur:
+        dsamples.append(cur)
+    nd = len(dsamples) or 1
+    # The outermost frame of the native library the sample is in, walking up from the leaf:
+    # SQLite API (sqlite3_*), the .NET OpenSSL shim (CryptoNative_*), libSystem.Native (SystemNative_*),
+    # else the library's outermost named frame.
+    entries = collections.Counter()
+    for fr in dsamples:
+        if not fr:
+            continue
+        leaf_dso = fr[0][1]
+        if leaf_dso in ("[kernel.kallsyms]",):
+            # the kernel: by the user-space function that entered it
+            user = next(((f, x) for f, x in fr if x != "[kernel.kallsyms]"), None)
+            key = f"kernel, entered from {user[0]} ({user[1]})" if user else "kernel"
+            shim = next((f for f, x in fr if x.startswith(("libSystem.Security.Cryptography.Native", "libSystem.Native"))
+                         or f.startswith("sqlite3_")), None)
+            if shim:
+                key += f" via {shim}"
+            entries[key] += 1
+            continue
+        if not (leaf_dso.startswith(("libe_sqlite3", "libcrypto", "libssl", "libc.so", "libSystem."))):
+            continue
+        outer = None
+        for f, x in fr:
+            if x.startswith(("libSystem.Security.Cryptography.Native", "libSystem.Native")) or f.startswith("sqlite3_") and x.startswith("libe_sqlite3"):
+                outer = f"{f} ({x})"
+        entries[outer or f"{fr[0][0]} ({leaf_dso}, no entry point found)"] += 1
+    dr = runs.get("perfdwarf") or {}
+    dms = (dr.get("cpu_ms", 0) / (dr.get("relayed") or 1))
+    print(f"### perf, DWARF call graphs ({len(dsamples)} samples at 499 Hz, {dms:.2f} CPU ms per message): native work by the entry point managed code called\n")
+    print("Only samples in libc, SQLite, OpenSSL, the .NET native shims and the kernel; share of all samples.\n```\n  share  ms/msg  entry point")
+    for name, c in entries.most_common(top):
+        print(f"{100 * c / nd:6.2f}%  {dms * c / nd:6.3f}  {name[:170]}")
+    print("```\n")
 
 # ---- strace ----
 st = os.path.join(d, "strace.txt")
