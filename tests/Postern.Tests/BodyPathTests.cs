@@ -115,4 +115,23 @@ public sealed class BodyPathTests
         Assert.Contains(actual, l => l.BareLineFeed);
         Assert.Contains(actual, l => l.BareCarriageReturn);
     }
+
+    [Fact]
+    public void Fresh_bodies_are_handed_out_once_and_stay_within_their_bound()
+    {
+        using var fresh = new Postern.Queue.FreshBodies(maxBytes: 1000);
+        fresh.Add(1, "first body"u8);
+        using (var body = fresh.Take(1))
+            Assert.Equal("first body"u8.ToArray(), body!.Memory.ToArray());
+        Assert.Null(fresh.Take(1));                       // once
+        for (var mid = 2; mid < 100; mid++) fresh.Add(mid, new byte[200]);
+        Assert.True(fresh.Bytes <= 1000);
+        Assert.Null(fresh.Take(2));                       // the oldest went first
+        Assert.NotNull(fresh.Take(99));
+        fresh.Add(200, new byte[600]);                    // over a quarter of the bound: not kept
+        Assert.Null(fresh.Take(200));
+        fresh.Add(300, "x"u8);
+        fresh.Remove(300);
+        Assert.Null(fresh.Take(300));
+    }
 }

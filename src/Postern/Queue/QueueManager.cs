@@ -25,6 +25,8 @@ public sealed class QueueManager : IAsyncDisposable
     private readonly MailEventStream _events;
     private readonly HashSet<long> _inFlight = new();
     private readonly SemaphoreSlim _wake = new(0, 1);
+    /// <summary>1 while a wake-up is signalled and the loop has not yet begun its next scan.</summary>
+    private int _wakePending;
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
     private int _active;
@@ -67,10 +69,8 @@ public sealed class QueueManager : IAsyncDisposable
     /// <summary>Something new is due (a message was queued, a delivery finished).</summary>
     public void Wake()
     {
-        if (_wake.CurrentCount == 0)
-        {
-            try { _wake.Release(); } catch (SemaphoreFullException) { }
-        }
+        // One signal per scan: the flag (reset as a scan begins) keeps Release from ever overfilling the semaphore.
+        if (Interlocked.Exchange(ref _wakePending, 1) == 0) _wake.Release();
     }
 
     private async Task LoopAsync()
@@ -78,6 +78,9 @@ public sealed class QueueManager : IAsyncDisposable
         var ct = _stop.Token;
         while (!ct.IsCancellationRequested)
         {
+            // Wake-ups from here on signal again: this scan may already miss what they announce.
+            Volatile.Write(ref _wakePending, 0);
+            while (_wake.Wait(0)) { }   // a signal left from the last scan: this scan covers it (so at most one is ever pending)
             IReadOnlyList<QueuedMessage> due = [];
             HashSet<long> exclude;
             lock (_inFlight) exclude = new HashSet<long>(_inFlight);

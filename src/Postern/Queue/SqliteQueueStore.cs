@@ -56,6 +56,17 @@ public sealed class SqliteQueueStore : IQueueStore
         return c;
     }
 
+    /// <summary>
+    /// A pooled connection for reading: no PRAGMAs per use (synchronous only matters to the
+    /// writer; a busy database is retried up to the connection string's default timeout).
+    /// </summary>
+    private SqliteConnection OpenReader()
+    {
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        return c;
+    }
+
     private static void Exec(SqliteConnection c, string sql, SqliteTransaction? tx = null)
     {
         using var cmd = c.CreateCommand();
@@ -108,7 +119,16 @@ public sealed class SqliteQueueStore : IQueueStore
         finally { _idGate.Release(); }
     }
 
-    public Task EnqueueAsync(QueuedMessage m, ReadOnlyMemory<byte> body) => WriteAsync((c, tx) =>
+    /// <summary>Bodies of messages just queued, for their first delivery round (64 MB at most).</summary>
+    private readonly FreshBodies _fresh = new(64L << 20);
+
+    public async Task EnqueueAsync(QueuedMessage m, ReadOnlyMemory<byte> body)
+    {
+        await InsertAsync(m, body).ConfigureAwait(false);
+        _fresh.Add(m.Mid, body.Span);   // only once it is durable: a failed write leaves nothing behind
+    }
+
+    private Task InsertAsync(QueuedMessage m, ReadOnlyMemory<byte> body) => WriteAsync((c, tx) =>
     {
         using (var cmd = c.CreateCommand())
         {
@@ -165,7 +185,13 @@ public sealed class SqliteQueueStore : IQueueStore
         }
     });
 
-    public Task UpdateRecipientsAsync(long mid, IReadOnlyList<RecipientUpdate> updates) => WriteAsync((c, tx) =>
+    public Task UpdateRecipientsAsync(long mid, IReadOnlyList<RecipientUpdate> updates)
+    {
+        _fresh.Remove(mid);   // recorded without a round of ours (an operator's bounce): the next round reads the store
+        return UpdateRowsAsync(mid, updates);
+    }
+
+    private Task UpdateRowsAsync(long mid, IReadOnlyList<RecipientUpdate> updates) => WriteAsync((c, tx) =>
     {
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
@@ -190,7 +216,13 @@ public sealed class SqliteQueueStore : IQueueStore
             """, tx);
     });
 
-    public Task RemoveAsync(long mid) => WriteAsync((c, tx) =>
+    public Task RemoveAsync(long mid)
+    {
+        _fresh.Remove(mid);
+        return RemoveRowsAsync(mid);
+    }
+
+    private Task RemoveRowsAsync(long mid) => WriteAsync((c, tx) =>
     {
         Exec(c, $"DELETE FROM recipients WHERE mid={mid}; DELETE FROM messages WHERE mid={mid};", tx);
     });
@@ -213,7 +245,7 @@ public sealed class SqliteQueueStore : IQueueStore
     public async Task<(int Messages, int Recipients, DateTimeOffset? Oldest)> StatsAsync()
     {
         await Task.Yield();
-        using var c = Open();
+        using var c = OpenReader();
         using var cmd = c.CreateCommand();
         cmd.CommandText = "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM recipients WHERE state=0), (SELECT MIN(received_at) FROM messages)";
         using var r = cmd.ExecuteReader();
@@ -240,7 +272,7 @@ public sealed class SqliteQueueStore : IQueueStore
     public async Task<IReadOnlyList<QueuedMessage>> LoadDueAsync(DateTimeOffset now, int limit, IReadOnlySet<long> exclude)
     {
         await Task.Yield();
-        using var c = Open();
+        using var c = OpenReader();
         using var cmd = c.CreateCommand();
         // Messages with at least one pending recipient that is due; all their recipients are loaded.
         cmd.CommandText = """
@@ -261,7 +293,7 @@ public sealed class SqliteQueueStore : IQueueStore
     public async Task<DateTimeOffset?> NextDueAsync()
     {
         await Task.Yield();
-        using var c = Open();
+        using var c = OpenReader();
         using var cmd = c.CreateCommand();
         cmd.CommandText = "SELECT MIN(next_attempt) FROM recipients WHERE state=0";
         var v = cmd.ExecuteScalar();
@@ -277,8 +309,9 @@ public sealed class SqliteQueueStore : IQueueStore
     /// <summary>The body read by incremental blob I/O into pooled memory (no large-object-heap array per delivery round).</summary>
     public async Task<MessageBody?> LeaseBodyAsync(long mid)
     {
+        if (_fresh.Take(mid) is { } fresh) return fresh;
         await Task.Yield();
-        using var c = Open();
+        using var c = OpenReader();
         using var cmd = c.CreateCommand();
         // One read transaction: the row cannot vanish between its length and its bytes.
         using var tx = c.BeginTransaction(deferred: true);
@@ -304,7 +337,7 @@ public sealed class SqliteQueueStore : IQueueStore
     public async Task<IReadOnlyList<QueuedMessage>> ListAsync()
     {
         await Task.Yield();
-        using var c = Open();
+        using var c = OpenReader();
         using var cmd = c.CreateCommand();
         cmd.CommandText = "SELECT mid FROM messages ORDER BY mid";
         var mids = new List<long>();
@@ -316,7 +349,7 @@ public sealed class SqliteQueueStore : IQueueStore
     public async Task<QueuedMessage?> GetAsync(long mid)
     {
         await Task.Yield();
-        using var c = Open();
+        using var c = OpenReader();
         return LoadMessages(c, [mid]).FirstOrDefault();
     }
 
@@ -358,6 +391,7 @@ public sealed class SqliteQueueStore : IQueueStore
         _writes.Writer.TryComplete();
         await _writer.ConfigureAwait(false);
         _writeConnection.Dispose();
+        _fresh.Dispose();
         SqliteConnection.ClearAllPools();
     }
 }
