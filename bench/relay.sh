@@ -3,7 +3,7 @@
 # plain and verified TLS, 1 KB and 100 KB messages, 1 and 10 messages per inbound session,
 # 20 parallel inbound sessions (closed loop: each worker opens a session, sends K messages,
 # QUITs, opens the next).
-#   bench/relay.sh [messages] [runs]
+#   bench/relay.sh [messages] [runs]          ROWS="tls-100KB-x1 ..." limits the rows
 # messages: for the 1 KB rows (default 2000); the 100 KB rows send a quarter of that.
 # runs: per row and MTA (default 3); the table shows the median of each figure.
 # Prints a Markdown table; writes bench/results/relay-<stamp>.jsonl (one line per run) and
@@ -86,6 +86,8 @@ for outbound in plain tls; do
     [ $size = 100KB ] && { bytes=102400; n=$N_BIG; }
     for k in 1 10; do
       row="$outbound $size x$k"
+      # ROWS="tls-100KB-x1 plain-1KB-x10" runs only those rows (e.g. a longer steady-state run).
+      [ -z "${ROWS:-}" ] || [[ " $ROWS " == *" $outbound-$size-x$k "* ]] || continue
       for run in $(seq "$RUNS"); do
         # Both instances stay up; only the one measured has work. Alternating them per run
         # spreads the other engineer's load on this shared machine over both.
