@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Json.Schema;
+using Postern.Tests.Support;
 using Postern.Policy;
 using Xunit;
 
@@ -177,5 +178,30 @@ public sealed class TlsRptTests
         Assert.False(Validate("""{"organization-name":"x","date-range":{"start-datetime":"2026-11-29","end-datetime":"2026-11-29T23:59:59Z"},"contact-info":"c","report-id":"r","policies":[]}""").IsValid);
         Assert.False(Validate("""{"organization-name":"x","date-range":{"start-datetime":"2026-11-29T00:00:00Z","end-datetime":"2026-11-29T23:59:59Z"},"contact-info":"c","report-id":"r","policies":[{"policy":{"policy-type":"dane","policy-domain":"d"},"summary":{"total-successful-session-count":1,"total-failure-session-count":0}}]}""").IsValid);
         Assert.False(Validate("""{"organization-name":"x","date-range":{"start-datetime":"2026-11-29T00:00:00Z","end-datetime":"2026-11-29T23:59:59Z"},"contact-info":"c","report-id":"r","policies":[{"policy":{"policy-type":"sts","policy-domain":"d"},"summary":{"total-successful-session-count":1,"total-failure-session-count":1},"failure-details":[{"result-type":"oops","failed-session-count":1}]}]}""").IsValid);
+    }
+
+    [Fact]
+    public async Task Discovery_reads_the_test_worlds_records_and_tells_a_failed_lookup_from_no_record()
+    {
+        _ = TestWorld.Instance;   // the world's nsd and validating unbound
+        var dns = new Postern.Dns.DnsResolver(new Postern.Admin.DnsSettings { Servers = [TestWorld.Resolver] }, new Postern.Observability.MailEventStream());
+        var good = await Postern.Observability.TlsRptDiscovery.LookupAsync(dns, "good.test", CancellationToken.None);
+        Assert.Equal(TlsRptRecordKind.Found, good.Kind);
+        Assert.Equal(["mailto:tlsrpt@reports.good.test", "https://tlsrpt.good.test/v1/report"], good.ReportTo.Select(u => u.OriginalString));
+
+        var two = await Postern.Observability.TlsRptDiscovery.LookupAsync(dns, "sts-good.test", CancellationToken.None);
+        Assert.Equal(TlsRptRecordKind.NoRecord, two.Kind);
+        Assert.Contains("2 TLSRPT records", two.Reason);
+
+        var unusable = await Postern.Observability.TlsRptDiscovery.LookupAsync(dns, "sts-testing.test", CancellationToken.None);
+        Assert.Equal(TlsRptRecordKind.Invalid, unusable.Kind);
+
+        var none = await Postern.Observability.TlsRptDiscovery.LookupAsync(dns, "dane-bogushost.test", CancellationToken.None);
+        Assert.Equal(TlsRptRecordKind.NoRecord, none.Kind);
+
+        // A name in the bogus zone: unbound answers SERVFAIL, which is a failed lookup, not "no reports wanted".
+        var failed = await Postern.Observability.TlsRptDiscovery.LookupAsync(dns, "dane.bogus.test", CancellationToken.None);
+        Assert.Equal(TlsRptRecordKind.LookupFailed, failed.Kind);
+        Assert.Contains("_smtp._tls.dane.bogus.test", failed.Reason);
     }
 }

@@ -46,7 +46,7 @@ public static class TlsRptNames
         Enum.GetValues<TlsRptResultType>().Cast<TlsRptResultType?>().FirstOrDefault(t => Of(t!.Value) == name);
 }
 
-public enum TlsRptRecordKind { Found, NoRecord, Invalid }
+public enum TlsRptRecordKind { Found, NoRecord, Invalid, LookupFailed }
 
 /// <summary>
 /// What the TXT records at _smtp._tls.&lt;domain&gt; say (RFC 8460 §3): where to send reports,
