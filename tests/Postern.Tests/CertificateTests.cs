@@ -243,6 +243,9 @@ public sealed class CertificateTests
         {
             c.DestinationControls.Default.Tls = TlsLevel.RequiredVerify;
             c.CertificateAuthorities.SystemBundle = Path.Combine(Path.GetTempPath(), "postern-tests", "system-bundle-" + Guid.NewGuid().ToString("N") + ".pem");
+            // The first message's connection is still cached when the next one comes: a commit
+            // that changes the trusted CAs must keep it from carrying mail checked against the old lists.
+            c.Delivery.ConnectionCacheSeconds = 120;
         });
         File.Copy(_world.CaCertificate, config.CertificateAuthorities.SystemBundle);
         var file = ConfigFile(config);
@@ -263,6 +266,7 @@ public sealed class CertificateTests
         TestWorld.WaitUntil(() => gw.Gateway.Certificates.TrustedRoots().Count == 0, TimeSpan.FromSeconds(10), "the system list to be dropped");
         var refused = await Send("nosys");
         gw.WaitForLogLine("Delayed:", $"To:<{refused}>", "unable to get local issuer certificate");
+        gw.WaitForLogLine("close (idle connection not reused: configuration changed)");
 
         Assert.Contains("Note: the custom CA list is disabled", Cert(file, "ca", "custom", "add", _world.CaCertificate));
         Cert(file, "ca", "custom", "enable");

@@ -260,6 +260,9 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 return null;
             }
             var config = agent._config;
+            // What a cached connection must still match before it carries another message.
+            var trustedAtOpen = agent._context.TrustedRoots();
+            var clientCertificateAtOpen = agent._context.ClientCertificate();
             var route = await agent._routes.ResolveAsync(domain, destination.IpPreference, ct).ConfigureAwait(false);
             if (route.Outcome != RouteOutcome.Ok)
             {
@@ -374,7 +377,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
                     if (count >= max || !connection.Reusable) break;
                     var (next, waited) = await NextJobAsync(ct).ConfigureAwait(false);
                     if (next is null) break;
-                    if (waited && NotReusable(connection, destination) is { } notReused)
+                    if (waited && NotReusable(connection, config, trustedAtOpen, clientCertificateAtOpen) is { } notReused)
                     {
                         // This job opens a new connection instead: no attempt lost on a dead session.
                         await connection.CloseAsync($"idle connection not reused: {notReused}", sendQuit: connection.IsIdleAndOpen()).ConfigureAwait(false);
@@ -435,15 +438,21 @@ public sealed class DeliveryAgent : IAsyncDisposable
             finally { Interlocked.Decrement(ref _idle); }
         }
 
-        /// <summary>Why an idle connection may not carry the next job (null: it may): it must be open and made under the settings in force.</summary>
-        private string? NotReusable(SmtpClientConnection connection, EffectiveDestination openedUnder)
+        /// <summary>
+        /// Why an idle connection may not carry the next job (null: it may): it must still be
+        /// open, and made under the configuration, trusted CA lists and client certificate in
+        /// force (a commit while it waited may have changed what its TLS was checked against).
+        /// </summary>
+        private string? NotReusable(SmtpClientConnection connection, PosternConfig openedUnder,
+            System.Security.Cryptography.X509Certificates.X509Certificate2Collection trustedAtOpen,
+            System.Security.Cryptography.X509Certificates.X509Certificate2? clientCertificateAtOpen)
         {
-            var now = Destination;
             if (!connection.IsIdleAndOpen()) return "closed by the peer";
             if (agent.IsSuspended(domain)) return "delivery suspended";
-            var same = now.Tls == openedUnder.Tls && now.Dane == openedUnder.Dane && now.MtaSts == openedUnder.MtaSts
-                && now.BounceVerification == openedUnder.BounceVerification && now.IpPreference == openedUnder.IpPreference;
-            return same ? null : "destination settings changed";
+            if (!ReferenceEquals(agent._config, openedUnder)) return "configuration changed";
+            if (!ReferenceEquals(agent._context.TrustedRoots(), trustedAtOpen)) return "trusted CA lists changed";
+            if (!ReferenceEquals(agent._context.ClientCertificate(), clientCertificateAtOpen)) return "client certificate changed";
+            return null;
         }
 
         /// <summary>Takes the next queued job for this connection, deferring the ones the rate limit holds back.</summary>
