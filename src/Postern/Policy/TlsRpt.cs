@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -118,14 +117,8 @@ public sealed record TlsRptRecord(TlsRptRecordKind Kind, IReadOnlyList<Uri> Repo
 
     private static TlsRptRecord Invalid(string reason) => new(TlsRptRecordKind.Invalid, [], reason);
 
-    /// <summary>DNS text goes into log lines and reports: control characters and non-ASCII are shown escaped.</summary>
-    private static string Printable(string text)
-    {
-        var sb = new StringBuilder();
-        foreach (var c in text.Length > 200 ? text[..200] + "..." : text)
-            sb.Append(c is < ' ' or > '~' ? $"\\x{(int)c:X2}" : c);
-        return sb.ToString();
-    }
+    /// <summary>DNS text goes into log lines and reports: escaped and capped the way all peer text is.</summary>
+    private static string Printable(string text) => Observability.TrackingText.Clean(text, 200);
 }
 
 /// <summary>One failure line of a report: sessions that failed the same way between the same hosts.</summary>
