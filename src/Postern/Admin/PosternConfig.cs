@@ -37,6 +37,8 @@ public sealed class PosternConfig
     public int MaxReceivedHeaders { get; set; } = 50;
     public BounceVerificationSettings BounceVerification { get; set; } = new();
     public MtaStsSettings MtaSts { get; set; } = new();
+    /// <summary>SMTP TLS Reporting (RFC 8460): daily reports sent to domains that ask for them, and reports received.</summary>
+    public TlsReportingSettings TlsReporting { get; set; } = new();
     /// <summary>Cluster membership on a shared PostgreSQL store; null = this machine alone (SQLite in the data directory).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public ClusterSettings? Cluster { get; set; }
@@ -180,6 +182,7 @@ public sealed class PosternConfig
         if (BounceVerification.MaxAgeDays is < 1 or > 365) errors.Add("bounceVerification.maxAgeDays must be 1-365");
         if (MtaSts.FetchTimeoutSeconds is < 1 or > 300) errors.Add("mtaSts.fetchTimeoutSeconds must be 1-300");
         if (MtaSts.Proxy is not null && !Uri.TryCreate(MtaSts.Proxy, UriKind.Absolute, out _)) errors.Add($"mtaSts.proxy '{MtaSts.Proxy}' is not a URL");
+        TlsReporting.Validate(errors);
         Cluster?.Validate(errors);
         if (errors.Count > 0) throw new ConfigException("invalid configuration:\n  - " + string.Join("\n  - ", errors));
     }
@@ -438,6 +441,46 @@ public sealed class AlertSettings
             if (!Inbound.SmtpSyntax.IsValidMailbox(r.Address)) errors.Add($"alert recipient '{r.Address}' is not a mail address");
         if (From is not null && !Inbound.SmtpSyntax.IsValidMailbox(From)) errors.Add($"alerts.from '{From}' is not a mail address");
         if (ThrottleSeconds is < 0 or > 7 * 86400) errors.Add("alerts.throttleSeconds must be 0-604800");
+    }
+}
+
+/// <summary>
+/// SMTP TLS Reporting (RFC 8460). Sending: once a day, one aggregate report per policy domain
+/// that publishes a _smtp._tls record and had traffic. Receiving: reports other senders send
+/// to the organisation, by mail to <see cref="Mailbox"/> or by HTTPS POST to the web server.
+/// </summary>
+public sealed class TlsReportingSettings
+{
+    /// <summary>Count outbound TLS sessions and send the daily reports. Off by default: reports tell other domains about our traffic.</summary>
+    public bool Enabled { get; set; }
+    /// <summary>"organization-name" in reports; empty = the hostname.</summary>
+    public string OrganizationName { get; set; } = "";
+    /// <summary>"contact-info" in reports (an address or URL); empty = postmaster@hostname.</summary>
+    public string Contact { get; set; } = "";
+    /// <summary>Sender of report mail; empty = noreply-smtp-tls-reporting@hostname.</summary>
+    public string? From { get; set; }
+    /// <summary>UTC hour (0-23) at which the previous UTC day's reports are sent.</summary>
+    public int SendHourUtc { get; set; } = 1;
+    /// <summary>A report (gzipped) larger than this is not sent (RFC 8460 §5.1: receivers may refuse large reports).</summary>
+    public int MaxReportBytes { get; set; } = 1024 * 1024;
+    /// <summary>Mail to this address (on a public listener, in the Recipient Access Table) is read as received TLS reports, not delivered on.</summary>
+    public string? Mailbox { get; set; }
+    /// <summary>Accept reports by HTTPS POST at /tlsrpt on the web server (no login: RFC 8460 §5.2 senders cannot log in).</summary>
+    public bool HttpsEndpoint { get; set; }
+
+    /// <summary>The reporting organisation as written in reports.</summary>
+    public string Organization(string hostname) => OrganizationName.Length > 0 ? OrganizationName : hostname;
+    public string ContactFor(string hostname) => Contact.Length > 0 ? Contact : $"postmaster@{hostname}";
+    public string FromFor(string hostname) => From is { Length: > 0 } f ? f : $"noreply-smtp-tls-reporting@{hostname}";
+
+    internal void Validate(List<string> errors)
+    {
+        if (SendHourUtc is < 0 or > 23) errors.Add("tlsReporting.sendHourUtc must be 0-23");
+        if (MaxReportBytes is < 4096 or > 100 * 1024 * 1024) errors.Add("tlsReporting.maxReportBytes must be 4096-104857600");
+        if (OrganizationName.Length > 200 || OrganizationName.Any(char.IsControl)) errors.Add("tlsReporting.organizationName must be at most 200 printable characters");
+        if (Contact.Length > 200 || Contact.Any(char.IsControl)) errors.Add("tlsReporting.contact must be at most 200 printable characters");
+        if (From is { Length: > 0 } && !Inbound.SmtpSyntax.IsValidMailbox(From)) errors.Add($"tlsReporting.from '{From}' is not a mail address");
+        if (Mailbox is { Length: > 0 } && !Inbound.SmtpSyntax.IsValidMailbox(Mailbox)) errors.Add($"tlsReporting.mailbox '{Mailbox}' is not a mail address");
     }
 }
 
