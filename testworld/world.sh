@@ -41,7 +41,7 @@ STS_DOMAINS="sts-good.test sts-outside.test sts-second.test sts-expired.test sts
   sts-untrusted.test sts-nochain.test sts-chain.test sts-notls.test sts-otherhost.test sts-testing.test sts-none.test
   sts-wild.test sts-wild2.test sts-twotxt.test sts-noid.test sts-refused.test sts-404.test sts-badcert.test
   sts-redirect.test sts-mediatype.test sts-oversize.test sts-badversion.test sts-cache.test sts-dane.test
-  sts-unsigned.unsigned.test sts-routed.test"
+  sts-unsigned.unsigned.test sts-routed.test rpt-sts.test rpt-sts-testing.test"
 STS_ADDR=127.0.8.1
 # Domains whose policy host gets a certificate of its own from ca (certs/mta-sts.<domain>):
 # all but sts-refused (nothing listens) and sts-badcert (presents sts-good's). sts-cache's is
@@ -60,6 +60,11 @@ DANE_DOMAINS="dane-ee.test dane-ee0.test dane-expired.test dane-selfsigned.test 
   dane-ta-nochain.test dane-ta-mismatch.test dane-ta-root.test dane-pkix.test dane-mixed.test dane-notls.test
   dane-cname.test dane-alias.test dane-fallback.test dane-bogushost.test dane-bogus-tlsa.test
   dane-insecure.unsigned.test unsigned-mx.unsigned.test"
+
+# The TLS reporting part (RFC 8460, README.md): policy domains whose _smtp._tls records send
+# reports to the loopback mailbox tlsrpt@reports.good.test and to the HTTPS collector a test
+# binds on 127.0.8.60:8443 (rpt-sts and rpt-sts-testing are in STS_DOMAINS above).
+RPT_DOMAINS="rpt-dane.test rpt-dane-bad.test rpt-none.test rpt-notls.test rpt-relaxed.test"
 
 certs() {
   local d=$WORLD/certs n missing=0
@@ -311,6 +316,8 @@ sts-badversion.test        STSv2 enforce crlf     mx.other.test
 sts-dane.test              STSv1 enforce lf       mx.sts-dane.test
 sts-unsigned.unsigned.test STSv1 enforce crlf     mx.mxname.test
 sts-routed.test            STSv1 enforce lf       mx.elsewhere.test
+rpt-sts.test               STSv1 enforce crlf     mx.mxname.test
+rpt-sts-testing.test       STSv1 testing lf       mx.expired.test
 "
 sts_policies() {
   local dir=$1 domain version mode eol mxs body mx i pad
@@ -557,14 +564,14 @@ up() {
   dns_up
   nginx_up
   postgres_up
-  INET_PROTOCOLS=all postfix_up good mx1.good.test "good.test sender.test implicit.test fallback.test dual.test v6only.test" "$MX_GOOD/mx1.good.test" "[::1]/mx1.good.test"
+  INET_PROTOCOLS=all postfix_up good mx1.good.test "good.test sender.test implicit.test fallback.test dual.test v6only.test reports.good.test" "$MX_GOOD/mx1.good.test" "[::1]/mx1.good.test"
   local services=() domains="routed.test" c
   for c in $TLS_CASES; do
     services+=("$(tls_addr "$c")/$([ "$c" = notls ] && echo - || echo "$c")")
     domains="$domains $c.test"
   done
   services+=("127.0.4.10/clientcert/ccert" "127.0.4.11/ta-nochain" "127.0.4.12/ta-root" "127.0.4.13/sts-dane")
-  domains="$domains clientcert.test $(echo $DANE_DOMAINS) $(echo $STS_DOMAINS)"
+  domains="$domains clientcert.test $(echo $DANE_DOMAINS) $(echo $STS_DOMAINS) $(echo $RPT_DOMAINS)"
   postfix_up tls mx.tls.test "$domains" "${services[@]}"
   # A sending Postfix: relays everything it is given to a Postern listener on 127.0.2.9:2525
   # (tests bind one there), with opportunistic STARTTLS and DSN.

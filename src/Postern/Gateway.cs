@@ -35,6 +35,9 @@ public sealed class Gateway : IAsyncDisposable
     public MetricsEndpoint? MetricsEndpoint { get; private set; }
     /// <summary>Message tracking (search and stories through its Store), or null when it is off.</summary>
     public MessageTracker? Tracking { get; private set; }
+    /// <summary>TLS reporting (RFC 8460): session counts from the event stream, and the daily reports made from them.</summary>
+    public TlsRptCollector TlsSessions { get; private init; } = null!;
+    public TlsRptReporter TlsReports { get; private init; } = null!;
 
     private ListenerSet? _listeners;
     private CertificateExpiryWatch? _expiryWatch;
@@ -99,7 +102,14 @@ public sealed class Gateway : IAsyncDisposable
             Live = () => holder.Current,
             Throttle = shared is null ? new MemoryAlertThrottle() : new Cluster.PostgresAlertThrottle(shared.Database),
         };
-        var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
+        var tlsRptStore = Cluster.Stores.TlsRpt(config);
+        var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts)
+        {
+            Certificates = certificates,
+            TlsSessions = new TlsRptCollector(tlsRptStore, events),
+            TlsReports = new TlsRptReporter(() => holder.Current, tlsRptStore, store, dns, events, queue.Wake, certificates.TrustedRoots,
+                context.VerificationOptions, () => DateTimeOffset.UtcNow, Cluster.Stores.MemberName(config)),
+        };
         gateway.Counters.Attach(events);
         gateway.TlsOutcomes.Attach(events);
         gateway.Traffic.Attach(events);
@@ -218,6 +228,9 @@ public sealed class Gateway : IAsyncDisposable
         await Queue.DisposeAsync().ConfigureAwait(false);
         await Delivery.DisposeAsync().ConfigureAwait(false);
         await Alerts.DisposeAsync().ConfigureAwait(false);
+        await TlsReports.DisposeAsync().ConfigureAwait(false);
+        await TlsSessions.DisposeAsync().ConfigureAwait(false);   // after delivery: its last sessions are counted
+        TlsReports.Store.Dispose();
         // After delivery: the last outcomes are recorded while the member still renews its claims.
         if (_membership is not null) await _membership.DisposeAsync().ConfigureAwait(false);
         Certificates.Dispose();

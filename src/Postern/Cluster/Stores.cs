@@ -28,6 +28,10 @@ public static class Stores
         ? new PostgresStsPolicyCache(PostgresDatabase.For(c))
         : new Security.SqliteStsPolicyCache(Security.SqliteStsPolicyCache.PathFor(Path.GetFullPath(config.DataDirectory)));
 
+    public static Observability.ITlsRptStore TlsRpt(PosternConfig config) => config.Cluster is { } c
+        ? new PostgresTlsRptStore(PostgresDatabase.For(c))
+        : new Observability.SqliteTlsRptStore(Observability.SqliteTlsRptStore.PathFor(Path.GetFullPath(config.DataDirectory)));
+
     /// <summary>A configuration service on this machine's configuration store, seeing committed versions with this machine's own settings.</summary>
     public static ConfigService ConfigService(IConfigStore store, PosternConfig local, Func<PosternConfig, IReadOnlyList<string>>? machineChecks = null) =>
         new(store, machineChecks) { Machine = local };

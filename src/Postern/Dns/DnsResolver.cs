@@ -21,6 +21,8 @@ public enum DnsSecurity { Secure, Insecure, Bogus, Indeterminate }
 /// </summary>
 public sealed record DnsAnswer<T>(DnsOutcome Outcome, IReadOnlyList<T> Records, DnsSecurity Security, string? Error = null, string? CanonicalName = null)
 {
+    /// <summary>The smallest TTL of the answer's records, where the caller caches by it; null = unknown.</summary>
+    public TimeSpan? Ttl { get; init; }
     public bool IsTemporaryFailure => Outcome == DnsOutcome.TemporaryFailure;
     public bool Authenticated => Security == DnsSecurity.Secure;
 }
@@ -121,8 +123,12 @@ public sealed class DnsResolver : IDnsResolver
     public async Task<DnsAnswer<string>> QueryTxtAsync(string name, CancellationToken ct)
     {
         var (status, response) = await QueryAsync(name, QueryType.TXT, ct).ConfigureAwait(false);
-        var records = response?.Answers.TxtRecords().Select(t => string.Concat(t.Text)).ToList() ?? [];
-        return status.With(records, CanonicalName(name, response));
+        var txt = response?.Answers.TxtRecords().ToList() ?? [];
+        var records = txt.Select(t => string.Concat(t.Text)).ToList();
+        return status.With(records, CanonicalName(name, response)) with
+        {
+            Ttl = txt.Count == 0 ? null : TimeSpan.FromSeconds(txt.Min(t => t.InitialTimeToLive)),
+        };
     }
 
     /// <summary>Looks up "type:name" (the DNSSEC probe) and reports how it came back.</summary>

@@ -237,6 +237,23 @@ public sealed record DeliveryTlsOutcome(long Dcid, TlsOutcomeKind Kind, string D
         _ => $"DCID {Dcid} TLS deferring: verify error: {Detail}",
     };
 }
+/// <summary>
+/// How one TLS session to an MX host ended, under which policy (RFC 8460 §4): the one fact
+/// TLS reports count. A failure carries the report's result type; success has none. DCID 0:
+/// the host was never connected (DANE unusable, not in the MTA-STS policy).
+/// </summary>
+public sealed record TlsSessionReported(long Dcid, Policy.TlsRptPolicy Policy, string MxHost, string? SendingIp, string? ReceivingIp,
+    Policy.TlsRptResultType? Failure, string Detail) : MailEvent
+{
+    public override bool IsDebug => true;
+    public override string CounterName => Failure is null ? "TlsSessionSucceeded" : "TlsSessionFailed";
+    public override string LogText =>
+        $"DCID {Dcid} TLS report: session to {MxHost} under {Policy_(Policy)}: " +
+        (Failure is { } f ? $"failure {Postern.Policy.TlsRptNames.Of(f)}" + (Detail.Length == 0 ? "" : $" ({Detail})") : "success");
+
+    private static string Policy_(Policy.TlsRptPolicy p) => p.Type == Postern.Policy.TlsRptPolicyType.NoPolicyFound
+        ? $"no policy ({p.PolicyDomain})" : $"the {Postern.Policy.TlsRptNames.Of(p.Type)} policy of {p.PolicyDomain}";
+}
 /// <summary>A destination whose level requires TLS could not get it (feeds the mail log and alerts).</summary>
 public sealed record TlsRequiredFailed(long Dcid, string Domain, string MxHost, string Reason) : MailEvent
 {

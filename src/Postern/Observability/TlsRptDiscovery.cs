@@ -13,12 +13,13 @@ public static class TlsRptDiscovery
     public static async Task<TlsRptRecord> LookupAsync(IDnsResolver dns, string policyDomain, CancellationToken ct)
     {
         var name = "_smtp._tls." + policyDomain.TrimEnd('.');
-        var answer = await dns.QueryTxtAsync(name, ct).ConfigureAwait(false);
-        return answer.Outcome switch
-        {
-            DnsOutcome.Ok => TlsRptRecord.Parse(answer.Records),
-            DnsOutcome.NoData or DnsOutcome.NxDomain => new TlsRptRecord(TlsRptRecordKind.NoRecord, [], $"no TXT record at {name}"),
-            _ => new TlsRptRecord(TlsRptRecordKind.LookupFailed, [], $"lookup of {name} failed: {answer.Error ?? "temporary DNS failure"}"),
-        };
+        return FromAnswer(await dns.QueryTxtAsync(name, ct).ConfigureAwait(false), name);
     }
+
+    public static TlsRptRecord FromAnswer(DnsAnswer<string> answer, string name) => answer.Outcome switch
+    {
+        DnsOutcome.Ok => TlsRptRecord.Parse(answer.Records),
+        DnsOutcome.NoData or DnsOutcome.NxDomain => new TlsRptRecord(TlsRptRecordKind.NoRecord, [], $"no TXT record at {name}"),
+        _ => new TlsRptRecord(TlsRptRecordKind.LookupFailed, [], $"lookup of {name} failed: {answer.Error ?? "temporary DNS failure"}"),
+    };
 }

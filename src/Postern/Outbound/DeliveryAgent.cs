@@ -95,12 +95,17 @@ public sealed class DeliveryAgent : IAsyncDisposable
             job.Complete(RecipientOutcome.Deferred, "4.3.2", "delivery stopped: Postern is shutting down");
             return job.Done.Task;
         }
-        var queue = _destinations.GetOrAdd(job.Domain, d => new DestinationQueue(this, d));
+        // TLS reports travel apart from other mail: under their own, relaxed TLS rules (below), on their own connections.
+        var reportTraffic = job.Message.Listener == TlsRptReporter.QueueListener;
+        var queue = _destinations.GetOrAdd(reportTraffic ? ReportQueuePrefix + job.Domain : job.Domain, _ => new DestinationQueue(this, job.Domain, reportTraffic));
         queue.Submit(job);
         return job.Done.Task;
     }
 
-    private sealed class DestinationQueue(DeliveryAgent agent, string domain)
+    /// <summary>The destination-queue key prefix of TLS report mail (a character no domain holds).</summary>
+    private const string ReportQueuePrefix = "\u0001tlsrpt ";
+
+    private sealed class DestinationQueue(DeliveryAgent agent, string domain, bool reportTraffic)
     {
         private readonly Channel<DeliveryJob> _jobs = Channel.CreateBounded<DeliveryJob>(MaxQueuedJobs);
         private readonly Lock _gate = new();
@@ -116,7 +121,19 @@ public sealed class DeliveryAgent : IAsyncDisposable
         public int Active => Volatile.Read(ref _workers);
 
         private readonly Queue<(DateTimeOffset At, int Count)> _sent = new();
-        private EffectiveDestination Destination => agent._config.DestinationControls.Resolve(domain);
+        private EffectiveDestination Destination => reportTraffic
+            ? ForReports(agent._config.DestinationControls.Resolve(domain))
+            : agent._config.DestinationControls.Resolve(domain);
+
+        /// <summary>
+        /// RFC 8460 §5.3: reports are delivered despite TLS failures (they are how the receiver
+        /// learns of them), so report mail goes with TLS preferred, no DANE, no MTA-STS, and its
+        /// own sessions are not counted in the next report.
+        /// </summary>
+        private static EffectiveDestination ForReports(EffectiveDestination d) => d with
+        {
+            Tls = TlsLevel.Preferred, TlsSource = "TLS report delivery (RFC 8460 §5.3)", Dane = DaneSupport.None, MtaSts = MtaStsSupport.Off,
+        };
         private int Limit => Destination.ConcurrentConnections;
 
         /// <summary>
@@ -301,6 +318,11 @@ public sealed class DeliveryAgent : IAsyncDisposable
                     else if (agent._stsRouteLogged.TryAdd(domain, true))
                         agent._events.Publish(new StsSkipped(domain, "an SMTP route is configured for it (MTA-STS applies to MX delivery only)"));
                 }
+                // TLS reporting (RFC 8460): every session to an MX host is counted under the policy it was made under.
+                var reporting = !reportTraffic && config.TlsReporting.Enabled;
+                var stsUnavailable = reporting && sts is null && !route.ViaSmtpRoute && destination.MtaSts == MtaStsSupport.On
+                    && agent.Sts?.Unavailable(domain) is { } unavailable
+                    ? TlsRptPolicy.StsUnavailable(domain, unavailable.Result, unavailable.Reason) : null;
                 ConnectFailure? lastFailure = null;
                 var daneByHost = new Dictionary<string, DaneHostPolicy>(StringComparer.OrdinalIgnoreCase);
                 var allDane = true;
@@ -308,8 +330,13 @@ public sealed class DeliveryAgent : IAsyncDisposable
                 {
                     if (!daneByHost.TryGetValue(hop.Host, out var dane))
                         daneByHost[hop.Host] = dane = (await DaneLookup.ForHostAsync(agent._routes.Resolver, destination.Dane, route, hop, ct).ConfigureAwait(false)).Policy;
+                    var report = !reporting ? null
+                        : stsUnavailable is not null && dane.Kind == DaneHostKind.NotApplicable ? stsUnavailable
+                        : TlsRptPolicy.For(domain, dane, sts);
                     if (dane.Kind == DaneHostKind.Unusable)
                     {
+                        if (report is not null)
+                            agent._events.Publish(new TlsSessionReported(0, report, hop.Host, null, hop.Address.ToString(), TlsRptPolicy.ForUnusable(dane), dane.Reason));
                         // Never plaintext, never this host now: the next MX, else a deferral.
                         agent._events.Publish(new DaneOutcome(0, domain, hop.Host, DaneResult.HostUnusable, null, -1, dane.Reason));
                         lastFailure = new ConnectFailure("4.7.5", $"DANE: MX host {hop.Host} not used: {dane.Reason}", Dane: true);
@@ -320,8 +347,12 @@ public sealed class DeliveryAgent : IAsyncDisposable
                     {
                         var why = $"{hop.Host} is not in the policy's mx list ({string.Join(", ", sts.Mx)})";
                         agent._events.Publish(new StsHostFailed(0, domain, hop.Host, StsResult.NotInPolicy, why, Testing: stsKind == StsHostKind.Testing));
+                        // In testing mode the host is used anyway, and its session reports what enforce would have refused.
+                        report = report is null ? null : report with { Failure = TlsRptResultType.ValidationFailure, FailureDetail = why };
                         if (stsKind == StsHostKind.NotInPolicy)
                         {
+                            if (report is not null)
+                                agent._events.Publish(new TlsSessionReported(0, report, hop.Host, null, hop.Address.ToString(), report.Failure, why));
                             lastFailure = new ConnectFailure("4.7.5", $"MTA-STS policy enforced: {why}");
                             allDane = false;
                             continue;
@@ -329,7 +360,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
                     }
                     var dcid = await agent._store.NextIdAsync(IdKind.DeliveryConnection).ConfigureAwait(false);
                     var (c, failure) = await SmtpClientConnection.OpenAsync(hop, destination, dcid, agent._context, ct, dane,
-                        dane.Kind == DaneHostKind.NotApplicable ? stsKind : StsHostKind.NotApplicable).ConfigureAwait(false);
+                        dane.Kind == DaneHostKind.NotApplicable ? stsKind : StsHostKind.NotApplicable, report).ConfigureAwait(false);
                     if (c is not null) { connection = c; break; }
                     lastFailure = failure;
                     allDane &= failure!.Dane;

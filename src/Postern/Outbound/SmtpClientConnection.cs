@@ -117,7 +117,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     /// </summary>
     public static async Task<(SmtpClientConnection? Connection, ConnectFailure? Failure)> OpenAsync(
         NextHop hop, EffectiveDestination destination, long dcid, OutboundContext context, CancellationToken ct, DaneHostPolicy? dane = null,
-        StsHostKind sts = StsHostKind.NotApplicable)
+        StsHostKind sts = StsHostKind.NotApplicable, TlsRptPolicy? report = null)
     {
         dane ??= new DaneHostPolicy(DaneHostKind.NotApplicable, [], "DANE is off for this destination");
         var settings = context.Current.Delivery;
@@ -142,6 +142,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         {
             _senderTagger = destination.BounceVerification ? context.BounceTagger : null,
             _now = context.Now,
+            _report = report,
         };
         events.Publish(new DeliveryConnectionOpened(dcid, (IPEndPoint)socket.LocalEndPoint!, hop.Address, hop.Port, hop.Host, domain));
         var daneMode = destination.Dane is DaneSupport.None or DaneSupport.Default ? null : destination.Dane.ToString().ToLowerInvariant();
@@ -191,12 +192,14 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         var decision = OutboundTlsPolicy.AfterEhlo(level, IsEsmtp, Supports("STARTTLS"));
         if (decision.Step != TlsStep.StartTls)
         {
+            if (level != TlsLevel.No) ReportSession(TlsRptResultType.StartTlsNotSupported, decision.Reason ?? "STARTTLS not offered");
             StsReport(destination, StsResult.StartTlsNotSupported, decision.Reason ?? "no TLS at this level", ok: false);
             return StsAware(DaneAware(TlsStepOutcome(decision, destination), dane, destination));
         }
         var reply = await CommandAsync("STARTTLS", ct).ConfigureAwait(false);
         if (reply.Code != 220)
         {
+            ReportSession(TlsRptResultType.StartTlsNotSupported, $"STARTTLS answered with an error: {reply}");
             StsReport(destination, StsResult.StartTlsNotSupported, $"STARTTLS answered with an error: {reply}", ok: false);
             return StsAware(DaneAware(TlsStepOutcome(OutboundTlsPolicy.AfterStartTlsRefused(level, reply.ToString()), destination), dane, destination));
         }
@@ -207,6 +210,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             Reusable = false;
             var why = $"{Hop.Host} sent data after its 220 to STARTTLS (response injection?)";
             _events.Publish(new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.ResponseInjection, why));
+            ReportSession(TlsRptResultType.ValidationFailure, why);
             if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
             return new ConnectFailure("4.7.5", $"TLS with {Hop.Host}[{Hop.Address}] failed: {why}", Dane: dane.RequiresTls);
         }
@@ -244,6 +248,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             var detail = e is OperationCanceledException ? $"no answer within {CommandTimeout.TotalSeconds} s" : SmtpClientException.Describe(e);
             var why = $"handshake with {Hop.Host} failed: {detail}";
             _events.Publish(new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.HandshakeFailed, why));
+            ReportSession(TlsRptResultType.ValidationFailure, why);
             if (OutboundTlsPolicy.RequiresTls(level)) _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, why));
             StsReport(destination, StsResult.ValidationFailure, why, ok: false);
             return StsAware(new ConnectFailure("4.7.5", $"TLS handshake with {Hop.Host}[{Hop.Address}] failed: {detail}", Dane: dane.RequiresTls));
@@ -259,11 +264,14 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             if (!match.Matched)
             {
                 _events.Publish(new DaneOutcome(Dcid, destination.Domain, Hop.Host, DaneResult.Failed, null, -1, match.Reason));
+                // No TLSA record of the RRset validated the certificate (RFC 8460 §4.3.2.1).
+                ReportSession(TlsRptResultType.TlsaInvalid, match.Reason);
                 _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, "DANE: " + match.Reason));
                 return new ConnectFailure("4.7.5", $"DANE verification of {Hop.Host}[{Hop.Address}] failed: {match.Reason}", Dane: true);
             }
             _events.Publish(new DaneOutcome(Dcid, destination.Domain, Hop.Host, DaneResult.Authenticated, match.Record!.ToString(), match.Depth,
                 $"{match.Reason} ({dane.Reason})"));
+            ReportSession(null, "");
             Encrypted = true;
             CertificateVerified = true;
             return await EhloAsync(hostname, ct).ConfigureAwait(false);
@@ -271,6 +279,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         if (dane.Kind == DaneHostKind.EncryptOnly)   // mandatory TLS, no authentication (RFC 7672 §2.2)
         {
             _events.Publish(new DaneOutcome(Dcid, destination.Domain, Hop.Host, DaneResult.EncryptOnly, null, -1, dane.Reason));
+            ReportSession(null, "");
             Encrypted = true;
             return await EhloAsync(hostname, ct).ConfigureAwait(false);
         }
@@ -285,6 +294,9 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             var stsCheck = requirement.StsEnforced ? check : leaf is null ? CertificateCheck.NoCertificate
                 : CertificateVerifier.Verify(leaf, presented, context.TrustedRoots(), [Hop.Host], IdentityRule.SubjectAltNameOnly, context.Now(), context.VerificationOptions);
             var oldTls = ssl.SslProtocol is not (SslProtocols.Tls12 or SslProtocols.Tls13);
+            if (oldTls) ReportSession(TlsRptResultType.ValidationFailure, $"{TlsNames.Protocol(ssl.SslProtocol)} is older than TLS 1.2");
+            else if (!stsCheck.Verified) ReportSession(TlsRptPolicy.ForCertificate(stsCheck), stsCheck.Reason);
+            else ReportSession(null, "");
             if (oldTls) StsReport(destination, StsResult.ValidationFailure, $"{TlsNames.Protocol(ssl.SslProtocol)} is older than TLS 1.2", ok: false);
             else if (!stsCheck.Verified)
                 StsReport(destination, stsCheck.NameMatched || !stsCheck.ChainTrusted ? StsResult.ValidationFailure : StsResult.CertificateHostMismatch, "certificate: " + stsCheck.Reason, ok: false);
@@ -297,6 +309,9 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             _events.Publish(verdict.Verified ? new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.CertificateVerified, check.Reason)
                 : verdict.Deliver ? new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.CertificateNotVerified, verdict.LogText)
                 : new DeliveryTlsOutcome(Dcid, TlsOutcomeKind.VerifyFailed, check.Reason));
+        // Without a policy a session counts as TLS negotiated, unless the level's own verification refused it.
+        if (!verdict.Deliver) ReportSession(TlsRptPolicy.ForCertificate(check), check.Reason);
+        else ReportSession(null, "");
         if (!verdict.Deliver)
         {
             _events.Publish(new TlsRequiredFailed(Dcid, destination.Domain, Hop.Host, "verify error: " + check.Reason));
@@ -308,6 +323,23 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     }
 
     private string? _sts;
+    /// <summary>The policy this connection's TLS session is reported under; null = not reported (reporting off, or report traffic itself).</summary>
+    private TlsRptPolicy? _report;
+    private bool _reported;
+
+    /// <summary>
+    /// The session's outcome for TLS reports, once per connection. A policy that could not be
+    /// had (an MTA-STS fetch failure, a host outside the policy's mx list) fails every session
+    /// under it, whatever TLS did.
+    /// </summary>
+    private void ReportSession(TlsRptResultType? failure, string detail)
+    {
+        if (_report is null || _reported) return;
+        _reported = true;
+        if (_report.Failure is { } policyFailure) (failure, detail) = (policyFailure, _report.FailureDetail);
+        _events.Publish(new TlsSessionReported(Dcid, _report, Hop.Host, (_socket.LocalEndPoint as IPEndPoint)?.Address.ToString(), Hop.Address.ToString(),
+            failure, detail));
+    }
 
     /// <summary>The MTA-STS outcome for this host: success, an enforced failure, or what testing mode would have refused.</summary>
     private void StsReport(EffectiveDestination destination, StsResult result, string reason, bool ok)

@@ -35,48 +35,7 @@ public sealed class StsPolicyFetcher(IDnsResolver dns, Func<X509Certificate2Coll
         var host = "mta-sts." + domain;
         CertificateCheck? check = null;
         string? presented = null;
-        using var handler = new SocketsHttpHandler
-        {
-            AllowAutoRedirect = false,
-            UseCookies = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseProxy = settings.Proxy is not null,
-            Proxy = settings.Proxy is { } proxy ? new WebProxy(proxy) : null,
-            ConnectCallback = async (context, token) =>
-            {
-                // Postern's resolver, not the system's: the same answers as every other decision.
-                var name = context.DnsEndPoint.Host;
-                var addresses = IPAddress.TryParse(name, out var literal) ? [literal]
-                    : (await dns.QueryAddressesAsync(name, false, token).ConfigureAwait(false)).Records
-                        .Concat((await dns.QueryAddressesAsync(name, true, token).ConfigureAwait(false)).Records).ToList();
-                if (addresses.Count == 0) throw new HttpRequestException($"no address for {name}");
-                var socket = new Socket(addresses[0].AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    await socket.ConnectAsync(new IPEndPoint(addresses[0], context.DnsEndPoint.Port), token).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                TargetHost = host,
-                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
-                {
-                    if (certificate is null) { check = CertificateCheck.NoCertificate; return false; }
-                    var leaf = new X509Certificate2(certificate);
-                    presented = SmtpClientConnection.PeerIdentity(leaf);
-                    var extra = chain?.ChainPolicy.ExtraStore.Cast<X509Certificate2>().ToList() ?? [];
-                    check = CertificateVerifier.Verify(leaf, extra, trustedRoots(), [host], IdentityRule.SubjectAltNameOnly, DateTimeOffset.UtcNow, options);
-                    return check.Verified;
-                },
-            },
-        };
+        using var handler = VerifiedHttps.Handler(dns, host, trustedRoots, options, settings.Proxy, (c, p) => (check, presented) = (c, p));
         using var client = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(TimeSpan.FromSeconds(settings.FetchTimeoutSeconds));
@@ -121,10 +80,7 @@ public sealed class StsPolicyFetcher(IDnsResolver dns, Func<X509Certificate2Coll
         }
         catch (HttpRequestException e)
         {
-            var inner = e.InnerException is SocketException se ? (se.SocketErrorCode == SocketError.ConnectionRefused ? "connection refused" : se.Message)
-                : e.InnerException is AuthenticationException ae ? "TLS handshake failed: " + SmtpClientException.Describe(ae)
-                : e.Message;
-            return new(null, StsResult.PolicyFetchError, inner, presented);
+            return new(null, StsResult.PolicyFetchError, VerifiedHttps.Describe(e), presented);
         }
     }
 }
@@ -140,6 +96,13 @@ public sealed class StsPolicyProvider(IDnsResolver dns, IStsPolicyCache cache, S
     private readonly SemaphoreSlim[] _locks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
 
     public IStsPolicyCache Cache => cache;
+
+    /// <summary>Domains whose policy could not be fetched (and none was cached): TLS reports say so. Bounded; cleared by a fetch that works.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (StsResult Result, string Reason)> _unavailable = new(StringComparer.OrdinalIgnoreCase);
+    private const int MaxUnavailable = 10_000;
+
+    /// <summary>Why the last lookup of the domain's policy found a record but no policy to apply; null when it had one or the domain publishes none.</summary>
+    public (StsResult Result, string Reason)? Unavailable(string domain) => _unavailable.TryGetValue(domain, out var u) ? u : null;
 
     public async Task<StsPolicy?> GetAsync(string domain, CancellationToken ct, bool forceFetch = false)
     {
@@ -165,6 +128,7 @@ public sealed class StsPolicyProvider(IDnsResolver dns, IStsPolicyCache cache, S
         }
         if (id is null)
         {
+            _unavailable.TryRemove(domain, out _);
             // No (usable) record: a policy already cached keeps applying until it expires.
             if (usable is null) return null;
             events.Publish(new StsCachedPolicyKept(domain, usable.ExpiresAt));
@@ -190,10 +154,16 @@ public sealed class StsPolicyProvider(IDnsResolver dns, IStsPolicyCache cache, S
         {
             events.Publish(new StsFetchFailed(domain, result, reason));
             events.Publish(new StsFetchFailureDetail(domain, fetcher.Proxy is null ? reason : $"{reason} (via proxy {fetcher.Proxy})"));
-            if (usable is null) return null;
+            if (usable is null)
+            {
+                if (_unavailable.Count >= MaxUnavailable) _unavailable.Clear();
+                _unavailable[domain] = (result, reason);
+                return null;
+            }
             events.Publish(new StsCachedPolicyKept(domain, usable.ExpiresAt));
             return Use(usable, t);
         }
+        _unavailable.TryRemove(domain, out _);
         events.Publish(new StsPolicyFetched(domain, id, policy.Describe(), fetch.Certificate ?? "?", fetcher.Proxy));
         cache.Put(new StsCacheEntry(domain, id, fetch.Text!, t, t.AddSeconds(policy.MaxAgeSeconds), t));
         return policy;

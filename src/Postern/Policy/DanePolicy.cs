@@ -18,7 +18,11 @@ public enum DaneHostKind
 
 /// <param name="TlsaBase">The TLSA base domain (the name whose TLSA records apply), for SNI and logs.</param>
 /// <param name="ReferenceIdentifiers">Names a DANE-TA certificate must carry (RFC 7672 §3.2.3).</param>
-public sealed record DaneHostPolicy(DaneHostKind Kind, IReadOnlyList<TlsaRecord> Records, string Reason, string? TlsaBase = null, IReadOnlyList<string>? ReferenceIdentifiers = null)
+/// <summary>Why a host is unusable under DANE (TLS reports name it: RFC 8460 §4.3.2.1).</summary>
+public enum DaneUnusableCause { None, DnssecInvalid, NoUsableTlsa, DaneRequired }
+
+public sealed record DaneHostPolicy(DaneHostKind Kind, IReadOnlyList<TlsaRecord> Records, string Reason, string? TlsaBase = null, IReadOnlyList<string>? ReferenceIdentifiers = null,
+    DaneUnusableCause Cause = DaneUnusableCause.None)
 {
     public bool RequiresTls => Kind is DaneHostKind.Authenticate or DaneHostKind.EncryptOnly;
 }
@@ -43,15 +47,15 @@ public static class DanePolicy
     {
         var mandatory = mode == DaneSupport.Mandatory;
         DaneHostPolicy Without(string reason) => mandatory
-            ? new(DaneHostKind.Unusable, [], $"DANE is mandatory, but {reason}")
+            ? new(DaneHostKind.Unusable, [], $"DANE is mandatory, but {reason}", Cause: DaneUnusableCause.DaneRequired)
             : new(DaneHostKind.NotApplicable, [], reason);
 
         if (mode is DaneSupport.None or DaneSupport.Default) return new(DaneHostKind.NotApplicable, [], "DANE is off for this destination");
         if (System.Net.IPAddress.TryParse(host, out _)) return Without("the SMTP route names an IP address (no TLSA base domain)");
-        if (mxSecurity is DnsSecurity.Bogus or DnsSecurity.Indeterminate) return new(DaneHostKind.Unusable, [], $"the MX records are {Describe(mxSecurity)}");
+        if (mxSecurity is DnsSecurity.Bogus or DnsSecurity.Indeterminate) return new(DaneHostKind.Unusable, [], $"the MX records are {Describe(mxSecurity)}", Cause: DaneUnusableCause.DnssecInvalid);
         if (mxSecurity != DnsSecurity.Secure) return Without($"the MX records are {Describe(mxSecurity)}");
         if (addressSecurity is DnsSecurity.Bogus or DnsSecurity.Indeterminate)
-            return new(DaneHostKind.Unusable, [], $"the address records of {host} are {Describe(addressSecurity)}");
+            return new(DaneHostKind.Unusable, [], $"the address records of {host} are {Describe(addressSecurity)}", Cause: DaneUnusableCause.DnssecInvalid);
         if (addressSecurity != DnsSecurity.Secure) return Without($"the address records of {host} are {Describe(addressSecurity)}");
 
         // An alias: the expanded name's TLSA records first, then the alias's own (§2.2.2).
@@ -63,7 +67,7 @@ public static class DanePolicy
             switch (lookup.Security)
             {
                 case DnsSecurity.Bogus or DnsSecurity.Indeterminate:
-                    return new(DaneHostKind.Unusable, [], $"the TLSA lookup at _25._tcp.{lookup.Name} is {Describe(lookup.Security)}{(lookup.Error is null ? "" : $" ({lookup.Error})")}");
+                    return new(DaneHostKind.Unusable, [], $"the TLSA lookup at _25._tcp.{lookup.Name} is {Describe(lookup.Security)}{(lookup.Error is null ? "" : $" ({lookup.Error})")}", Cause: DaneUnusableCause.DnssecInvalid);
                 case DnsSecurity.Insecure when lookup != candidates[^1].Lookup:
                     continue;   // the expanded name's TLSA are unsigned: the alias's own are looked at next (as Postfix does)
                 case DnsSecurity.Insecure:
@@ -75,7 +79,7 @@ public static class DanePolicy
                 return new(DaneHostKind.Authenticate, usable, $"{usable.Count} usable TLSA record(s) at _25._tcp.{lookup.Name}", lookup.Name, references);
             var why = string.Join("; ", lookup.Records.Select(r => $"{r}: {r.UnusableReason}"));
             return mandatory
-                ? new(DaneHostKind.Unusable, [], $"DANE is mandatory, but no TLSA record at _25._tcp.{lookup.Name} is usable ({why})", lookup.Name)
+                ? new(DaneHostKind.Unusable, [], $"DANE is mandatory, but no TLSA record at _25._tcp.{lookup.Name} is usable ({why})", lookup.Name, Cause: DaneUnusableCause.NoUsableTlsa)
                 : new(DaneHostKind.EncryptOnly, [], $"no usable TLSA record at _25._tcp.{lookup.Name} ({why}): TLS without authentication", lookup.Name, references);
         }
         return Without($"there are no TLSA records for {host}");

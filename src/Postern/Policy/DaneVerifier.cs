@@ -32,6 +32,9 @@ public sealed record TlsaRecord(byte Usage, byte Selector, byte MatchingType, by
         return $"{Usage} {Selector} {MatchingType} {(hex.Length > 16 ? hex[..16] + "..." : hex)}";
     }
 
+    /// <summary>The whole presentation form, "3 1 1 9f86d081…" with every byte (TLS reports' policy strings).</summary>
+    public string Presentation => $"{Usage} {Selector} {MatchingType} {Convert.ToHexStringLower(Data)}";
+
     /// <summary>Whether this record's selector and matching type select the given certificate.</summary>
     public bool Matches(X509Certificate2 certificate)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Postern.Observability;
 
 namespace Postern.Policy;
 
@@ -182,5 +183,74 @@ public sealed record TlsRptReport(string OrganizationName, DateTimeOffset Start,
             ["policies"] = policies,
         };
         return report.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
+    }
+}
+
+/// <summary>
+/// The policy one session to an MX host was made under, as a report names it (RFC 8460
+/// §4.4 "policy"): DANE's TLSA records, an MTA-STS policy's lines, or no policy. When the
+/// policy itself could not be had (an MTA-STS fetch failed, a host not in the policy's mx
+/// list), <see cref="Failure"/> is what every session under it reports, whatever TLS did.
+/// </summary>
+public sealed record TlsRptPolicy(string PolicyDomain, TlsRptPolicyType Type, IReadOnlyList<string> Strings, IReadOnlyList<string> MxHosts,
+    TlsRptResultType? Failure = null, string FailureDetail = "")
+{
+    /// <summary>DANE decides where it applies (RFC 7672 before RFC 8461 §2); then an MTA-STS policy in enforce or testing mode; else none.</summary>
+    public static TlsRptPolicy For(string policyDomain, DaneHostPolicy dane, StsPolicy? sts)
+    {
+        var domain = policyDomain.ToLowerInvariant();
+        if (dane.Kind != DaneHostKind.NotApplicable)
+            return new(domain, TlsRptPolicyType.Tlsa, dane.Records.Select(r => r.Presentation).ToList(), []);
+        if (sts is { Mode: not StsMode.None })
+            return new(domain, TlsRptPolicyType.Sts, StsLines(sts), sts.Mx);
+        return new(domain, TlsRptPolicyType.NoPolicyFound, [], []);
+    }
+
+    /// <summary>The domain publishes an MTA-STS record, but its policy could not be fetched or was invalid (and none is cached).</summary>
+    public static TlsRptPolicy StsUnavailable(string policyDomain, StsResult result, string detail) =>
+        new(policyDomain.ToLowerInvariant(), TlsRptPolicyType.Sts, [], [], result switch
+        {
+            StsResult.PolicyInvalid => TlsRptResultType.StsPolicyInvalid,
+            StsResult.WebPkiInvalid => TlsRptResultType.StsWebpkiInvalid,
+            _ => TlsRptResultType.StsPolicyFetchError,
+        }, detail);
+
+    /// <summary>The policy lines in the policy file's order (RFC 8460 §4.4 example).</summary>
+    public static IReadOnlyList<string> StsLines(StsPolicy sts) =>
+        [
+            "version: STSv1",
+            $"mode: {sts.Mode.ToString().ToLowerInvariant()}",
+            .. sts.Mx.Select(mx => $"mx: {mx}"),
+            $"max_age: {sts.MaxAgeSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
+        ];
+
+    /// <summary>Sessions under equal policies are counted together: the type, the strings and the mx patterns make the key.</summary>
+    public string Key
+    {
+        get
+        {
+            var text = string.Join("\n", [TlsRptNames.Of(Type), .. Strings, "", .. MxHosts]);
+            return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..32];
+        }
+    }
+
+    /// <summary>What an unusable DANE host reports (RFC 8460 §4.3.2.1).</summary>
+    public static TlsRptResultType ForUnusable(DaneHostPolicy dane) => dane.Cause switch
+    {
+        DaneUnusableCause.NoUsableTlsa => TlsRptResultType.TlsaInvalid,
+        DaneUnusableCause.DaneRequired => TlsRptResultType.DaneRequired,
+        _ => TlsRptResultType.DnssecInvalid,
+    };
+
+    /// <summary>
+    /// A certificate that did not verify, as a report types it: expired, not trusted (no path
+    /// to an enabled root), the wrong names, or else a general validation failure.
+    /// </summary>
+    public static TlsRptResultType ForCertificate(CertificateCheck check)
+    {
+        if (check.Problem is { } p && p.Contains("expired", StringComparison.OrdinalIgnoreCase)) return TlsRptResultType.CertificateExpired;
+        if (!check.ChainTrusted) return TlsRptResultType.CertificateNotTrusted;
+        if (!check.NameMatched) return TlsRptResultType.CertificateHostMismatch;
+        return TlsRptResultType.ValidationFailure;
     }
 }
