@@ -1,0 +1,185 @@
+using System.Text.Json;
+using Json.Schema;
+using Postern.Admin;
+using Postern.Cluster;
+using Postern.Dns;
+using Postern.Observability;
+using Postern.Policy;
+using Postern.Tests.Support;
+using Xunit;
+
+namespace Postern.Tests;
+
+/// <summary>
+/// TLS reporting's sending side as pure functions and stores: which policy and result type a
+/// session reports, how counts become a report, and the store on SQLite and PostgreSQL
+/// (counts add up across members, a report is claimed once).
+/// </summary>
+public sealed class TlsRptSendingTests
+{
+    private static readonly TlsaRecord Ee = new(3, 1, 1, Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+
+    [Fact]
+    public void DANE_decides_the_policy_where_it_applies_then_MTA_STS_then_none()
+    {
+        var sts = new StsPolicy(StsMode.Enforce, ["mx.example.com", "*.example.net"], 86400);
+        var dane = new DaneHostPolicy(DaneHostKind.Authenticate, [Ee], "usable");
+        var notApplicable = new DaneHostPolicy(DaneHostKind.NotApplicable, [], "off");
+
+        var tlsa = TlsRptPolicy.For("Example.COM", dane, sts);
+        Assert.Equal(TlsRptPolicyType.Tlsa, tlsa.Type);
+        Assert.Equal("example.com", tlsa.PolicyDomain);
+        Assert.Equal(["3 1 1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"], tlsa.Strings);
+
+        var byPolicy = TlsRptPolicy.For("example.com", notApplicable, sts);
+        Assert.Equal(TlsRptPolicyType.Sts, byPolicy.Type);
+        Assert.Equal(["version: STSv1", "mode: enforce", "mx: mx.example.com", "mx: *.example.net", "max_age: 86400"], byPolicy.Strings);
+        Assert.Equal(["mx.example.com", "*.example.net"], byPolicy.MxHosts);
+
+        Assert.Equal(TlsRptPolicyType.NoPolicyFound, TlsRptPolicy.For("example.com", notApplicable, sts with { Mode = StsMode.None }).Type);
+        Assert.Equal(TlsRptPolicyType.NoPolicyFound, TlsRptPolicy.For("example.com", notApplicable, null).Type);
+        // An unusable DANE host is still DANE's: its (absent) records are the policy.
+        Assert.Equal(TlsRptPolicyType.Tlsa, TlsRptPolicy.For("example.com", new DaneHostPolicy(DaneHostKind.Unusable, [], "bogus"), sts).Type);
+    }
+
+    [Fact]
+    public void Equal_policies_share_a_key_and_different_ones_do_not()
+    {
+        var sts = new StsPolicy(StsMode.Testing, ["mx.example.com"], 86400);
+        var none = new DaneHostPolicy(DaneHostKind.NotApplicable, [], "off");
+        var a = TlsRptPolicy.For("example.com", none, sts);
+        Assert.Equal(a.Key, TlsRptPolicy.For("example.com", none, sts with { }).Key);
+        Assert.Equal(a.Key, (a with { Failure = TlsRptResultType.ValidationFailure, FailureDetail = "x" }).Key);
+        Assert.NotEqual(a.Key, TlsRptPolicy.For("example.com", none, sts with { Mode = StsMode.Enforce }).Key);
+        Assert.NotEqual(a.Key, TlsRptPolicy.For("example.com", none, sts with { MaxAgeSeconds = 3600 }).Key);
+    }
+
+    [Theory]
+    [InlineData(StsResult.PolicyFetchError, TlsRptResultType.StsPolicyFetchError)]
+    [InlineData(StsResult.PolicyInvalid, TlsRptResultType.StsPolicyInvalid)]
+    [InlineData(StsResult.WebPkiInvalid, TlsRptResultType.StsWebpkiInvalid)]
+    public void A_policy_that_could_not_be_had_fails_every_session_with_its_type(StsResult result, TlsRptResultType expected)
+    {
+        var p = TlsRptPolicy.StsUnavailable("Example.com", result, "why");
+        Assert.Equal(TlsRptPolicyType.Sts, p.Type);
+        Assert.Equal(expected, p.Failure);
+        Assert.Empty(p.Strings);
+    }
+
+    [Theory]
+    [InlineData(false, true, "certificate has expired", TlsRptResultType.CertificateExpired)]
+    [InlineData(false, true, "self signed certificate", TlsRptResultType.CertificateNotTrusted)]
+    [InlineData(true, false, "peer cert does not match domain mx.example.com", TlsRptResultType.CertificateHostMismatch)]
+    [InlineData(true, true, "weak signature algorithm", TlsRptResultType.ValidationFailure)]
+    public void A_certificate_that_did_not_verify_reports_why(bool trusted, bool named, string problem, TlsRptResultType expected) =>
+        Assert.Equal(expected, TlsRptPolicy.ForCertificate(new CertificateCheck(trusted, named, problem, [])));
+
+    [Theory]
+    [InlineData(DaneUnusableCause.DnssecInvalid, TlsRptResultType.DnssecInvalid)]
+    [InlineData(DaneUnusableCause.NoUsableTlsa, TlsRptResultType.TlsaInvalid)]
+    [InlineData(DaneUnusableCause.DaneRequired, TlsRptResultType.DaneRequired)]
+    public void An_unusable_DANE_host_reports_its_cause(DaneUnusableCause cause, TlsRptResultType expected) =>
+        Assert.Equal(expected, TlsRptPolicy.ForUnusable(new DaneHostPolicy(DaneHostKind.Unusable, [], "x", Cause: cause)));
+
+    [Fact]
+    public void The_DANE_decision_names_the_cause_of_an_unusable_host()
+    {
+        var bogus = DanePolicy.ForHost(DaneSupport.Opportunistic, "mx.example.com", DnsSecurity.Secure, DnsSecurity.Bogus, null, null, null);
+        Assert.Equal(DaneUnusableCause.DnssecInvalid, bogus.Cause);
+        var required = DanePolicy.ForHost(DaneSupport.Mandatory, "mx.example.com", DnsSecurity.Insecure, DnsSecurity.Insecure, null, null, null);
+        Assert.Equal(DaneUnusableCause.DaneRequired, required.Cause);
+        var unusable = DanePolicy.ForHost(DaneSupport.Mandatory, "mx.example.com", DnsSecurity.Secure, DnsSecurity.Secure, null, null,
+            new TlsaLookup("mx.example.com", DnsSecurity.Secure, DnsOutcome.Ok, [new TlsaRecord(0, 0, 1, new byte[32])]));
+        Assert.Equal(DaneUnusableCause.NoUsableTlsa, unusable.Cause);
+    }
+
+    private static readonly DateOnly Day = new(2026, 11, 29);
+
+    private static List<TlsRptCount> Counts()
+    {
+        var dane = TlsRptPolicy.For("example.com", new DaneHostPolicy(DaneHostKind.Authenticate, [Ee], "usable"), null);
+        var none = TlsRptPolicy.For("example.com", new DaneHostPolicy(DaneHostKind.NotApplicable, [], "off"), null);
+        return
+        [
+            new(Day, dane, null, "", "", "", 7, ""),
+            new(Day, dane, TlsRptResultType.TlsaInvalid, "192.0.2.1", "mx1.example.com", "198.51.100.1", 2, "no TLSA record matched"),
+            new(Day, dane, TlsRptResultType.TlsaInvalid, "192.0.2.1", "mx2.example.com", "198.51.100.2", 1, "no TLSA record matched"),
+            new(Day, none, TlsRptResultType.StartTlsNotSupported, "192.0.2.1", "mx3.example.com", "198.51.100.3", 4, "STARTTLS not advertised"),
+        ];
+    }
+
+    [Fact]
+    public void Counts_become_one_entry_per_policy_with_its_failures_and_a_valid_report()
+    {
+        var config = new PosternConfig { Hostname = "gw.example.org" };
+        var outgoing = new TlsRptOutgoing(Day, "example.com", "r1@gw.example.org", "", TlsRptReportState.Sending, "", 0, default, null, [], default);
+        var report = TlsRptReporter.Build(config, outgoing, Counts());
+        Assert.Equal("gw.example.org", report.OrganizationName);
+        Assert.Equal("postmaster@gw.example.org", report.ContactInfo);
+        Assert.Equal(2, report.Policies.Count);
+        var dane = report.Policies.Single(p => p.Type == TlsRptPolicyType.Tlsa);
+        Assert.Equal((7, 3), (dane.SuccessfulSessions, dane.FailedSessions));
+        Assert.Equal(2, dane.Failures.Count);
+        var none = report.Policies.Single(p => p.Type == TlsRptPolicyType.NoPolicyFound);
+        Assert.Equal((0, 4), (none.SuccessfulSessions, none.FailedSessions));
+        var json = report.ToJson();
+        var result = JsonSchema.FromText(TlsRptTests.ReportSchema).Evaluate(JsonDocument.Parse(json).RootElement, new EvaluationOptions { OutputFormat = OutputFormat.List });
+        Assert.True(result.IsValid, json);
+        Assert.Contains("\"start-datetime\":\"2026-11-29T00:00:00Z\"", json);
+        Assert.Contains("\"end-datetime\":\"2026-11-29T23:59:59Z\"", json);
+        Assert.Contains("\"failure-reason-code\":\"STARTTLS not advertised\"", json);
+        Assert.DoesNotContain("\"mx-host\"", json);   // no MTA-STS policy here: the member is left out
+    }
+
+    private static async Task StoreBehavesAsync(ITlsRptStore store, ITlsRptStore otherMember)
+    {
+        await store.AddAsync(Counts());
+        await otherMember.AddAsync(Counts().Take(2).ToList());   // the other member's sessions add up, once each
+        var counts = await store.CountsAsync(Day, "example.com");
+        Assert.Equal(4, counts.Count);
+        Assert.Equal(14, counts.Single(c => c.Failure is null).Sessions);
+        Assert.Equal(4, counts.Single(c => c.MxHost == "mx1.example.com").Sessions);
+        Assert.Equal("no TLSA record matched", counts.Single(c => c.MxHost == "mx1.example.com").Detail);
+        Assert.Equal(["3 1 1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"], counts.Single(c => c.Failure is null).Policy.Strings);
+        Assert.Equal([(Day, "example.com")], await store.UnreportedAsync(Day, Day.AddDays(1)));
+        Assert.Empty(await store.UnreportedAsync(Day.AddDays(1), Day.AddDays(2)));
+
+        var at = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000);
+        var claim = new TlsRptOutgoing(Day, "example.com", "id1", "a", TlsRptReportState.Sending, "", 0, at, null, [], at);
+        var both = await Task.WhenAll(store.ClaimAsync(claim), otherMember.ClaimAsync(claim with { Member = "b" }));
+        Assert.Single(both, won => won);   // one member sends it
+        Assert.Empty(await store.UnreportedAsync(Day, Day.AddDays(1)));
+
+        var retry = claim with { State = TlsRptReportState.Retry, Attempts = 1, Payload = [1, 2, 3], PostTo = ["https://a.example/x", "https://b.example/y"], Detail = "HTTP status 503" };
+        Assert.True(await store.UpdateAsync(retry, 0));
+        Assert.False(await otherMember.UpdateAsync(retry with { Attempts = 2 }, 0));   // moved on already: the stale writer loses
+        var stored = Assert.Single(await otherMember.ReportsAsync(Day));
+        Assert.Equal(TlsRptReportState.Retry, stored.State);
+        Assert.Equal([1, 2, 3], stored.Payload);
+        Assert.Equal(["https://a.example/x", "https://b.example/y"], stored.PostTo);
+        Assert.Equal(at, stored.NextAttempt);
+
+        await store.PruneAsync(Day.AddDays(1));
+        Assert.Empty(await store.CountsAsync(Day));
+        Assert.Empty(await store.ReportsAsync(Day));
+    }
+
+    [Fact]
+    public async Task The_SQLite_store_adds_counts_claims_once_and_prunes()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "postern-tests", $"tlsrpt-store-{Guid.NewGuid():N}", "queue", "tlsrpt.db");
+        using var store = new SqliteTlsRptStore(path);
+        using var second = new SqliteTlsRptStore(path);
+        await StoreBehavesAsync(store, second);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+    }
+
+    [Fact]
+    public async Task The_PostgreSQL_store_counts_each_members_sessions_once_and_one_member_claims()
+    {
+        var settings = ClusterStore.Settings(ClusterStore.CreateDatabase("tlsrpt"), "a");
+        using var a = new PostgresTlsRptStore(PostgresDatabase.For(settings));
+        using var b = new PostgresTlsRptStore(PostgresDatabase.For(settings));
+        await StoreBehavesAsync(a, b);
+    }
+}
