@@ -182,4 +182,37 @@ public sealed class TlsRptSendingTests
         using var b = new PostgresTlsRptStore(PostgresDatabase.For(settings));
         await StoreBehavesAsync(a, b);
     }
+
+    [Fact]
+    public void Receiving_settings_that_cannot_work_are_warned_about()
+    {
+        var config = PosternConfig.CreateDefault();
+        config.TlsReporting.Mailbox = "tlsrpt@elsewhere.example";
+        config.TlsReporting.HttpsEndpoint = true;
+        config.Web.Enabled = false;
+        var warnings = ConfigPreflight.Warnings(config);
+        Assert.Contains(warnings, w => w.Contains("the Recipient Access Table does not accept elsewhere.example", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.StartsWith("tlsReporting.httpsEndpoint is on, but the web interface is off", StringComparison.Ordinal));
+        config.TlsReporting.Mailbox = "tlsrpt@localdomain";
+        config.Web.Enabled = true;
+        Assert.DoesNotContain(ConfigPreflight.Warnings(config), w => w.Contains("tlsReporting", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("sendHourUtc", "tlsReporting.sendHourUtc must be 0-23")]
+    [InlineData("maxReportBytes", "tlsReporting.maxReportBytes must be 4096-104857600")]
+    [InlineData("from", "tlsReporting.from 'not an address' is not a mail address")]
+    [InlineData("mailbox", "tlsReporting.mailbox 'not an address' is not a mail address")]
+    public void Bad_reporting_settings_are_refused(string field, string message)
+    {
+        var config = PosternConfig.CreateDefault();
+        switch (field)
+        {
+            case "sendHourUtc": config.TlsReporting.SendHourUtc = 24; break;
+            case "maxReportBytes": config.TlsReporting.MaxReportBytes = 10; break;
+            case "from": config.TlsReporting.From = "not an address"; break;
+            default: config.TlsReporting.Mailbox = "not an address"; break;
+        }
+        Assert.Contains(message, Assert.Throws<ConfigException>(config.Validate).Message);
+    }
 }
