@@ -66,7 +66,7 @@ public sealed class TlsRptWorldTests
         var config = ReportingConfig("tlsrpt-e2e");
         await using var gw = RunningGateway.Start(config);
         string Rcpt(string domain) => TestWorld.Unique("rpt") + "@" + domain;
-        var delivered = new[] { "rpt-dane.test", "rpt-sts.test", "rpt-sts-testing.test", "rpt-none.test", "rpt-notls.test" };
+        var delivered = new[] { "rpt-dane.test", "rpt-sts.test", "rpt-sts-testing.test", "rpt-none.test", "rpt-notls.test", "sts-404.test" };
         var sent = new Dictionary<string, string>();
         foreach (var domain in delivered.Append("rpt-dane-bad.test"))
         {
@@ -85,7 +85,7 @@ public sealed class TlsRptWorldTests
         Assert.Equal(delivered.Append("rpt-dane-bad.test").Order(), run.Select(r => r.Domain).Distinct().Order());
 
         // By POST: one per domain, gzipped JSON under the RFC's media type, valid against the schema.
-        TestWorld.WaitUntil(() => collector.Posts.Count >= 6, TimeSpan.FromSeconds(30), "six POSTs");
+        TestWorld.WaitUntil(() => collector.Posts.Count >= 7, TimeSpan.FromSeconds(30), "seven POSTs");
         var posted = collector.Posts.ToDictionary(p => JsonNode.Parse(Gunzip(p.Body))!["policies"]![0]!["policy"]!["policy-domain"]!.GetValue<string>(), p => p);
         foreach (var p in posted.Values)
         {
@@ -135,6 +135,13 @@ public sealed class TlsRptWorldTests
         var notls = Policy("rpt-notls.test");
         Assert.Equal(Sessions(gw, "rpt-notls.test"), Count(notls, "total-failure-session-count"));
         Assert.Equal("starttls-not-supported", Failure(notls)["result-type"]!.GetValue<string>());
+
+        // A policy that could not be fetched: every session under it fails with the fetch error, though the mail went.
+        var unfetched = Policy("sts-404.test");
+        Assert.Equal("sts", unfetched["policy"]!["policy-type"]!.GetValue<string>());
+        Assert.Equal(Sessions(gw, "sts-404.test"), Count(unfetched, "total-failure-session-count"));
+        Assert.Equal("sts-policy-fetch-error", Failure(unfetched)["result-type"]!.GetValue<string>());
+        Assert.Contains("HTTP status 404", Failure(unfetched)["failure-reason-code"]!.GetValue<string>());
 
         var report = Report("rpt-dane.test");
         Assert.Equal("Postern Test Org", report["organization-name"]!.GetValue<string>());

@@ -44,6 +44,9 @@ public sealed class TlsRptCollector : IAsyncDisposable
 {
     public static readonly TimeSpan FlushInterval = TimeSpan.FromSeconds(2);
     public const int MaxPending = 10_000;
+    /// <summary>While the store is slow, kinds beyond this many wait nowhere: their sessions are dropped and the log says how many.</summary>
+    public const int HardCap = 4 * MaxPending;
+    private long _dropped;
 
     private readonly ITlsRptStore _store;
     private readonly MailEventStream _events;
@@ -71,6 +74,11 @@ public sealed class TlsRptCollector : IAsyncDisposable
         var key = (day, s.Policy.PolicyDomain, s.Policy.Key, failure, sending, mx, receiving);
         lock (_gate)
         {
+            if (_pending.Count >= HardCap && !_pending.ContainsKey(key))
+            {
+                _dropped++;
+                return;
+            }
             _pending[key] = _pending.TryGetValue(key, out var c) ? c with { Sessions = c.Sessions + 1 }
                 : new TlsRptCount(day, s.Policy with { Failure = null, FailureDetail = "" }, s.Failure, sending, mx, receiving, 1,
                     s.Failure is null ? "" : TrackingText.Clean(s.Detail, 200));
@@ -92,11 +100,14 @@ public sealed class TlsRptCollector : IAsyncDisposable
     public async Task FlushAsync()
     {
         Dictionary<(DateOnly, string, string, string, string, string, string), TlsRptCount> batch;
+        long dropped;
         lock (_gate)
         {
-            if (_pending.Count == 0) return;
+            (dropped, _dropped) = (_dropped, 0);
             (batch, _pending) = (_pending, new());
         }
+        if (dropped > 0) _events.Publish(new SystemWarning($"TLS reporting: {dropped} session(s) not counted: {HardCap} kinds were waiting for the store"));
+        if (batch.Count == 0) return;
         try { await _store.AddAsync(batch.Values).ConfigureAwait(false); }
         catch (Exception e)
         {
