@@ -175,6 +175,11 @@ public sealed class TlsRptWorldTests
         Assert.DoesNotContain("of reports.good.test", gw.MailLogText());
         Assert.Empty(await gw.Gateway.TlsReports.RunAsync(Tomorrow(config).AddHours(1), CancellationToken.None));
         Assert.Contains("TLS report for rpt-dane.test", gw.MailLogText());
+
+        // The same events feed the metrics.
+        var metrics = gw.Gateway.Metrics.Render(new MailMetrics.Gauges(null, new Dictionary<string, int>(), [], 3, DateTimeOffset.UtcNow));
+        Assert.Contains("postern_tls_report_sessions_total{policy_type=\"tlsa\",result=\"tlsa_invalid\"} " + Sessions(gw, "rpt-dane-bad.test"), metrics);
+        Assert.Contains("postern_tls_reports_total{state=\"sent\"} 7", metrics);
     }
 
     [Fact]

@@ -28,6 +28,10 @@ public sealed class MailMetrics
         [StsResult.Ok, StsResult.NotInPolicy, StsResult.StartTlsNotSupported, StsResult.CertificateHostMismatch, StsResult.ValidationFailure];
     private static readonly StsResult[] StsFetchResults = [StsResult.Ok, StsResult.PolicyFetchError, StsResult.PolicyInvalid, StsResult.WebPkiInvalid];
     private static readonly string[] InboundTlsOutcomes = ["success", "failed"];
+    private static readonly string[] RptPolicyTypes = LabelsOf<Policy.TlsRptPolicyType>();
+    /// <summary>TLS report session results: the RFC 8460 result types, then "success".</summary>
+    private static readonly string[] RptResults = [.. LabelsOf<Policy.TlsRptResultType>(), "success"];
+    private static readonly string[] RptStates = LabelsOf<TlsRptReportState>();
     private static readonly string[] HatActions = LabelsOf<PolicyAction>();
     private static readonly string[] FinishedOutcomes = ["delivered", "bounced", "partly_bounced"];
 
@@ -58,6 +62,8 @@ public sealed class MailMetrics
     private readonly long[] _dane = new long[DaneResults.Length];
     private readonly long[] _stsHosts = new long[StsResults.Length * StsModes.Length];
     private readonly long[] _stsFetches = new long[StsResults.Length];
+    private readonly long[] _rptSessions = new long[RptPolicyTypes.Length * RptResults.Length];
+    private readonly long[] _rptReports = new long[RptStates.Length];
     private int _configVersion;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
 
@@ -180,6 +186,11 @@ public sealed class MailMetrics
                 break;
             case StsPolicyFetched: Add(_stsFetches, (int)StsResult.Ok); break;
             case StsFetchFailed f: Add(_stsFetches, (int)f.Result); break;
+            case TlsSessionReported r:
+                Add(_rptSessions, (int)r.Policy.Type * RptResults.Length + (r.Failure is { } failure ? (int)failure : RptResults.Length - 1));
+                break;
+            case TlsReportSent: Add(_rptReports, (int)TlsRptReportState.Sent); break;
+            case TlsReportNotSent n: Add(_rptReports, (int)n.State); break;
 
             // ---- system ----
             case ConfigurationApplied v: Volatile.Write(ref _configVersion, v.Version); break;
@@ -270,6 +281,13 @@ public sealed class MailMetrics
         for (var result = 0; result < StsResults.Length; result++)
             if (Volatile.Read(ref _stsFetches[result]) is var n && (n > 0 || StsFetchResults.Contains((StsResult)result)))
                 w.Sample(n, ("result", StsResults[result]));
+
+        w.Counter("postern_tls_report_sessions_total", "Outbound TLS sessions counted for TLS reports (RFC 8460), by policy type and result type (only combinations seen).");
+        for (var type = 0; type < RptPolicyTypes.Length; type++)
+            for (var result = 0; result < RptResults.Length; result++)
+                if (Volatile.Read(ref _rptSessions[type * RptResults.Length + result]) is var n and > 0)
+                    w.Sample(n, ("policy_type", RptPolicyTypes[type]), ("result", RptResults[result]));
+        Counter(w, "postern_tls_reports_total", "Daily TLS reports handled, by state (sent, not_requested, retry, failed, too_large).", "state", RptStates, _rptReports);
 
         var active = gauges.ActiveConnections;
         w.Gauge("postern_outbound_active_connections", "Delivery connections open now, all destinations.");
