@@ -72,7 +72,9 @@ public sealed class DeliveryAgent : IAsyncDisposable
 
     /// <summary>Destinations with connections open now (for status and hoststatus).</summary>
     public IReadOnlyDictionary<string, int> ActiveConnections() =>
-        _destinations.Where(d => d.Value.Active > 0).ToDictionary(d => d.Key, d => d.Value.Active);
+        // Report mail's own queues count under their domain: the key's prefix is internal.
+        _destinations.Values.Where(d => d.Active > 0).GroupBy(d => d.Domain, StringComparer.OrdinalIgnoreCase)
+            .ToDictionary(g => g.Key, g => g.Sum(d => d.Active), StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Domains whose delivery an operator suspended ("*" = all): held, not attempted.</summary>
     private volatile IReadOnlySet<string> _suspended = new HashSet<string>();
@@ -119,6 +121,7 @@ public sealed class DeliveryAgent : IAsyncDisposable
         private ConnectFailure? _downReason;
         public int Peak;
         public int Active => Volatile.Read(ref _workers);
+        public string Domain => domain;
 
         private readonly Queue<(DateTimeOffset At, int Count)> _sent = new();
         private EffectiveDestination Destination => reportTraffic
