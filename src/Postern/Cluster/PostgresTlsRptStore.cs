@@ -29,7 +29,7 @@ public sealed class PostgresTlsRptStore : TlsRptSqlStore
 
     public PostgresTlsRptStore(PostgresDatabase db)
     {
-        db.EnsureSchema("tlsrpt", Steps);
+        db.EnsureSchema("tlsrpt-sending", Steps);
         _db = db;
     }
 

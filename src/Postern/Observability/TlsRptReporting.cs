@@ -141,6 +141,8 @@ public sealed class TlsRptReporter : IAsyncDisposable
     public const int MaxAttempts = 6;
     private static readonly TimeSpan[] Backoff = [TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(15), TimeSpan.FromHours(1), TimeSpan.FromHours(3), TimeSpan.FromHours(6)];
     public static readonly TimeSpan PostTimeout = TimeSpan.FromSeconds(30);
+    /// <summary>A report still "sending" this long after it was taken was abandoned by its sender.</summary>
+    public static readonly TimeSpan StalledAfter = TimeSpan.FromHours(1);
     private const int MaxCachedRecords = 10_000;
 
     private readonly Func<PosternConfig> _config;
@@ -197,16 +199,19 @@ public sealed class TlsRptReporter : IAsyncDisposable
                 foreach (var (day, domain) in await _store.UnreportedAsync(today.AddDays(-CatchUpDays), today).ConfigureAwait(false))
                 {
                     ct.ThrowIfCancellationRequested();
-                    var claimed = new TlsRptOutgoing(day, domain, ReportId(day, domain), _member, TlsRptReportState.Sending, "", 0, at, null, [], at);
+                    var claimed = new TlsRptOutgoing(day, domain, ReportId(day, domain), _member, TlsRptReportState.Sending, "", 1, at, null, [], at);
                     if (!await _store.ClaimAsync(claimed).ConfigureAwait(false)) continue;   // another member has it
                     done.Add(await SendAsync(claimed, at, ct).ConfigureAwait(false));
                 }
             foreach (var due in await _store.ReportsAsync(today.AddDays(-CatchUpDays - 1)).ConfigureAwait(false))
             {
                 ct.ThrowIfCancellationRequested();
-                if (due.State != TlsRptReportState.Retry || due.NextAttempt > at) continue;
-                // Taken by moving its attempt on; a member that saw the same attempt loses the race.
-                var taken = due with { Member = _member, NextAttempt = at + TimeSpan.FromMinutes(10), Updated = at };
+                // Due retries, and reports whose sender stopped mid-way (a crash, a kill): the mail may then go twice, never not at all.
+                var isDue = due.State == TlsRptReportState.Retry && due.NextAttempt <= at
+                    || due.State == TlsRptReportState.Sending && due.Updated < at - StalledAfter;
+                if (!isDue) continue;
+                // Taken by counting the attempt; a member that saw the same count loses the race.
+                var taken = due with { Member = _member, State = TlsRptReportState.Sending, Attempts = due.Attempts + 1, Updated = at };
                 if (!await _store.UpdateAsync(taken, due.Attempts).ConfigureAwait(false)) continue;
                 done.Add(await SendAsync(taken, at, ct).ConfigureAwait(false));
             }
@@ -244,13 +249,11 @@ public sealed class TlsRptReporter : IAsyncDisposable
         return next;
     }
 
-    private TlsRptOutgoing Retry(TlsRptOutgoing report, DateTimeOffset at, string reason)
-    {
-        var attempts = report.Attempts + 1;
-        return attempts >= MaxAttempts
-            ? report with { State = TlsRptReportState.Failed, Attempts = attempts, Detail = $"{reason} (after {attempts} attempts)", Updated = at }
-            : report with { State = TlsRptReportState.Retry, Attempts = attempts, NextAttempt = at + Backoff[attempts - 1], Detail = reason, Updated = at };
-    }
+    /// <summary>After a failed attempt (the report's Attempts counts it): the next one after a backoff, or given up.</summary>
+    private static TlsRptOutgoing Retry(TlsRptOutgoing report, DateTimeOffset at, string reason) =>
+        report.Attempts >= MaxAttempts
+            ? report with { State = TlsRptReportState.Failed, Detail = $"{reason} (after {report.Attempts} attempts)", Updated = at }
+            : report with { State = TlsRptReportState.Retry, NextAttempt = at + Backoff[Math.Clamp(report.Attempts - 1, 0, Backoff.Length - 1)], Detail = reason, Updated = at };
 
     private async Task<TlsRptOutgoing> AttemptAsync(TlsRptOutgoing report, DateTimeOffset at, CancellationToken ct)
     {
