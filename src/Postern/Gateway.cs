@@ -35,6 +35,8 @@ public sealed class Gateway : IAsyncDisposable
     public MetricsEndpoint? MetricsEndpoint { get; private set; }
     /// <summary>Message tracking (search and stories through its Store), or null when it is off.</summary>
     public MessageTracker? Tracking { get; private set; }
+    /// <summary>TLS reports received from other organisations (the report mailbox and POST /tlsrpt store them here).</summary>
+    public TlsRptIntake TlsReports { get; private init; } = null!;
 
     private ListenerSet? _listeners;
     private CertificateExpiryWatch? _expiryWatch;
@@ -93,13 +95,21 @@ public sealed class Gateway : IAsyncDisposable
             Sts = new StsPolicyProvider(dns, stsCache,
                 new StsPolicyFetcher(dns, certificates.TrustedRoots, context.VerificationOptions, config.MtaSts), events, () => DateTimeOffset.UtcNow),
         };
-        var queue = new QueueManager(config, store, delivery, events) { Live = () => holder.Current, Member = Cluster.Stores.MemberName(config), Paused = () => delivery.AllSuspended };
+        // ---- TLS reports received (RFC 8460): one inbox store; the report mailbox (QueueManager)
+        // and POST /tlsrpt (WebServer) hand it what arrives. Settings that cannot work are said now.
+        var tlsReports = new TlsRptIntake(Cluster.Stores.TlsRptInbox(config), events, () => DateTimeOffset.UtcNow);
+        foreach (var warning in TlsRptIntake.Warnings(config)) events.Publish(new SystemWarning(warning));
+        // ---- end of TLS reports received
+        var queue = new QueueManager(config, store, delivery, events)
+        {
+            Live = () => holder.Current, Member = Cluster.Stores.MemberName(config), Paused = () => delivery.AllSuspended, TlsReports = tlsReports,
+        };
         var alerts = new AlertService(config, store, events, queue.Wake)
         {
             Live = () => holder.Current,
             Throttle = shared is null ? new MemoryAlertThrottle() : new Cluster.PostgresAlertThrottle(shared.Database),
         };
-        var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates };
+        var gateway = new Gateway(config, data, events, store, mailLog, delivery, queue, alerts) { Certificates = certificates, TlsReports = tlsReports };
         gateway.Counters.Attach(events);
         gateway.TlsOutcomes.Attach(events);
         gateway.Traffic.Attach(events);
@@ -187,7 +197,7 @@ public sealed class Gateway : IAsyncDisposable
         {
             try
             {
-                gateway.Web = Postern.Web.WebServer.StartAsync(data, config, () => holder.Current, events, gateway.Counters, gateway.Traffic, store, certificates, console)
+                gateway.Web = Postern.Web.WebServer.StartAsync(data, config, () => holder.Current, events, gateway.Counters, gateway.Traffic, store, certificates, console, tlsReports)
                     .GetAwaiter().GetResult();
                 console?.WriteLine($"web interface on https://{gateway.Web.Endpoint}/");
             }
@@ -222,6 +232,7 @@ public sealed class Gateway : IAsyncDisposable
         if (_membership is not null) await _membership.DisposeAsync().ConfigureAwait(false);
         Certificates.Dispose();
         Delivery.Sts?.Cache.Dispose();
+        TlsReports.Inbox.Dispose();   // after the scheduler and the web server: nothing stores into it any more
         await Store.DisposeAsync().ConfigureAwait(false);
         if (Tracking is not null) await Tracking.DisposeAsync().ConfigureAwait(false);   // after delivery: the last outcomes are tracked
         Events.Publish(new SystemNotice("Postern stopped"));
