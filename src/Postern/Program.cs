@@ -121,6 +121,7 @@ root.Subcommands.Add(CertConfigCommands.Build(configOption, jsonOption, LoadConf
 root.Subcommands.Add(DaneCheckCommand.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(StsCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(StsCommands.BuildCheck(configOption, jsonOption, LoadConfig));
+root.Subcommands.Add(TlsRptCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(AdminUserCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(InterfaceCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(ClusterCommands.Build(configOption, jsonOption, LoadConfig));
