@@ -38,6 +38,8 @@ public sealed class Gateway : IAsyncDisposable
     /// <summary>TLS reporting (RFC 8460): session counts from the event stream, and the daily reports made from them.</summary>
     public TlsRptCollector TlsSessions { get; private init; } = null!;
     public TlsRptReporter TlsReports { get; private init; } = null!;
+    /// <summary>TLS reports received from other organisations (the report mailbox and POST /tlsrpt store them here).</summary>
+    public TlsRptIntake ReceivedTlsReports { get; private init; } = null!;
 
     private ListenerSet? _listeners;
     private CertificateExpiryWatch? _expiryWatch;
@@ -96,7 +98,14 @@ public sealed class Gateway : IAsyncDisposable
             Sts = new StsPolicyProvider(dns, stsCache,
                 new StsPolicyFetcher(dns, certificates.TrustedRoots, context.VerificationOptions, config.MtaSts), events, () => DateTimeOffset.UtcNow),
         };
-        var queue = new QueueManager(config, store, delivery, events) { Live = () => holder.Current, Member = Cluster.Stores.MemberName(config), Paused = () => delivery.AllSuspended };
+        // ---- TLS reports received (RFC 8460): one inbox store; the report mailbox (QueueManager)
+        // and POST /tlsrpt (WebServer) hand it what arrives. Settings that cannot work are said now.
+        var tlsReports = new TlsRptIntake(Cluster.Stores.TlsRptInbox(config), events, () => DateTimeOffset.UtcNow);
+        // ---- end of TLS reports received
+        var queue = new QueueManager(config, store, delivery, events)
+        {
+            Live = () => holder.Current, Member = Cluster.Stores.MemberName(config), Paused = () => delivery.AllSuspended, TlsReports = tlsReports,
+        };
         var alerts = new AlertService(config, store, events, queue.Wake)
         {
             Live = () => holder.Current,
@@ -109,6 +118,7 @@ public sealed class Gateway : IAsyncDisposable
             TlsSessions = new TlsRptCollector(tlsRptStore, events),
             TlsReports = new TlsRptReporter(() => holder.Current, tlsRptStore, store, dns, events, queue.Wake, certificates.TrustedRoots,
                 context.VerificationOptions, () => DateTimeOffset.UtcNow, Cluster.Stores.MemberName(config)),
+            ReceivedTlsReports = tlsReports,
         };
         gateway.Counters.Attach(events);
         gateway.TlsOutcomes.Attach(events);
@@ -197,7 +207,7 @@ public sealed class Gateway : IAsyncDisposable
         {
             try
             {
-                gateway.Web = Postern.Web.WebServer.StartAsync(data, config, () => holder.Current, events, gateway.Counters, gateway.Traffic, store, certificates, console)
+                gateway.Web = Postern.Web.WebServer.StartAsync(data, config, () => holder.Current, events, gateway.Counters, gateway.Traffic, store, certificates, console, tlsReports)
                     .GetAwaiter().GetResult();
                 console?.WriteLine($"web interface on https://{gateway.Web.Endpoint}/");
             }
@@ -235,6 +245,7 @@ public sealed class Gateway : IAsyncDisposable
         if (_membership is not null) await _membership.DisposeAsync().ConfigureAwait(false);
         Certificates.Dispose();
         Delivery.Sts?.Cache.Dispose();
+        ReceivedTlsReports.Inbox.Dispose();   // after the scheduler and the web server: nothing stores into it any more
         await Store.DisposeAsync().ConfigureAwait(false);
         if (Tracking is not null) await Tracking.DisposeAsync().ConfigureAwait(false);   // after delivery: the last outcomes are tracked
         Events.Publish(new SystemNotice("Postern stopped"));

@@ -121,6 +121,9 @@ root.Subcommands.Add(CertConfigCommands.Build(configOption, jsonOption, LoadConf
 root.Subcommands.Add(DaneCheckCommand.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(StsCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(StsCommands.BuildCheck(configOption, jsonOption, LoadConfig));
+var tlsrpt = TlsRptCommands.Build(configOption, jsonOption, LoadConfig);
+TlsRptSendingCommands.AddTo(tlsrpt, configOption, jsonOption, LoadConfig);
+root.Subcommands.Add(tlsrpt);
 root.Subcommands.Add(AdminUserCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(InterfaceCommands.Build(configOption, jsonOption, LoadConfig));
 root.Subcommands.Add(ClusterCommands.Build(configOption, jsonOption, LoadConfig));

@@ -191,8 +191,8 @@ public sealed class TlsRptSendingTests
         config.TlsReporting.HttpsEndpoint = true;
         config.Web.Enabled = false;
         var warnings = ConfigPreflight.Warnings(config);
-        Assert.Contains(warnings, w => w.Contains("the Recipient Access Table does not accept elsewhere.example", StringComparison.Ordinal));
-        Assert.Contains(warnings, w => w.StartsWith("tlsReporting.httpsEndpoint is on, but the web interface is off", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.StartsWith("tlsReporting.mailbox tlsrpt@elsewhere.example: the Recipient Access Table does not accept it", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.StartsWith("tlsReporting.httpsEndpoint is on but the web interface is off", StringComparison.Ordinal));
         config.TlsReporting.Mailbox = "tlsrpt@localdomain";
         config.Web.Enabled = true;
         Assert.DoesNotContain(ConfigPreflight.Warnings(config), w => w.Contains("tlsReporting", StringComparison.Ordinal));
@@ -214,5 +214,31 @@ public sealed class TlsRptSendingTests
             default: config.TlsReporting.Mailbox = "not an address"; break;
         }
         Assert.Contains(message, Assert.Throws<ConfigException>(config.Validate).Message);
+    }
+
+    [Fact]
+    public async Task The_CLI_stages_the_settings_and_shows_what_was_counted_and_sent()
+    {
+        var config = TestWorld.Instance.NewConfig("tlsrpt-cli");
+        var file = CliRuns.WriteConfig(config);
+        var staged = CliRuns.Expect(0, "tlsrpt", "setup", "--enable", "on", "--organization", "Example Corp", "--send-hour", "3",
+            "--mailbox", "tlsrpt@elsewhere.example", "--config", file);
+        Assert.Contains("Changes are staged", staged);
+        Assert.Contains("warning: tlsReporting.mailbox tlsrpt@elsewhere.example: the Recipient Access Table does not accept it", staged);
+        Assert.Contains("tlsReporting.sendHourUtc must be 0-23", CliRuns.Expect(2, "tlsrpt", "setup", "--send-hour", "24", "--config", file));
+        Assert.Contains("--enable 'maybe' is not on or off", CliRuns.Expect(2, "tlsrpt", "setup", "--enable", "maybe", "--config", file));
+        CliRuns.Expect(0, "commit", "--config", file);
+
+        var today = DateOnly.FromDateTime(DateTime.UtcNow);
+        using (var store = new SqliteTlsRptStore(SqliteTlsRptStore.PathFor(Path.GetFullPath(config.DataDirectory))))
+            await store.AddAsync(Counts().Select(c => c with { Day = today }).ToList());
+        var status = CliRuns.Expect(0, "tlsrpt", "status", "--config", file);
+        Assert.Contains("TLS reporting is on: reports go out daily at 03:00 UTC as Example Corp", status);
+        Assert.Matches(@"example\.com\s+tlsa/no-policy-found\s+successful\s+7\s+failed\s+7", status);
+        Assert.Contains("starttls-not-supported         4 x mx3.example.com [198.51.100.3] from 192.0.2.1: STARTTLS not advertised", status);
+        var json = JsonDocument.Parse(CliRuns.Expect(0, "tlsrpt", "status", "--json", "--config", file)).RootElement;
+        Assert.True(json.GetProperty("enabled").GetBoolean());
+        Assert.Equal(7, json.GetProperty("domains")[0].GetProperty("failed").GetInt64());
+        Assert.Contains("is not YYYY-MM-DD", CliRuns.Expect(2, "tlsrpt", "status", "--day", "yesterday", "--config", file));
     }
 }

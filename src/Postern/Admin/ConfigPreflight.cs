@@ -115,17 +115,7 @@ public static class ConfigPreflight
                 warnings.Add($"DANE is enabled, but no resolver ({(resolvers.Count == 0 ? "none found" : string.Join(", ", resolvers))}) is trusted to validate DNSSEC " +
                     "(dns.trustedResolvers; by default only resolvers on loopback addresses): DANE never applies (opportunistic) and mandatory destinations get nothing");
         }
-        var reporting = config.TlsReporting;
-        if (reporting.Mailbox is { Length: > 0 } mailbox)
-        {
-            var domain = Inbound.SmtpSyntax.DomainOf(mailbox);
-            if (!config.Listeners.Any(l => l.Type == ListenerType.Public))
-                warnings.Add($"tlsReporting.mailbox {mailbox}: there is no public listener, so no report can be mailed to it");
-            else if (config.RecipientAccessTable.FirstOrDefault(e => Dns.DomainNames.MatchesPattern(domain, e.Domain)) is not { Action: RatAction.Accept })
-                warnings.Add($"tlsReporting.mailbox {mailbox}: the Recipient Access Table does not accept {domain}, so reports mailed to it are refused");
-        }
-        if (reporting.HttpsEndpoint && !config.Web.Enabled)
-            warnings.Add("tlsReporting.httpsEndpoint is on, but the web interface is off: nothing receives reports by HTTPS until web.enabled is on");
+        warnings.AddRange(Observability.TlsRptIntake.Warnings(config));
         return warnings;
     }
 

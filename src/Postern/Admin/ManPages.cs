@@ -1577,6 +1577,96 @@ public static partial class ManPages
             ["postern sts flush example.com"],
             ["postern sts refresh", "postern sts list"]),
 
+        ["postern tlsrpt"] = new(
+            """
+            SMTP TLS Reporting (RFC 8460), both ways.
+
+            Sending (tlsReporting.enabled, off by default; postern tlsrpt setup): every outbound TLS session to an MX host
+            is counted under the policy it was made under (DANE's TLSA records, the MTA-STS policy, or none) with the RFC's
+            result type when it failed, per policy domain and UTC day. From tlsReporting.sendHourUtc on, each domain that
+            publishes a _smtp._tls record and had traffic the day before gets its aggregate report: by mail through the
+            queue (application/tlsrpt+gzip, with the TLS-Report-Domain and TLS-Report-Submitter headers) and by HTTPS POST,
+            retried when refused. Report mail goes with TLS preferred and no DANE or MTA-STS (RFC 8460 §5.3) and its own
+            sessions are never counted. postern tlsrpt status shows the counts and the reports.
+
+            Receiving: other organisations' MTAs that send mail to our domains report daily how their
+            TLS sessions with us went (which MTA-STS or DANE policy they applied, how many sessions succeeded and failed,
+            and why: expired certificate, STARTTLS not offered, name mismatch ...), if our domains publish a TLSRPT record
+            (_smtp._tls.DOMAIN TXT "v=TLSRPTv1; rua=...") pointing at Postern.
+
+            Postern receives them two ways. By mail: tlsReporting.mailbox names an address (its domain must be in the
+            Recipient Access Table of a public listener); mail to it is read as a report (the application/tlsrpt+gzip or
+            application/tlsrpt+json part, RFC 8460 §5.3) and stored, never delivered on and never bounced; a mail without a
+            readable report is discarded with a warning in the mail log. By HTTPS: with tlsReporting.httpsEndpoint on,
+            the web interface accepts POST /tlsrpt (no login; RFC 8460 §5.2) and answers 201 when stored, 200 for a
+            report stored before, 400 with the reason for one it cannot read, 413 over 10 MB, 404 while the setting is off.
+
+            Reports are kept in <data>/queue/tlsrpt-received.db (a cluster keeps them in its database) for 400 days. The
+            same report-id from the same organization-name is stored once, however often and by whichever way it comes.
+            A report may be at most 10 MB as received and 20 MB once decompressed. The submitter's headers and the report's
+            text are the sender's word (no DKIM check); everything a sender wrote is shown escaped.
+            """,
+            ["postern tlsrpt setup --enable on --organization \"Example Corp\"", "postern tlsrpt status", "postern tlsrpt list --failed"],
+            ["postern tlsrpt status", "postern tlsrpt setup", "postern tlsrpt list", "postern tlsrpt show", "postern tlsrpt import", "docs/TLSRPT.md"]),
+
+        ["postern tlsrpt status"] = new(
+            """
+            The sending side: whether TLS reporting is on, then per policy domain the outbound TLS sessions counted on DAY
+            (--day YYYY-MM-DD, UTC; today by default) with the policy types, successful and failed counts and each kind of
+            failure (result type, count, MX host and address, sending address, first reason), then the daily reports of the
+            last week: day, domain, state (Sent, NotRequested: the domain asks for none; Retry: a lookup or POST failed and
+            is tried again; Failed; TooLarge) and what was done. A cluster member shows the cluster's counts. --json prints
+            the same as one object.
+            """,
+            ["postern tlsrpt status", "postern tlsrpt status --day 2026-11-29 --json"],
+            ["postern tlsrpt setup", "docs/TLSRPT.md"]),
+
+        ["postern tlsrpt setup"] = new(
+            """
+            Changes the TLS reporting settings; only the options given change, and the change is staged (postern commit
+            applies it). --enable on|off counts sessions and sends the daily reports; --organization and --contact are
+            written in reports (none = the hostname, postmaster@hostname); --from is the report mail's sender; --send-hour
+            is the UTC hour from which the previous day's reports go out; --max-report-bytes caps a gzipped report;
+            --mailbox ADDRESS|none and --https-endpoint on|off receive reports. A value out of range is refused with the
+            reason; settings that cannot take effect (a mailbox the Recipient Access Table refuses, an HTTPS endpoint
+            without the web interface) are warned about.
+            """,
+            ["postern tlsrpt setup --enable on --organization \"Example Corp\" --contact mailto:tls@example.com", "postern tlsrpt setup --mailbox tlsrpt@example.com"],
+            ["postern tlsrpt status", "postern commit", "docs/TLSRPT.md"]),
+
+        ["postern tlsrpt list"] = new(
+            """
+            Lists the received reports, newest first: number, when it arrived (UTC), the sending organisation, the policy
+            domains it reports on, its date range, and its successful and failed session counts. --domain keeps the reports
+            about one of our domains, --failed those with failed sessions, --since those received since a time.
+            Warnings say when the configuration in force keeps reports from arriving (a report mailbox the Recipient
+            Access Table refuses, an HTTPS endpoint without the web interface). --json prints each report's summary.
+            """,
+            ["postern tlsrpt list", "postern tlsrpt list --domain example.com --since 7d --json"],
+            ["postern tlsrpt show", "postern tlsrpt import"]),
+
+        ["postern tlsrpt show"] = new(
+            """
+            Shows received report ID in whole: the sending organisation, its contact, the report-id, the date range, the
+            TLS-Report-Submitter and TLS-Report-Domain headers of a mailed report, and per policy its type (sts, tlsa or
+            no-policy-found), policy domain, policy strings, MX hosts and session counts, with each failure: its result
+            type, count, sending MTA address, receiving MX host and address, and the sender's reason code. --json prints
+            the report's JSON as it was received (characters that could act on a terminal written as \uXXXX escapes).
+            Exit status 1 when no report has that number.
+            """,
+            ["postern tlsrpt show 3", "postern tlsrpt show 3 --json"],
+            ["postern tlsrpt list"]),
+
+        ["postern tlsrpt import"] = new(
+            """
+            Stores a report that reached the administrator some other way: FILE is the report's JSON, gzipped (.json.gz)
+            or not, or a mail carrying it (.eml, or any file that is neither gzip nor a JSON object). It is read and
+            stored exactly as a report arriving by mail would be. Exit status 1, with the reason, when FILE holds no
+            readable report; a report stored before is not stored again.
+            """,
+            ["postern tlsrpt import report.json.gz", "postern tlsrpt import report.eml"],
+            ["postern tlsrpt list", "postern tlsrpt show"]),
+
         ["postern check"] = new(
             """
             The domain checker: is it safe to enforce MTA-STS for DOMAIN (`postern destconfig edit DOMAIN --mta-sts on`)?

@@ -9,31 +9,6 @@ namespace Postern.Admin;
 public sealed record TlsReportingChanges(bool? Enabled = null, string? OrganizationName = null, string? Contact = null, string? From = null,
     int? SendHourUtc = null, int? MaxReportBytes = null, string? Mailbox = null, bool? HttpsEndpoint = null);
 
-/// <summary>The TLS reporting settings as the CLI and the web page change them: staged, validated whole, applied by commit.</summary>
-public sealed class TlsReportingService(ConfigService config, PosternConfig fallback)
-{
-    public PosternConfig Working => config.Working(fallback);
-
-    /// <summary>Applies the changes to the working configuration, refuses an invalid result with the reasons, stages it, and returns warnings that apply.</summary>
-    public IReadOnlyList<string> Setup(TlsReportingChanges x)
-    {
-        var c = Working;
-        var t = c.TlsReporting;
-        static string? Optional(string value) => value.Equals("none", StringComparison.OrdinalIgnoreCase) || value.Length == 0 ? null : value;
-        if (x.Enabled is { } enabled) t.Enabled = enabled;
-        if (x.OrganizationName is { } org) t.OrganizationName = Optional(org) ?? "";
-        if (x.Contact is { } contact) t.Contact = Optional(contact) ?? "";
-        if (x.From is { } from) t.From = Optional(from);
-        if (x.SendHourUtc is { } hour) t.SendHourUtc = hour;
-        if (x.MaxReportBytes is { } max) t.MaxReportBytes = max;
-        if (x.Mailbox is { } mailbox) t.Mailbox = Optional(mailbox);
-        if (x.HttpsEndpoint is { } https) t.HttpsEndpoint = https;
-        c.Validate();
-        config.Stage(c);
-        return ConfigPreflight.Warnings(c).Where(w => w.StartsWith("tlsReporting", StringComparison.Ordinal)).ToList();
-    }
-}
-
 /// <summary>
 /// `postern tlsrpt status` (what the sending side counted and sent) and `postern tlsrpt setup`
 /// (the settings, staged for commit): added to the `tlsrpt` command beside the received reports.

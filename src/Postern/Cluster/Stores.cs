@@ -32,6 +32,11 @@ public static class Stores
         ? new PostgresTlsRptStore(PostgresDatabase.For(c))
         : new Observability.SqliteTlsRptStore(Observability.SqliteTlsRptStore.PathFor(Path.GetFullPath(config.DataDirectory)));
 
+    /// <summary>The TLS reports received from other organisations (RFC 8460).</summary>
+    public static Observability.ITlsRptInbox TlsRptInbox(PosternConfig config) => config.Cluster is { } c
+        ? new PostgresTlsRptInbox(PostgresDatabase.For(c))
+        : new Observability.SqliteTlsRptInbox(Observability.SqliteTlsRptInbox.PathFor(Path.GetFullPath(config.DataDirectory)));
+
     /// <summary>A configuration service on this machine's configuration store, seeing committed versions with this machine's own settings.</summary>
     public static ConfigService ConfigService(IConfigStore store, PosternConfig local, Func<PosternConfig, IReadOnlyList<string>>? machineChecks = null) =>
         new(store, machineChecks) { Machine = local };

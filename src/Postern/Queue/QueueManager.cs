@@ -53,6 +53,8 @@ public sealed class QueueManager : IAsyncDisposable
     public string Member { get; init; } = "";
     /// <summary>True while this member must not take work from a shared store (all its deliveries suspended): the others deliver it.</summary>
     public Func<bool>? Paused { get; init; }
+    /// <summary>Stores mail to the TLS report mailbox (tlsReporting.mailbox) instead of delivering it; null = no such mailbox here.</summary>
+    public TlsRptIntake? TlsReports { get; init; }
 
     /// <summary>The messages this process is delivering now (a shared store's claims to renew).</summary>
     public IReadOnlyCollection<long> InFlight()
@@ -151,12 +153,17 @@ public sealed class QueueManager : IAsyncDisposable
             using var lease = await _store.LeaseBodyAsync(message.Mid).ConfigureAwait(false);
             if (lease is null) return;   // deleted meanwhile
             var body = lease.Memory;
+            // TLS reports (RFC 8460) to our report mailbox are stored here and never sent on or
+            // bounced. Safe: the message is durably queued, and its outcome is recorded below like any other.
+            var config = _config;
+            var toReportMailbox = TlsReports is null ? [] : due.Where(r => TlsRptIntake.IsMailbox(config, r.Address)).ToList();
+            var stored = toReportMailbox.Count == 0 ? [] : TlsReports!.DeliverToMailbox(message, body, toReportMailbox);
             // One transaction per destination domain, at most 100 recipients each (the
             // minimum every server must take, RFC 5321 §4.5.3.1.8).
-            var jobs = due.GroupBy(r => r.Domain)
+            var jobs = due.Except(toReportMailbox).GroupBy(r => r.Domain)
                 .SelectMany(g => g.Chunk(100).Select(chunk => _delivery.DeliverAsync(new DeliveryJob(message, chunk, g.Key, body))))
                 .ToList();
-            var results = (await Task.WhenAll(jobs).ConfigureAwait(false)).SelectMany(r => r).ToList();
+            var results = (await Task.WhenAll(jobs).ConfigureAwait(false)).SelectMany(r => r).Concat(stored).ToList();
             await RecordAsync(message, body, results).ConfigureAwait(false);
         }
         catch (Cluster.LeaseLostException e)

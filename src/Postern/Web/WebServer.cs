@@ -33,6 +33,8 @@ public sealed class WebContext(string dataDirectory, PosternConfig startup, Func
     public CertificateProvider Certificates { get; } = certificates;
     public WebUserService Users { get; } = users;
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+    /// <summary>TLS reports received from other organisations; null outside a running gateway.</summary>
+    public TlsRptIntake? TlsReports { get; init; }
 
     /// <summary>The versioned configuration, as the CLI sees it (commit checks the machine too).</summary>
     public T Config<T>(Func<ConfigService, PosternConfig, T> action)
@@ -84,7 +86,8 @@ public sealed class WebServer : IAsyncDisposable
     public const string OperateQueue = "OperateQueue";
 
     public static async Task<WebServer> StartAsync(string dataDirectory, PosternConfig startup, Func<PosternConfig> live, MailEventStream events,
-        MailCounters counters, TrafficHistory traffic, IQueueStore queue, CertificateProvider certificates, TextWriter? console)
+        MailCounters counters, TrafficHistory traffic, IQueueStore queue, CertificateProvider certificates, TextWriter? console,
+        TlsRptIntake? tlsReports = null)
     {
         var settings = startup.Web;
         var webDirectory = Path.Combine(dataDirectory, "web");
@@ -99,7 +102,7 @@ public sealed class WebServer : IAsyncDisposable
             console?.WriteLine($"Web interface: initial administrator 'admin', password {password} (also in {initialFile}, mode 0600; change it with postern adminuser passwd admin)");
             events.Publish(new SystemNotice($"web interface: initial administrator 'admin' created; its password is in {initialFile}"));
         }
-        var context = new WebContext(dataDirectory, startup, live, events, counters, traffic, queue, certificates, users);
+        var context = new WebContext(dataDirectory, startup, live, events, counters, traffic, queue, certificates, users) { TlsReports = tlsReports };
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -200,6 +203,9 @@ public sealed class WebServer : IAsyncDisposable
             await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
             return Results.Redirect("/login");
         });
+        // RFC 8460 §5.2: TLS reports by HTTPS POST. Senders are other organisations' MTAs: no
+        // login, no antiforgery (no cookie is used), and it answers only while enabled.
+        app.MapPost("/tlsrpt", (Func<HttpContext, Task<IResult>>)(http => ReceiveTlsReportAsync(http, live, tlsReports, events))).AllowAnonymous();
         app.MapRazorPages();
         await app.StartAsync().ConfigureAwait(false);
 
@@ -209,6 +215,52 @@ public sealed class WebServer : IAsyncDisposable
         if (certificates.ForWeb().IsDemo)
             events.Publish(new SystemWarning("the web interface uses the demo certificate; assign a real one (postern certconfig assign NAME --https, then commit)"));
         return new WebServer(app, userStore, endpoint);
+    }
+
+    /// <summary>
+    /// POST /tlsrpt: 201 stored, 200 stored before (a retry), 400 not a report, 404 while
+    /// tlsReporting.httpsEndpoint is off, 413 too large, 415 another media type. The body is read
+    /// under a size cap and a deadline; the answer and the log quote the sender's text escaped.
+    /// </summary>
+    private static async Task<IResult> ReceiveTlsReportAsync(HttpContext http, Func<PosternConfig> live, TlsRptIntake? intake, MailEventStream events)
+    {
+        if (intake is null || !live().TlsReporting.HttpsEndpoint) return Results.NotFound();
+        var type = (http.Request.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
+        if (type is not ("application/tlsrpt+gzip" or "application/tlsrpt+json"))
+            return Results.Text("Content-Type must be application/tlsrpt+gzip or application/tlsrpt+json\n", statusCode: StatusCodes.Status415UnsupportedMediaType);
+        const int cap = TlsRptReader.MaxPayloadBytes;
+        var tooLarge = Results.Text($"a report may be at most {cap} bytes\n", statusCode: StatusCodes.Status413PayloadTooLarge);
+        if (http.Request.ContentLength > cap) return tooLarge;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+        deadline.CancelAfter(TimeSpan.FromSeconds(60));
+        using var body = new MemoryStream();
+        var buffer = new byte[64 * 1024];
+        try
+        {
+            int n;
+            while ((n = await http.Request.Body.ReadAsync(buffer, deadline.Token).ConfigureAwait(false)) > 0)
+            {
+                if (body.Length + n > cap) return tooLarge;
+                body.Write(buffer, 0, n);
+            }
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge) { return tooLarge; }
+        catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
+        {
+            return Results.Text("the report did not arrive within 60 seconds\n", statusCode: StatusCodes.Status408RequestTimeout);
+        }
+        var from = http.Connection.RemoteIpAddress?.ToString() ?? "?";
+        ParsedTlsReport parsed;
+        try { parsed = TlsRptReader.Parse(body.GetBuffer().AsSpan(0, (int)body.Length)); }
+        catch (TlsRptParseException e)
+        {
+            events.Publish(new SystemWarning($"TLS report by HTTPS from {from} refused: {e.Message}"));
+            return Results.Text($"not a TLS report: {e.Message}\n", statusCode: StatusCodes.Status400BadRequest);
+        }
+        var stored = intake.Accept(parsed, new TlsRptOrigin($"https from {from}"));
+        return stored.Duplicate
+            ? Results.Text($"already stored as TLS report {stored.Id}\n", statusCode: StatusCodes.Status200OK)
+            : Results.Text($"stored as TLS report {stored.Id}\n", statusCode: StatusCodes.Status201Created);
     }
 
     public async ValueTask DisposeAsync()
