@@ -207,7 +207,7 @@ public sealed class Gateway : IAsyncDisposable
         {
             try
             {
-                gateway.Web = Postern.Web.WebServer.StartAsync(data, config, () => holder.Current, events, gateway.Counters, gateway.Traffic, store, certificates, console, tlsReports)
+                gateway.Web = Postern.Web.WebServer.StartAsync(data, config, () => holder.Current, events, gateway.Counters, gateway.Traffic, store, certificates, console, tlsReports, gateway.TlsReports.Store)
                     .GetAwaiter().GetResult();
                 console?.WriteLine($"web interface on https://{gateway.Web.Endpoint}/");
             }

@@ -490,6 +490,15 @@ public sealed class TlsRptInboxTests
         await using var gw = RunningGateway.Start(config);
         gw.Gateway.ReceivedTlsReports.Accept(TlsRptReader.Parse(Gzip(RfcExample)), new TlsRptOrigin("mail MID 1 from <>", "company-y.example", "company-x.example"));
         gw.Gateway.ReceivedTlsReports.Accept(TlsRptReader.Parse(Encoding.UTF8.GetBytes(CleanReport)), new TlsRptOrigin("https from 192.0.2.7"));
+        // Our own side: sessions counted today and a report of yesterday that waits for a retry.
+        var today = DateOnly.FromDateTime(DateTime.UtcNow);
+        var none = Postern.Policy.TlsRptPolicy.For("rpt-none.test", new Postern.Policy.DaneHostPolicy(Postern.Policy.DaneHostKind.NotApplicable, [], "off"), null);
+        await gw.Gateway.TlsReports.Store.AddAsync([
+            new TlsRptCount(today, none, null, "", "", "", 5, ""),
+            new TlsRptCount(today, none, Postern.Policy.TlsRptResultType.StartTlsNotSupported, "127.0.5.1", "mx.notls.test", "127.0.4.9", 2, "STARTTLS not advertised")]);
+        var now = DateTimeOffset.UtcNow;
+        await gw.Gateway.TlsReports.Store.ClaimAsync(new TlsRptOutgoing(today.AddDays(-1), "rpt-dane.test", "id-1", "", TlsRptReportState.Retry,
+            "POST https://collector.rpt.test:8443/v1/tlsrpt: HTTP status 503", 1, now, null, [], now));
         await using var b = await Browser.OpenAsync(gw.Gateway.Web!.Endpoint, nameof(The_web_page_shows_who_failed_to_reach_us_and_the_settings_form_stages_a_change));
         await b.LoginAsync("admin", InitialPassword(config));
 
@@ -499,6 +508,10 @@ public sealed class TlsRptInboxTests
         Assert.Contains("Other Org", await b.Page.InnerTextAsync("#reports tr[data-id='2']"));
         var failures = await b.Page.InnerTextAsync("#failures");
         foreach (var part in new[] { "certificate-expired", "mx1.mail.company-y.example", "starttls-not-supported", "200", "validation-failure" }) Assert.Contains(part, failures);
+        var sentToday = await b.Page.InnerTextAsync("#sent-today");
+        foreach (var part in new[] { "rpt-none.test", "5", "2" }) Assert.Contains(part, sentToday);
+        var sent = await b.Page.InnerTextAsync("#sent-reports");
+        foreach (var part in new[] { "rpt-dane.test", "Retry", "HTTP status 503" }) Assert.Contains(part, sent);
         await b.Page.FillAsync("#domain", "company-z.example");
         await b.Page.ClickAsync("#filter-button");
         await b.ShotAsync("filtered");

@@ -35,6 +35,8 @@ public sealed class WebContext(string dataDirectory, PosternConfig startup, Func
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
     /// <summary>TLS reports received from other organisations; null outside a running gateway.</summary>
     public TlsRptIntake? TlsReports { get; init; }
+    /// <summary>The sending side's counts and reports (TLS reporting of our outbound sessions).</summary>
+    public ITlsRptStore? SentReports { get; init; }
 
     /// <summary>The versioned configuration, as the CLI sees it (commit checks the machine too).</summary>
     public T Config<T>(Func<ConfigService, PosternConfig, T> action)
@@ -87,7 +89,7 @@ public sealed class WebServer : IAsyncDisposable
 
     public static async Task<WebServer> StartAsync(string dataDirectory, PosternConfig startup, Func<PosternConfig> live, MailEventStream events,
         MailCounters counters, TrafficHistory traffic, IQueueStore queue, CertificateProvider certificates, TextWriter? console,
-        TlsRptIntake? tlsReports = null)
+        TlsRptIntake? tlsReports = null, ITlsRptStore? sentReports = null)
     {
         var settings = startup.Web;
         var webDirectory = Path.Combine(dataDirectory, "web");
@@ -102,7 +104,7 @@ public sealed class WebServer : IAsyncDisposable
             console?.WriteLine($"Web interface: initial administrator 'admin', password {password} (also in {initialFile}, mode 0600; change it with postern adminuser passwd admin)");
             events.Publish(new SystemNotice($"web interface: initial administrator 'admin' created; its password is in {initialFile}"));
         }
-        var context = new WebContext(dataDirectory, startup, live, events, counters, traffic, queue, certificates, users) { TlsReports = tlsReports };
+        var context = new WebContext(dataDirectory, startup, live, events, counters, traffic, queue, certificates, users) { TlsReports = tlsReports, SentReports = sentReports };
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {

@@ -26,9 +26,23 @@ public sealed class TlsReportsModel(WebContext web) : PageModel
     public long? Id { get; private set; }
     public int Shown => Limit;
 
-    public IActionResult OnGet(long? id, string? domain, bool failed)
+    /// <summary>Our own reports: sessions counted today per policy domain, and the reports of the last week.</summary>
+    public bool Sending { get; private set; }
+    public IReadOnlyList<(string Domain, long Successful, long Failed)> SentToday { get; private set; } = [];
+    public IReadOnlyList<TlsRptOutgoing> Sent { get; private set; } = [];
+
+    public async Task<IActionResult> OnGetAsync(long? id, string? domain, bool failed)
     {
         Warnings = TlsRptIntake.Warnings(web.Live);
+        Sending = web.Live.TlsReporting.Enabled;
+        if (id is null && web.SentReports is { } sent)
+        {
+            var today = DateOnly.FromDateTime(DateTime.UtcNow);
+            SentToday = (await sent.CountsAsync(today)).GroupBy(c => c.Policy.PolicyDomain)
+                .Select(g => (g.Key, g.Where(c => c.Failure is null).Sum(c => c.Sessions), g.Where(c => c.Failure is not null).Sum(c => c.Sessions)))
+                .OrderByDescending(d => d.Item3).ThenBy(d => d.Key).Take(Limit).ToList();
+            Sent = (await sent.ReportsAsync(today.AddDays(-TlsRptReporter.CatchUpDays))).OrderByDescending(r => r.Day).ThenBy(r => r.Domain).Take(Limit).ToList();
+        }
         if (web.TlsReports is not { } intake) return Page();
         if (id is { } n)
         {
