@@ -241,4 +241,35 @@ public sealed class TlsRptSendingTests
         Assert.Equal(7, json.GetProperty("domains")[0].GetProperty("failed").GetInt64());
         Assert.Contains("is not YYYY-MM-DD", CliRuns.Expect(2, "tlsrpt", "status", "--day", "yesterday", "--config", file));
     }
+
+    [Fact]
+    public async Task Two_members_running_the_daily_reports_at_once_send_each_report_once()
+    {
+        // Sessions both members counted about reports.good.test (whose record asks for mail only), in one cluster store.
+        var settings = ClusterStore.Settings(ClusterStore.CreateDatabase("tlsrptrace"), "a");
+        using var store = new PostgresTlsRptStore(PostgresDatabase.For(settings));
+        var none = TlsRptPolicy.For("reports.good.test", new DaneHostPolicy(DaneHostKind.NotApplicable, [], "off"), null);
+        await store.AddAsync([new TlsRptCount(Day, none, null, "", "", "", 3, "")]);
+        await store.AddAsync([new TlsRptCount(Day, none, null, "", "", "", 2, "")]);
+        var config = TestWorld.Instance.NewConfig("tlsrpt-race", c => c.TlsReporting.Enabled = true);
+        var events = new MailEventStream();
+        var dns = new DnsResolver(config.Dns, events);
+        var queues = new[] { "a", "b" }.Select(m => new Queue.SqliteQueueStore(Path.Combine(config.DataDirectory, m, "queue.db"))).ToList();
+        var reporters = queues.Select((q, i) => new TlsRptReporter(() => config, store, q, dns, events, () => { },
+            () => [], new VerificationOptions(), () => DateTimeOffset.UtcNow, i == 0 ? "a" : "b", background: false)).ToList();
+        var at = new DateTimeOffset(Day.AddDays(1).ToDateTime(new TimeOnly(config.TlsReporting.SendHourUtc, 5)), TimeSpan.Zero);
+        var runs = await Task.WhenAll(reporters.Select(r => r.RunAsync(at, CancellationToken.None)));
+
+        var sent = Assert.Single(runs.SelectMany(r => r));
+        Assert.Equal(TlsRptReportState.Sent, sent.State);
+        Assert.Contains("mail MID", sent.Detail);
+        var queued = (await Task.WhenAll(queues.Select(q => q.ListAsync()))).SelectMany(l => l).ToList();
+        var mail = Assert.Single(queued);   // one report mail between the two members
+        Assert.Equal("tlsrpt@reports.good.test", Assert.Single(mail.Recipients).Address);
+        Assert.Equal(TlsRptReporter.QueueListener, mail.Listener);
+        Assert.Equal("", mail.Sender);
+        Assert.Equal(sent.Member, Assert.Single(await store.ReportsAsync(Day)).Member);
+        foreach (var r in reporters) await r.DisposeAsync();
+        foreach (var q in queues) await q.DisposeAsync();
+    }
 }
