@@ -72,7 +72,8 @@ postern_start() {  # $1 = accept|relay|relay-tls
       "defaultPolicy": "BLOCKED" }
   ],
   "destinationControls": { "default": { "tls": "$tls" } },
-  "certificateAuthorities": { "customListEnabled": true, "customListFile": "$WORLD/certs/ca.crt" }
+  "certificateAuthorities": { "customListEnabled": true, "customListFile": "$WORLD/certs/ca.crt" },
+  "tlsReporting": { "enabled": ${POSTERN_TLSRPT:-false} }
 }
 JSON
   dotnet "$POSTERN_DLL" serve --config "$B/postern/postern.json" > "$B/postern/out.txt" 2>&1 &

@@ -7,7 +7,7 @@
 # messages: for the 1 KB rows (default 2000); the 100 KB rows send a quarter of that.
 # runs: per row and MTA (default 3); the table shows the median of each figure.
 # Prints a Markdown table; writes bench/results/relay-<stamp>.jsonl (one line per run) and
-# relay-<stamp>.md (the table).
+# relay-<stamp>.md (the table). POSTERN_TLSRPT=true runs Postern with TLS reporting on (sessions counted).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-2000}
