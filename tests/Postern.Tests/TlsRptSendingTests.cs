@@ -243,6 +243,35 @@ public sealed class TlsRptSendingTests
     }
 
     [Fact]
+    public async Task A_record_listing_many_addresses_gets_the_report_at_the_first_five_only()
+    {
+        var config = TestWorld.Instance.NewConfig("tlsrpt-many", c => c.TlsReporting.Enabled = true);
+        using var store = new SqliteTlsRptStore(SqliteTlsRptStore.PathFor(Path.GetFullPath(config.DataDirectory)));
+        var none = TlsRptPolicy.For("rpt-many.test", new DaneHostPolicy(DaneHostKind.NotApplicable, [], "off"), null);
+        await store.AddAsync([new TlsRptCount(Day, none, null, "", "", "", 1, "")]);
+        var events = new MailEventStream();
+        await using var queue = new Queue.SqliteQueueStore(Path.Combine(config.DataDirectory, "queue", "queue.db"));
+        await using var reporter = new TlsRptReporter(() => config, store, queue, new DnsResolver(config.Dns, events), events, () => { },
+            () => [], new VerificationOptions(), () => DateTimeOffset.UtcNow, "", background: false);
+        var sent = Assert.Single(await reporter.RunAsync(new DateTimeOffset(Day.AddDays(1).ToDateTime(new TimeOnly(2, 0)), TimeSpan.Zero), CancellationToken.None));
+        Assert.Equal(TlsRptReportState.Sent, sent.State);
+        Assert.Contains("only the first 5 mailto: and https: addresses used (7 and 0 listed)", sent.Detail);
+        var queued = await queue.ListAsync();
+        Assert.Equal(5, queued.Count);   // one message per address: nobody sees the others
+        Assert.Equal(Enumerable.Range(1, 5).Select(i => $"many{i}@reports.good.test"), queued.OrderBy(m => m.Mid).Select(m => Assert.Single(m.Recipients).Address));
+    }
+
+    [Theory]
+    [InlineData("tlsrpt")]
+    [InlineData("Alerts")]
+    public void Listener_names_Postern_queues_its_own_mail_under_are_refused(string name)
+    {
+        var config = PosternConfig.CreateDefault();
+        config.Listeners[0].Name = name;
+        Assert.Contains($"listener name '{name}' is reserved", Assert.Throws<ConfigException>(config.Validate).Message);
+    }
+
+    [Fact]
     public async Task Two_members_running_the_daily_reports_at_once_send_each_report_once()
     {
         // Sessions both members counted about reports.good.test (whose record asks for mail only), in one cluster store.

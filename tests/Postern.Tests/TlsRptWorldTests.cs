@@ -160,7 +160,7 @@ public sealed class TlsRptWorldTests
             Assert.Equal("tlsrpt", mail.Body.ContentType.Parameters["report-type"]);
             var part = Assert.Single(mail.BodyParts.OfType<MimePart>(), p => p.ContentType.MimeType == "application/tlsrpt+gzip");
             Assert.EndsWith(".json.gz", part.FileName);
-            Assert.StartsWith($"postern.test!{r.Domain}!", part.FileName);
+            Assert.Matches($@"^postern\.test!{Regex.Escape(r.Domain)}!\d+!\d+![0-9a-f]+\.json\.gz$", part.FileName);
             using var gz = new MemoryStream();
             part.Content!.DecodeTo(gz);
             var json = Gunzip(gz.ToArray());
@@ -256,5 +256,22 @@ public sealed class TlsRptWorldTests
         Assert.Contains("TLS-Report-Domain: rpt-relaxed.test", mail);
         gw.WaitForLogLine("Destination Controls for domain (rpt-dane-bad.test): TLS Preferred (TLS report delivery (RFC 8460 §5.3))");
         Assert.Null(_world.TryWaitForMail(ordinary, TimeSpan.Zero));
+    }
+
+    [Fact]
+    public async Task Sessions_through_an_SMTP_route_are_not_reported()
+    {
+        // A smarthost is not the domain's MX: its name and addresses are not the receiver's business.
+        var config = ReportingConfig("tlsrpt-route", c =>
+            c.SmtpRoutes.Add(new SmtpRoute { Domain = "rpt-none.test", Hosts = { new SmtpRouteHost { Host = "mx.mxname.test" } } }));
+        await using var gw = RunningGateway.Start(config);
+        var rcpt = TestWorld.Unique("rpt") + "@rpt-none.test";
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "via a route");
+        _world.WaitForMail(rcpt);
+        gw.WaitForLogLine("Message finished MID");
+        await gw.Gateway.TlsSessions.FlushAsync();
+        Assert.True(Sessions(gw, "rpt-none.test") > 0);
+        Assert.DoesNotContain("TLS report: session", gw.MailLogText());
+        Assert.Empty(await gw.Gateway.TlsReports.Store.CountsAsync(DateOnly.FromDateTime(DateTime.UtcNow)));
     }
 }

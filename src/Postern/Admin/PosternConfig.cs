@@ -150,6 +150,9 @@ public sealed class PosternConfig
         foreach (var listener in Listeners)
         {
             if (!names.Add(listener.Name)) errors.Add($"listener name '{listener.Name}' is used twice");
+            // Mail Postern makes itself is queued under these names; report mail is delivered under relaxed TLS rules by it.
+            if (ReservedListenerNames.Contains(listener.Name))
+                errors.Add($"listener name '{listener.Name}' is reserved (Postern queues its own alerts and TLS reports under it)");
             listener.Validate(this, errors);
         }
         foreach (var rat in RecipientAccessTable)
@@ -188,6 +191,9 @@ public sealed class PosternConfig
     }
 
     public MailFlowPolicy Policy(string name) => MailFlowPolicies[name];
+
+    /// <summary>The queue's origin names of mail Postern makes itself (alerts, TLS reports): no listener may carry them.</summary>
+    public static readonly IReadOnlySet<string> ReservedListenerNames = new HashSet<string>(["alerts", "tlsrpt"], StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Every stored-certificate assignment of this configuration: (service, certificate name).</summary>
     public IEnumerable<(string Service, string Certificate)> CertificateAssignments()

@@ -468,7 +468,8 @@ public sealed class TlsRptIntake(ITlsRptInbox inbox, MailEventStream? events, Fu
         {
             (outcome, status, detail) = (RecipientOutcome.Deferred, "4.3.0", $"the TLS report store failed: {e.Message}");
         }
-        return recipients.Select(r => new RecipientResult(r.Rid, outcome, status, detail, 0, null)).ToList();
+        // No success DSN either: NOTIFY=SUCCESS from a forged sender would make the mailbox a source of backscatter.
+        return recipients.Select(r => new RecipientResult(r.Rid, outcome, status, detail, 0, null, PeerSupportsDsn: true)).ToList();
     }
 
     /// <summary>

@@ -111,8 +111,17 @@ public sealed class TlsRptCollector : IAsyncDisposable
         try { await _store.AddAsync(batch.Values).ConfigureAwait(false); }
         catch (Exception e)
         {
-            // The store is failing: these counts are lost, and the log says how many.
-            _events.Publish(new SystemWarning($"TLS reporting: {batch.Values.Sum(c => c.Sessions)} session count(s) could not be stored: {e.Message}"));
+            // Kept for the next flush (within the hard cap); the log says so.
+            var kept = 0L;
+            lock (_gate)
+                foreach (var (key, count) in batch)
+                {
+                    if (_pending.TryGetValue(key, out var c)) _pending[key] = c with { Sessions = c.Sessions + count.Sessions };
+                    else if (_pending.Count < HardCap) _pending[key] = count;
+                    else { _dropped += count.Sessions; continue; }
+                    kept += count.Sessions;
+                }
+            _events.Publish(new SystemWarning($"TLS reporting: {kept} session count(s) could not be stored now and are kept for the next try: {e.Message}"));
         }
     }
 
@@ -139,6 +148,8 @@ public sealed class TlsRptReporter : IAsyncDisposable
     public const int CatchUpDays = 7;
     public const int KeepDays = 40;
     public const int MaxAttempts = 6;
+    /// <summary>At most this many mailto: and this many https: addresses of a record are used.</summary>
+    public const int MaxAddressesPerScheme = 5;
     private static readonly TimeSpan[] Backoff = [TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(15), TimeSpan.FromHours(1), TimeSpan.FromHours(3), TimeSpan.FromHours(6)];
     public static readonly TimeSpan PostTimeout = TimeSpan.FromSeconds(30);
     /// <summary>A report still "sending" this long after it was taken was abandoned by its sender.</summary>
@@ -203,15 +214,22 @@ public sealed class TlsRptReporter : IAsyncDisposable
                     if (!await _store.ClaimAsync(claimed).ConfigureAwait(false)) continue;   // another member has it
                     done.Add(await SendAsync(claimed, at, ct).ConfigureAwait(false));
                 }
-            foreach (var due in await _store.ReportsAsync(today.AddDays(-CatchUpDays - 1)).ConfigureAwait(false))
+            foreach (var due in await _store.ReportsAsync(today.AddDays(-KeepDays)).ConfigureAwait(false))
             {
                 ct.ThrowIfCancellationRequested();
+                if (due.State is TlsRptReportState.Retry or TlsRptReportState.Sending && due.Day < today.AddDays(-CatchUpDays - 1))
+                {
+                    // Left unfinished while Postern was down longer than the catch-up window: given up, and said so.
+                    var old = due with { State = TlsRptReportState.Failed, Payload = null, Detail = $"{due.Detail} (given up: more than {CatchUpDays} days old)".TrimStart(), Updated = Moment(at) };
+                    if (await _store.UpdateAsync(old, due.Attempts).ConfigureAwait(false)) _events.Publish(new TlsReportNotSent(old.Day, old.Domain, old.State, old.Detail));
+                    continue;
+                }
                 // Due retries, and reports whose sender stopped mid-way (a crash, a kill): the mail may then go twice, never not at all.
                 var isDue = due.State == TlsRptReportState.Retry && due.NextAttempt <= at
-                    || due.State == TlsRptReportState.Sending && due.Updated < at - StalledAfter;
+                    || due.State == TlsRptReportState.Sending && due.Updated < Moment(at) - StalledAfter;
                 if (!isDue) continue;
                 // Taken by counting the attempt; a member that saw the same count loses the race.
-                var taken = due with { Member = _member, State = TlsRptReportState.Sending, Attempts = due.Attempts + 1, Updated = at };
+                var taken = due with { Member = _member, State = TlsRptReportState.Sending, Attempts = due.Attempts + 1, Updated = Moment(at) };
                 if (!await _store.UpdateAsync(taken, due.Attempts).ConfigureAwait(false)) continue;
                 done.Add(await SendAsync(taken, at, ct).ConfigureAwait(false));
             }
@@ -249,11 +267,18 @@ public sealed class TlsRptReporter : IAsyncDisposable
         return next;
     }
 
+    /// <summary>
+    /// The time a report's state is stamped with: the clock, or the run's time when a run is
+    /// made for a later moment (tests). Not the run's start: a long run must not make what it
+    /// claimed late look abandoned to another member.
+    /// </summary>
+    private DateTimeOffset Moment(DateTimeOffset at) => _now() is var clock && clock > at ? clock : at;
+
     /// <summary>After a failed attempt (the report's Attempts counts it): the next one after a backoff, or given up.</summary>
-    private static TlsRptOutgoing Retry(TlsRptOutgoing report, DateTimeOffset at, string reason) =>
+    private TlsRptOutgoing Retry(TlsRptOutgoing report, DateTimeOffset at, string reason) =>
         report.Attempts >= MaxAttempts
-            ? report with { State = TlsRptReportState.Failed, Detail = $"{reason} (after {report.Attempts} attempts)", Updated = at }
-            : report with { State = TlsRptReportState.Retry, NextAttempt = at + Backoff[Math.Clamp(report.Attempts - 1, 0, Backoff.Length - 1)], Detail = reason, Updated = at };
+            ? report with { State = TlsRptReportState.Failed, Detail = $"{reason} (after {report.Attempts} attempts)", Updated = Moment(at) }
+            : report with { State = TlsRptReportState.Retry, NextAttempt = Moment(at) + Backoff[Math.Clamp(report.Attempts - 1, 0, Backoff.Length - 1)], Detail = reason, Updated = Moment(at) };
 
     private async Task<TlsRptOutgoing> AttemptAsync(TlsRptOutgoing report, DateTimeOffset at, CancellationToken ct)
     {
@@ -267,21 +292,26 @@ public sealed class TlsRptReporter : IAsyncDisposable
             var record = await RecordAsync(report.Domain, at, ct).ConfigureAwait(false);
             if (record.Kind == TlsRptRecordKind.LookupFailed) return Retry(report, at, record.Reason);
             if (record.Kind != TlsRptRecordKind.Found)
-                return report with { State = TlsRptReportState.NotRequested, Detail = record.Reason, Updated = at };
+                return report with { State = TlsRptReportState.NotRequested, Detail = record.Reason, Updated = Moment(at) };
             var counts = await _store.CountsAsync(report.Day, report.Domain).ConfigureAwait(false);
             var built = Build(config, report, counts);
             payload = Gzip(built.ToJson());
             if (payload.Length > config.TlsReporting.MaxReportBytes)
-                return report with { State = TlsRptReportState.TooLarge, Detail = $"{payload.Length} bytes gzipped, over tlsReporting.maxReportBytes ({config.TlsReporting.MaxReportBytes})", Updated = at };
-            var mailto = record.ReportTo.Where(u => u.Scheme == Uri.UriSchemeMailto).Select(u => $"{Uri.UnescapeDataString(u.UserInfo)}@{u.Host}")
+                return report with { State = TlsRptReportState.TooLarge, Detail = $"{payload.Length} bytes gzipped, over tlsReporting.maxReportBytes ({config.TlsReporting.MaxReportBytes})", Updated = Moment(at) };
+            // The receiving domain chooses the addresses: a few of each kind, so a record listing hundreds cannot turn us into an amplifier.
+            var mailtoAll = record.ReportTo.Where(u => u.Scheme == Uri.UriSchemeMailto).Select(u => $"{Uri.UnescapeDataString(u.UserInfo)}@{u.Host}")
                 .Where(SmtpSyntax.IsValidMailbox).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-            if (mailto.Count > 0)
+            var httpsAll = record.ReportTo.Where(u => u.Scheme == Uri.UriSchemeHttps).Select(u => u.AbsoluteUri).Distinct().ToList();
+            if (mailtoAll.Count > MaxAddressesPerScheme || httpsAll.Count > MaxAddressesPerScheme)
+                how.Add($"only the first {MaxAddressesPerScheme} mailto: and https: addresses used ({mailtoAll.Count} and {httpsAll.Count} listed)");
+            // One message per address: no recipient sees the others.
+            foreach (var address in mailtoAll.Take(MaxAddressesPerScheme))
             {
                 // Queued as of the clock, not of the run's day: the mail is due now.
-                var mid = await EnqueueMailAsync(config, report, built, payload, mailto, _now()).ConfigureAwait(false);
-                how.Add($"mail MID {mid} to {string.Join(", ", mailto)}");
+                var mid = await EnqueueMailAsync(config, report, built, payload, [address], _now()).ConfigureAwait(false);
+                how.Add($"mail MID {mid} to {address}");
             }
-            postTo = record.ReportTo.Where(u => u.Scheme == Uri.UriSchemeHttps).Select(u => u.AbsoluteUri).Distinct().ToList();
+            postTo = httpsAll.Take(MaxAddressesPerScheme).ToList();
         }
         var failed = new List<string>();
         var reasons = new List<string>();
@@ -291,7 +321,7 @@ public sealed class TlsRptReporter : IAsyncDisposable
             if (outcome is null) how.Add($"POST {url} accepted");
             else { failed.Add(url); reasons.Add($"POST {url}: {outcome}"); }
         }
-        if (failed.Count == 0) return report with { State = TlsRptReportState.Sent, Detail = string.Join("; ", how), Payload = null, PostTo = [], Updated = at };
+        if (failed.Count == 0) return report with { State = TlsRptReportState.Sent, Detail = string.Join("; ", how), Payload = null, PostTo = [], Updated = Moment(at) };
         // The mail (if any) is queued and the queue retries it; only the POSTs that failed are tried again, with the same report.
         var retry = Retry(report with { Payload = payload, PostTo = failed }, at, string.Join("; ", [.. how, .. reasons]));
         return retry.State == TlsRptReportState.Failed ? retry with { Payload = null } : retry;
@@ -378,7 +408,8 @@ public sealed class TlsRptReporter : IAsyncDisposable
             Content = new MimeContent(new MemoryStream(payload)),
             ContentDisposition = new ContentDisposition(ContentDisposition.Attachment),
             ContentTransferEncoding = ContentEncoding.Base64,
-            FileName = $"{submitter}!{report.Domain}!{start}!{end}!{report.ReportId.Split('@')[0]}.json.gz",
+            // RFC 8460 §5.3: unique-id is letters and digits only: the report-id's random part.
+            FileName = $"{submitter}!{report.Domain}!{start}!{end}!{report.ReportId.Split('@')[0].Split('.')[^1]}.json.gz",
         };
         var multipart = new Multipart("report") { text, attachment };
         multipart.ContentType.Parameters.Add("report-type", "tlsrpt");
@@ -404,7 +435,7 @@ public sealed class TlsRptReporter : IAsyncDisposable
     private async Task<string?> PostAsync(Uri url, byte[] payload, CancellationToken ct)
     {
         CertificateCheck? check = null;
-        using var handler = VerifiedHttps.Handler(_dns, url.IdnHost, _trustedRoots, _options, null, (c, _) => check = c);
+        using var handler = VerifiedHttps.Handler(_dns, url.IdnHost, _trustedRoots, _options, _config().MtaSts.Proxy, (c, _) => check = c);
         using var client = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct, _stop.Token);
         deadline.CancelAfter(PostTimeout);

@@ -65,7 +65,10 @@ public abstract class TlsRptSqlStore : ITlsRptStore
 
     public Task AddAsync(IReadOnlyCollection<TlsRptCount> counts) => counts.Count == 0 ? Task.CompletedTask : InTransactionAsync(async exec =>
     {
-        foreach (var c in counts)
+        // In key order: members adding the same rows at once lock them in the same order (no deadlock in PostgreSQL).
+        foreach (var c in counts.OrderBy(c => DayText(c.Day), StringComparer.Ordinal).ThenBy(c => c.Policy.PolicyDomain, StringComparer.Ordinal)
+                     .ThenBy(c => c.Policy.Key, StringComparer.Ordinal).ThenBy(c => Result(c.Failure), StringComparer.Ordinal)
+                     .ThenBy(c => c.SendingIp, StringComparer.Ordinal).ThenBy(c => c.MxHost, StringComparer.Ordinal).ThenBy(c => c.ReceivingIp, StringComparer.Ordinal))
             await exec("""
                 INSERT INTO tlsrpt_counts(day, domain, policy_key, policy, result, sending_ip, mx_host, receiving_ip, sessions, detail)
                 VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)

@@ -322,7 +322,8 @@ public sealed class DeliveryAgent : IAsyncDisposable
                         agent._events.Publish(new StsSkipped(domain, "an SMTP route is configured for it (MTA-STS applies to MX delivery only)"));
                 }
                 // TLS reporting (RFC 8460): every session to an MX host is counted under the policy it was made under.
-                var reporting = !reportTraffic && config.TlsReporting.Enabled;
+                // Not through an SMTP route: a smarthost is not the domain's MX, and its names and addresses are ours to keep.
+                var reporting = !reportTraffic && config.TlsReporting.Enabled && !route.ViaSmtpRoute;
                 var stsUnavailable = reporting && sts is null && !route.ViaSmtpRoute && destination.MtaSts == MtaStsSupport.On
                     && agent.Sts?.Unavailable(domain) is { } unavailable
                     ? TlsRptPolicy.StsUnavailable(domain, unavailable.Result, unavailable.Reason) : null;

@@ -158,6 +158,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
         catch (SmtpClientException e)
         {
+            // The peer went away (or went silent) between STARTTLS and a TLS session: a failed TLS session for reports.
+            if (connection._startTlsSent) connection.ReportSession(TlsRptResultType.ValidationFailure, e.Message);
             await connection.CloseAsync(e.Message, sendQuit: false).ConfigureAwait(false);
             return (null, new ConnectFailure("4.4.2", $"{hop.Host}[{hop.Address}]: {e.Message}"));
         }
@@ -196,6 +198,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
             StsReport(destination, StsResult.StartTlsNotSupported, decision.Reason ?? "no TLS at this level", ok: false);
             return StsAware(DaneAware(TlsStepOutcome(decision, destination), dane, destination));
         }
+        _startTlsSent = true;
         var reply = await CommandAsync("STARTTLS", ct).ConfigureAwait(false);
         if (reply.Code != 220)
         {
@@ -326,6 +329,7 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     /// <summary>The policy this connection's TLS session is reported under; null = not reported (reporting off, or report traffic itself).</summary>
     private TlsRptPolicy? _report;
     private bool _reported;
+    private bool _startTlsSent;
 
     /// <summary>
     /// The session's outcome for TLS reports, once per connection. A policy that could not be

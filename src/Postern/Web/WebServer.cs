@@ -230,6 +230,20 @@ public sealed class WebServer : IAsyncDisposable
         var type = (http.Request.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
         if (type is not ("application/tlsrpt+gzip" or "application/tlsrpt+json"))
             return Results.Text("Content-Type must be application/tlsrpt+gzip or application/tlsrpt+json\n", statusCode: StatusCodes.Status415UnsupportedMediaType);
+        // The endpoint needs no login: at most a few reports are read at once (each may take 10 MB and 20 MB decompressed).
+        if (!TlsReportIntakeGate.Wait(0))
+        {
+            http.Response.Headers.RetryAfter = "60";
+            return Results.Text("too many reports are being received; try again later\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+        try { return await ReadTlsReportAsync(http, intake, events).ConfigureAwait(false); }
+        finally { TlsReportIntakeGate.Release(); }
+    }
+
+    private static readonly SemaphoreSlim TlsReportIntakeGate = new(4, 4);
+
+    private static async Task<IResult> ReadTlsReportAsync(HttpContext http, TlsRptIntake intake, MailEventStream events)
+    {
         const int cap = TlsRptReader.MaxPayloadBytes;
         var tooLarge = Results.Text($"a report may be at most {cap} bytes\n", statusCode: StatusCodes.Status413PayloadTooLarge);
         if (http.Request.ContentLength > cap) return tooLarge;
