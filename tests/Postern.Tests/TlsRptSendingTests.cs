@@ -91,6 +91,12 @@ public sealed class TlsRptSendingTests
         var unusable = DanePolicy.ForHost(DaneSupport.Mandatory, "mx.example.com", DnsSecurity.Secure, DnsSecurity.Secure, null, null,
             new TlsaLookup("mx.example.com", DnsSecurity.Secure, DnsOutcome.Ok, [new TlsaRecord(0, 0, 1, new byte[32])]));
         Assert.Equal(DaneUnusableCause.NoUsableTlsa, unusable.Cause);
+        // The unusable records are still what the report names as the policy, mandatory or opportunistic (TLS without authentication).
+        Assert.Equal(["0 0 1 " + new string('0', 64)], TlsRptPolicy.For("example.com", unusable, null).Strings);
+        var encryptOnly = DanePolicy.ForHost(DaneSupport.Opportunistic, "mx.example.com", DnsSecurity.Secure, DnsSecurity.Secure, null, null,
+            new TlsaLookup("mx.example.com", DnsSecurity.Secure, DnsOutcome.Ok, [new TlsaRecord(0, 0, 1, new byte[32])]));
+        Assert.Equal(DaneHostKind.EncryptOnly, encryptOnly.Kind);
+        Assert.Equal(["0 0 1 " + new string('0', 64)], TlsRptPolicy.For("example.com", encryptOnly, null).Strings);
     }
 
     private static readonly DateOnly Day = new(2026, 11, 29);

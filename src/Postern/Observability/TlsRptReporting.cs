@@ -210,7 +210,7 @@ public sealed class TlsRptReporter : IAsyncDisposable
                 foreach (var (day, domain) in await _store.UnreportedAsync(today.AddDays(-CatchUpDays), today).ConfigureAwait(false))
                 {
                     ct.ThrowIfCancellationRequested();
-                    var claimed = new TlsRptOutgoing(day, domain, ReportId(day, domain), _member, TlsRptReportState.Sending, "", 1, at, null, [], at);
+                    var claimed = new TlsRptOutgoing(day, domain, ReportId(day, domain), _member, TlsRptReportState.Sending, "", 1, at, null, [], Moment(at));
                     if (!await _store.ClaimAsync(claimed).ConfigureAwait(false)) continue;   // another member has it
                     done.Add(await SendAsync(claimed, at, ct).ConfigureAwait(false));
                 }

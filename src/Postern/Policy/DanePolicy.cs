@@ -16,11 +16,12 @@ public enum DaneHostKind
     Unusable,
 }
 
-/// <param name="TlsaBase">The TLSA base domain (the name whose TLSA records apply), for SNI and logs.</param>
-/// <param name="ReferenceIdentifiers">Names a DANE-TA certificate must carry (RFC 7672 §3.2.3).</param>
 /// <summary>Why a host is unusable under DANE (TLS reports name it: RFC 8460 §4.3.2.1).</summary>
 public enum DaneUnusableCause { None, DnssecInvalid, NoUsableTlsa, DaneRequired }
 
+/// <param name="Records">The TLSA records: the usable ones to authenticate with; all of them when none is usable (what TLS reports name); none otherwise.</param>
+/// <param name="TlsaBase">The TLSA base domain (the name whose TLSA records apply), for SNI and logs.</param>
+/// <param name="ReferenceIdentifiers">Names a DANE-TA certificate must carry (RFC 7672 §3.2.3).</param>
 public sealed record DaneHostPolicy(DaneHostKind Kind, IReadOnlyList<TlsaRecord> Records, string Reason, string? TlsaBase = null, IReadOnlyList<string>? ReferenceIdentifiers = null,
     DaneUnusableCause Cause = DaneUnusableCause.None)
 {
@@ -79,8 +80,8 @@ public static class DanePolicy
                 return new(DaneHostKind.Authenticate, usable, $"{usable.Count} usable TLSA record(s) at _25._tcp.{lookup.Name}", lookup.Name, references);
             var why = string.Join("; ", lookup.Records.Select(r => $"{r}: {r.UnusableReason}"));
             return mandatory
-                ? new(DaneHostKind.Unusable, [], $"DANE is mandatory, but no TLSA record at _25._tcp.{lookup.Name} is usable ({why})", lookup.Name, Cause: DaneUnusableCause.NoUsableTlsa)
-                : new(DaneHostKind.EncryptOnly, [], $"no usable TLSA record at _25._tcp.{lookup.Name} ({why}): TLS without authentication", lookup.Name, references);
+                ? new(DaneHostKind.Unusable, lookup.Records, $"DANE is mandatory, but no TLSA record at _25._tcp.{lookup.Name} is usable ({why})", lookup.Name, Cause: DaneUnusableCause.NoUsableTlsa)
+                : new(DaneHostKind.EncryptOnly, lookup.Records, $"no usable TLSA record at _25._tcp.{lookup.Name} ({why}): TLS without authentication", lookup.Name, references);
         }
         return Without($"there are no TLSA records for {host}");
     }
