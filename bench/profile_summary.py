@@ -149,30 +149,30 @@ if os.path.exists(sp):
             print("```\n")
 
 # ---- perf ----
-ps = os.path.join(d, "perf.script.gz")
-if os.path.exists(ps):
-    samples = []   # (thread, [frames leaf first], [dsos])
-    cur = None
-    for line in gzip.open(ps, "rt", errors="replace"):
+def perf_samples(path):
+    """The samples of a `perf script` output: (thread, [(symbol, library) leaf first]) each."""
+    thread, frames = None, None
+    for line in gzip.open(path, "rt", errors="replace"):
         if not line.strip():
-            if cur:
-                samples.append(cur)
-            cur = None
+            if frames is not None:
+                yield thread, frames
+            thread, frames = None, None
             continue
         if not line.startswith((" ", "\t")):
             m0 = re.match(r"^(.*?)\s+\d+(?:/\d+)?\s+(?:\[\d+\]\s+)?[\d.]+:", line)
-            cur = (m0.group(1).strip() if m0 else "?", [], [])
+            thread, frames = (m0.group(1).strip() if m0 else "?"), []
             continue
         m1 = re.match(r"^\s+[0-9a-f]+\s+(.*?)\s+\(([^)]*)\)\s*$", line)
-        if cur is not None and m1:
-            sym = re.sub(r"\+0x[0-9a-f]+$", "", m1.group(1))
-            dso = os.path.basename(m1.group(2))
-            if sym == "[unknown]":
-                sym = f"[unknown in {dso}]"
-            cur[1].append(sym)
-            cur[2].append(dso)
-    if cur:
-        samples.append(cur)
+        if frames is not None and m1:
+            frames.append((re.sub(r"\+0x[0-9a-f]+$", "", m1.group(1)), os.path.basename(m1.group(2))))
+    if frames is not None:
+        yield thread, frames
+
+ps = os.path.join(d, "perf.script.gz")
+if os.path.exists(ps):
+    # (thread, [frames leaf first], [dsos]); an unknown symbol is named by its library
+    samples = [(thread, [f"[unknown in {dso}]" if sym == "[unknown]" else sym for sym, dso in frames], [dso for _, dso in frames])
+               for thread, frames in perf_samples(ps)]
     n = len(samples) or 1
     pr = runs.get("perf") or {}
     pmsgs = pr.get("relayed") or 1
@@ -301,21 +301,7 @@ if os.path.exists(ps):
 # ---- perf, DWARF call graphs: the native entry points ----
 pd = os.path.join(d, "perf-dwarf.script.gz")
 if os.path.exists(pd):
-    dsamples, cur = [], None
-    for line in gzip.open(pd, "rt", errors="replace"):
-        if not line.strip():
-            if cur:
-                dsamples.append(cur)
-            cur = None
-            continue
-        if not line.startswith((" ", "\t")):
-            cur = []
-            continue
-        m1 = re.match(r"^\s+[0-9a-f]+\s+(.*?)\s+\(([^)]*)\)\s*$", line)
-        if cur is not None and m1:
-            cur.append((re.sub(r"\+0x[0-9a-f]+$", "", m1.group(1)), os.path.basename(m1.group(2))))
-    if cur:
-        dsamples.append(cur)
+    dsamples = [frames for _, frames in perf_samples(pd) if frames]
     nd = len(dsamples) or 1
     # The outermost frame of the native library the sample is in, walking up from the leaf:
     # SQLite API (sqlite3_*), the .NET OpenSSL shim (CryptoNative_*), libSystem.Native (SystemNative_*),

@@ -14,13 +14,7 @@ public sealed class CertificateTests
     private string Certs => Path.Combine(_world.WorldDirectory, "certs");
 
     /// <summary>Writes the configuration next to the data so the CLI and the gateway share one store.</summary>
-    private static string ConfigFile(PosternConfig config)
-    {
-        Directory.CreateDirectory(config.DataDirectory);
-        var file = Path.Combine(config.DataDirectory, "postern.json");
-        File.WriteAllText(file, config.ToJson());
-        return file;
-    }
+    private static string ConfigFile(PosternConfig config) => CliRuns.WriteConfig(config);
 
     private static string Cert(string configFile, params string[] args)
     {

@@ -9,20 +9,9 @@ public sealed class ConfigAdminTests
 {
     private readonly TestWorld _world = TestWorld.Instance;
 
-    private string ConfigFile(PosternConfig config)
-    {
-        Directory.CreateDirectory(config.DataDirectory);
-        var file = Path.Combine(config.DataDirectory, "postern.json");
-        File.WriteAllText(file, config.ToJson());
-        return file;
-    }
+    private static string ConfigFile(PosternConfig config) => CliRuns.WriteConfig(config);
 
-    private static string Cli(int expected, params string[] args)
-    {
-        var (code, output) = PosternProcess.Cli(args);
-        Assert.True(code == expected, $"postern {string.Join(' ', args)} exited {code}:\n{output}");
-        return output;
-    }
+    private static string Cli(int expected, params string[] args) => CliRuns.Expect(expected, args);
 
     [Fact]
     public void Destinations_are_staged_committed_diffed_cleared_and_rolled_back()

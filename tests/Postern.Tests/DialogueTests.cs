@@ -11,20 +11,9 @@ public sealed class DialogueTests
     private const string StagedSuffix = " is staged. Use 'postern commit' to apply it, 'postern clearchanges' to discard it.";
     private readonly TestWorld _world = TestWorld.Instance;
 
-    private static string ConfigFile(PosternConfig config)
-    {
-        Directory.CreateDirectory(config.DataDirectory);
-        var file = Path.Combine(config.DataDirectory, "postern.json");
-        File.WriteAllText(file, config.ToJson());
-        return file;
-    }
+    private static string ConfigFile(PosternConfig config) => CliRuns.WriteConfig(config);
 
-    private static string Cli(int expected, params string[] args)
-    {
-        var (code, output) = PosternProcess.Cli(args);
-        Assert.True(code == expected, $"postern {string.Join(' ', args)} exited {code}:\n{output}");
-        return output;
-    }
+    private static string Cli(int expected, params string[] args) => CliRuns.Expect(expected, args);
 
     /// <summary>The dialogue with the answers piped to it; the output without carriage returns.</summary>
     private static (int ExitCode, string Output) Dialogue(string command, string file, string answers)

@@ -45,6 +45,16 @@ public sealed class TlsRptWorldTests
     private static int Sessions(RunningGateway gw, string domain) =>
         Regex.Matches(gw.MailLogText(), $@"New SMTP DCID \d+ .*\(MX \S+ for {Regex.Escape(domain)}\)").Count;
 
+    /// <summary>One message to the domain, delivered, its session (if any) counted into the store.</summary>
+    private async Task DeliverOneAndCountAsync(RunningGateway gw, string domain, string subject)
+    {
+        var rcpt = TestWorld.Unique("rpt") + "@" + domain;
+        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, subject);
+        _world.WaitForMail(rcpt);
+        gw.WaitForLogLine("Message finished MID");
+        await gw.Gateway.TlsSessions.FlushAsync();
+    }
+
     private static void AssertSchema(string json)
     {
         var result = JsonSchema.FromText(TlsRptTests.ReportSchema).Evaluate(JsonDocument.Parse(json).RootElement, new EvaluationOptions { OutputFormat = OutputFormat.List });
@@ -226,11 +236,7 @@ public sealed class TlsRptWorldTests
     {
         var config = ReportingConfig("tlsrpt-off", c => c.TlsReporting.Enabled = false);
         await using var gw = RunningGateway.Start(config);
-        var rcpt = TestWorld.Unique("rpt") + "@rpt-none.test";
-        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "no reporting");
-        _world.WaitForMail(rcpt);
-        gw.WaitForLogLine("Message finished MID");
-        await gw.Gateway.TlsSessions.FlushAsync();
+        await DeliverOneAndCountAsync(gw, "rpt-none.test", "no reporting");
         Assert.DoesNotContain("TLS report: session", gw.MailLogText());
         Assert.Empty(await gw.Gateway.TlsReports.Store.CountsAsync(DateOnly.FromDateTime(DateTime.UtcNow)));
         Assert.Empty(await gw.Gateway.TlsReports.RunAsync(Tomorrow(config), CancellationToken.None));
@@ -265,11 +271,7 @@ public sealed class TlsRptWorldTests
         var config = ReportingConfig("tlsrpt-route", c =>
             c.SmtpRoutes.Add(new SmtpRoute { Domain = "rpt-none.test", Hosts = { new SmtpRouteHost { Host = "mx.mxname.test" } } }));
         await using var gw = RunningGateway.Start(config);
-        var rcpt = TestWorld.Unique("rpt") + "@rpt-none.test";
-        await RawSmtp.SubmitAsync(gw.Private, "s@sender.test", rcpt, "via a route");
-        _world.WaitForMail(rcpt);
-        gw.WaitForLogLine("Message finished MID");
-        await gw.Gateway.TlsSessions.FlushAsync();
+        await DeliverOneAndCountAsync(gw, "rpt-none.test", "via a route");
         Assert.True(Sessions(gw, "rpt-none.test") > 0);
         Assert.DoesNotContain("TLS report: session", gw.MailLogText());
         Assert.Empty(await gw.Gateway.TlsReports.Store.CountsAsync(DateOnly.FromDateTime(DateTime.UtcNow)));

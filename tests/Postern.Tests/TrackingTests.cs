@@ -72,13 +72,7 @@ public sealed class TrackingTests
     private static string Story(MessageTracker tracker, long mid) =>
         tracker.Store.Story(mid) is { } s ? string.Join("\n", s.Sentences.Select(x => x.Text)) : "(no story)";
 
-    private static string ConfigFile(PosternConfig config)
-    {
-        Directory.CreateDirectory(config.DataDirectory);
-        var file = Path.Combine(config.DataDirectory, "postern.json");
-        File.WriteAllText(file, config.ToJson());
-        return file;
-    }
+    private static string ConfigFile(PosternConfig config) => CliRuns.WriteConfig(config);
 
     private static JsonElement TrackJson(string file, params string[] args)
     {

@@ -27,19 +27,9 @@ public sealed class WebPagesTests
     private static string InitialPassword(PosternConfig config) =>
         File.ReadAllText(Path.Combine(config.DataDirectory, "web", "initial-admin-password")).Split(' ', 2)[1].Trim();
 
-    private static string WriteConfig(PosternConfig config)
-    {
-        var file = Path.Combine(config.DataDirectory, "postern.json");
-        File.WriteAllText(file, config.ToJson());
-        return file;
-    }
+    private static string WriteConfig(PosternConfig config) => CliRuns.WriteConfig(config);
 
-    private static string Cli(int expected, params string[] args)
-    {
-        var (code, output) = PosternProcess.Cli(args);
-        Assert.True(code == expected, $"postern {string.Join(' ', args)} exited {code}:\n{output}");
-        return output;
-    }
+    private static string Cli(int expected, params string[] args) => CliRuns.Expect(expected, args);
 
     /// <summary>The HAT page's rows, in order, by their data-group.</summary>
     private static async Task<string[]> GroupsAsync(IPage page)

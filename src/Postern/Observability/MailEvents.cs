@@ -248,10 +248,10 @@ public sealed record TlsSessionReported(long Dcid, Policy.TlsRptPolicy Policy, s
     public override bool IsDebug => true;
     public override string CounterName => Failure is null ? "TlsSessionSucceeded" : "TlsSessionFailed";
     public override string LogText =>
-        $"DCID {Dcid} TLS report: session to {MxHost} under {Policy_(Policy)}: " +
+        $"DCID {Dcid} TLS report: session to {MxHost} under {Describe(Policy)}: " +
         (Failure is { } f ? $"failure {Postern.Policy.TlsRptNames.Of(f)}" + (Detail.Length == 0 ? "" : $" ({Detail})") : "success");
 
-    private static string Policy_(Policy.TlsRptPolicy p) => p.Type == Postern.Policy.TlsRptPolicyType.NoPolicyFound
+    private static string Describe(Policy.TlsRptPolicy p) => p.Type == Postern.Policy.TlsRptPolicyType.NoPolicyFound
         ? $"no policy ({p.PolicyDomain})" : $"the {Postern.Policy.TlsRptNames.Of(p.Type)} policy of {p.PolicyDomain}";
 }
 /// <summary>A destination whose level requires TLS could not get it (feeds the mail log and alerts).</summary>

@@ -10,13 +10,18 @@ namespace Postern.Observability;
 /// </summary>
 public static class TlsRptDiscovery
 {
-    public static async Task<TlsRptRecord> LookupAsync(IDnsResolver dns, string policyDomain, CancellationToken ct)
+    public static async Task<TlsRptRecord> LookupAsync(IDnsResolver dns, string policyDomain, CancellationToken ct) =>
+        (await LookupWithTtlAsync(dns, policyDomain, ct).ConfigureAwait(false)).Record;
+
+    /// <summary>The record and the answer's TTL (for the caller's cache; null when the answer had no records).</summary>
+    public static async Task<(TlsRptRecord Record, TimeSpan? Ttl)> LookupWithTtlAsync(IDnsResolver dns, string policyDomain, CancellationToken ct)
     {
         var name = "_smtp._tls." + policyDomain.TrimEnd('.');
-        return FromAnswer(await dns.QueryTxtAsync(name, ct).ConfigureAwait(false), name);
+        var answer = await dns.QueryTxtAsync(name, ct).ConfigureAwait(false);
+        return (FromAnswer(answer, name), answer.Ttl);
     }
 
-    public static TlsRptRecord FromAnswer(DnsAnswer<string> answer, string name) => answer.Outcome switch
+    private static TlsRptRecord FromAnswer(DnsAnswer<string> answer, string name) => answer.Outcome switch
     {
         DnsOutcome.Ok => TlsRptRecord.Parse(answer.Records),
         DnsOutcome.NoData or DnsOutcome.NxDomain => new TlsRptRecord(TlsRptRecordKind.NoRecord, [], $"no TXT record at {name}"),

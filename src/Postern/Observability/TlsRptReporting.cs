@@ -51,8 +51,11 @@ public sealed class TlsRptCollector : IAsyncDisposable
     private readonly ITlsRptStore _store;
     private readonly MailEventStream _events;
     private readonly Lock _gate = new();
-    private Dictionary<(DateOnly, string, string, string, string, string, string), TlsRptCount> _pending = new();
+    private Dictionary<CountKey, TlsRptCount> _pending = new();
     private readonly SemaphoreSlim _full = new(0, 1);
+
+    /// <summary>What sessions are summed by: the store's key of a count.</summary>
+    private readonly record struct CountKey(DateOnly Day, string Domain, string PolicyKey, string Result, string SendingIp, string MxHost, string ReceivingIp);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
@@ -71,7 +74,7 @@ public sealed class TlsRptCollector : IAsyncDisposable
         var failure = s.Failure is { } f ? TlsRptNames.Of(f) : "";
         // Successes are counted per policy only; failures per result type and hosts (RFC 8460 §4.4 "failure-details").
         var (sending, mx, receiving) = s.Failure is null ? ("", "", "") : (s.SendingIp ?? "", s.MxHost.ToLowerInvariant(), s.ReceivingIp ?? "");
-        var key = (day, s.Policy.PolicyDomain, s.Policy.Key, failure, sending, mx, receiving);
+        var key = new CountKey(day, s.Policy.PolicyDomain, s.Policy.Key, failure, sending, mx, receiving);
         lock (_gate)
         {
             if (_pending.Count >= HardCap && !_pending.ContainsKey(key))
@@ -99,7 +102,7 @@ public sealed class TlsRptCollector : IAsyncDisposable
     /// <summary>Adds what has gathered to the store (tests call it to see counts at once).</summary>
     public async Task FlushAsync()
     {
-        Dictionary<(DateOnly, string, string, string, string, string, string), TlsRptCount> batch;
+        Dictionary<CountKey, TlsRptCount> batch;
         long dropped;
         lock (_gate)
         {
@@ -332,12 +335,10 @@ public sealed class TlsRptReporter : IAsyncDisposable
     {
         lock (_records)
             if (_records.TryGetValue(domain, out var cached) && cached.Until > at) return cached.Record;
-        var name = "_smtp._tls." + domain.TrimEnd('.');
-        var answer = await _dns.QueryTxtAsync(name, ct).ConfigureAwait(false);
-        var record = TlsRptDiscovery.FromAnswer(answer, name);
+        var (record, answerTtl) = await TlsRptDiscovery.LookupWithTtlAsync(_dns, domain, ct).ConfigureAwait(false);
         if (record.Kind != TlsRptRecordKind.LookupFailed)
         {
-            var ttl = answer.Ttl ?? TimeSpan.FromHours(1);
+            var ttl = answerTtl ?? TimeSpan.FromHours(1);
             ttl = ttl < TimeSpan.FromMinutes(1) ? TimeSpan.FromMinutes(1) : ttl > TimeSpan.FromDays(1) ? TimeSpan.FromDays(1) : ttl;
             lock (_records)
             {
